@@ -1,0 +1,13 @@
+/** The registry of verbs: name → command. */
+import type { CommandDef } from "citty";
+import generate from "./generate.ts";
+import finetune from "./finetune.ts";
+import inspect from "./inspect.ts";
+import score from "./score.ts";
+
+export const COMMANDS: Record<string, CommandDef<any>> = {
+  inspect,
+  generate,
+  score,
+  finetune,
+};

@@ -1,0 +1,106 @@
+/**
+ * Batched generation with a KV cache per row. All unfinished rows advance together, one token per step, each on
+ * its own adapter (or the base). A row stops at max tokens, at a stop token (EOS unless ignored), or when its
+ * decoded text contains a stop string.
+ */
+import { UserError } from "../util/errors.ts";
+import type { Rng } from "../util/rng.ts";
+import { packRows } from "./batch.ts";
+import { headLogits } from "./head.ts";
+import { KVCache } from "./kv-cache.ts";
+import type { Adapter } from "./lora.ts";
+import { DEFAULT_SAMPLING, type SamplingParams, logSoftmax, sampleToken } from "./sample.ts";
+import { f32 } from "./tensor.ts";
+import type { Transformer } from "./transformer.ts";
+
+export interface GenerationRequest {
+  prompt: ArrayLike<number>; // at least one token
+  adapter?: Adapter | null;
+  maxTokens: number;
+  sampling?: Partial<SamplingParams>;
+  stopStrings?: string[]; // needs `decode` in the options
+  stopTokens?: number[]; // default: the model's EOS ids
+  ignoreEos?: boolean;
+}
+
+export type FinishReason = "length" | "eos" | "stop";
+
+export interface GenerationResult {
+  ids: number[]; // generated ids (prompt excluded), including the stop token or the token that completed a stop string
+  logprobs: number[]; // log p(id) under the model (temperature 1, no truncation)
+  text: string | null; // decoded ids, cut before a stop string; null without `decode`
+  finishReason: FinishReason;
+}
+
+export interface GenerateOptions {
+  rng: Rng; // row i draws from rng.fork(i): a row's sample does not depend on the rest of the batch
+  decode?: (ids: number[]) => string;
+  onToken?: (row: number, id: number, logprob: number) => void; // streaming
+}
+
+export function generate(m: Transformer, requests: readonly GenerationRequest[], opts: GenerateOptions): GenerationResult[] {
+  const V = m.config.vocabSize;
+  const rows = requests.map((req, i) => {
+    if (req.prompt.length === 0) throw new UserError("E_EMPTY_PROMPT", `generation request ${i} has an empty prompt`, "give at least one token (e.g. BOS)");
+    if (!(req.maxTokens >= 0)) throw new UserError("E_BAD_ARG", `generation request ${i}: max tokens must be ≥ 0`);
+    if (req.stopStrings?.length && !opts.decode) throw new Error("stop strings need a decode function");
+    const sampling = { ...DEFAULT_SAMPLING, ...req.sampling };
+    const stopTokens = new Set(req.ignoreEos ? (req.stopTokens ?? []) : (req.stopTokens ?? m.config.eosIds));
+    return {
+      req, sampling, stopTokens, rng: opts.rng.fork(i),
+      cache: new KVCache(m.config, req.prompt.length + Math.max(1, req.maxTokens)),
+      result: { ids: [], logprobs: [], text: opts.decode ? "" : null, finishReason: "length" } as GenerationResult,
+      next: Array.from(req.prompt),
+      done: req.maxTokens === 0,
+    };
+  });
+
+  for (;;) {
+    const active = rows.filter((r) => !r.done);
+    if (active.length === 0) break;
+    const packed = packRows(active.map((r) => ({ tokens: r.next, adapter: r.req.adapter ?? null, cache: r.cache })), V);
+    const { hidden } = m.forward(packed, false);
+    const C = m.config.dim;
+    const last = f32(active.length * C); // (A, C) hidden state of each row's last token
+    packed.rows.forEach((pr, a) => last.set(hidden.subarray((pr.start + pr.len - 1) * C, (pr.start + pr.len) * C), a * C));
+    const logits = f32(active.length * V); // (A, V)
+    headLogits(m, logits, last, active.length);
+    active.forEach((r, a) => {
+      const row = logits.subarray(a * V, (a + 1) * V);
+      const id = sampleToken(row, r.sampling, r.rng);
+      const logprob = logSoftmax(row)[id];
+      r.result.ids.push(id);
+      r.result.logprobs.push(logprob);
+      opts.onToken?.(rows.indexOf(r), id, logprob);
+      r.next = [id];
+      if (r.stopTokens.has(id)) {
+        r.result.finishReason = "eos";
+        r.done = true;
+      }
+      if (opts.decode) {
+        const ids = r.result.finishReason === "eos" ? r.result.ids.slice(0, -1) : r.result.ids;
+        const text = opts.decode(ids);
+        const cut = firstStop(text, r.req.stopStrings ?? []);
+        if (cut >= 0 && !r.done) {
+          r.result.text = text.slice(0, cut);
+          r.result.finishReason = "stop";
+          r.done = true;
+        } else {
+          r.result.text = text;
+        }
+      }
+      if (r.result.ids.length >= r.req.maxTokens) r.done = true;
+    });
+  }
+  return rows.map((r) => r.result);
+}
+
+function firstStop(text: string, stops: readonly string[]): number {
+  let best = -1;
+  for (const s of stops) {
+    if (!s) continue;
+    const i = text.indexOf(s);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}

@@ -1,0 +1,64 @@
+/**
+ * Language-model training loops on top of the objective: next-token cross-entropy (w = 1 on every target,
+ * normalised by the number of targets, exactly transformers' `labels=input_ids` loss), an optimizer step with
+ * clipping and a schedule. Used by `finetune` (an adapter) and `pretrain` (every base parameter).
+ */
+import type { Rng } from "../util/rng.ts";
+import type { Adapter } from "./lora.ts";
+import { objective } from "./objective.ts";
+import { type Optimizer, type Schedule, clipGradNorm, learningRate } from "./optim.ts";
+import { scoreRows } from "./score.ts";
+import type { Transformer } from "./transformer.ts";
+
+/** Mean next-token cross-entropy over all rows and positions; accumulates gradients. */
+export function crossEntropy(m: Transformer, rows: readonly ArrayLike<number>[], adapter: Adapter | null, withGrad = true): number {
+  const n = rows.reduce((s, r) => s + Math.max(0, r.length - 1), 0);
+  if (withGrad) {
+    return objective(m, rows.map((tokens) => ({ tokens, adapter, weights: Array.from(tokens, (_, i) => (i > 0 ? 1 : 0)) })), n).loss;
+  }
+  return -evalLogprobSum(m, rows, adapter) / n;
+}
+
+/** Σ log p over every target of every row, without gradients (for validation). */
+export function evalLogprobSum(m: Transformer, rows: readonly ArrayLike<number>[], adapter: Adapter | null): number {
+  let s = 0;
+  for (const r of scoreRows(m, rows.map((tokens) => ({ tokens, adapter })))) for (let t = 1; t < r.logprobs.length; t++) s += r.logprobs[t];
+  return s;
+}
+
+/** Random windows of `seqLen` tokens from a token stream, `batchSize` per batch. */
+export function windowSampler(stream: Int32Array, seqLen: number, batchSize: number, rng: Rng): () => Int32Array[] {
+  if (stream.length < seqLen) throw new Error(`the data has ${stream.length} tokens, fewer than one window of ${seqLen}`);
+  return () => Array.from({ length: batchSize }, () => {
+    const start = rng.int(stream.length - seqLen + 1);
+    return stream.subarray(start, start + seqLen);
+  });
+}
+
+export interface TrainLoop {
+  model: Transformer;
+  adapter: Adapter | null; // null: train the base model's parameters
+  optimizer: Optimizer;
+  lr: number;
+  schedule: Schedule;
+  maxGradNorm: number; // 0 = off
+  steps: number;
+  nextBatch: (step: number) => readonly ArrayLike<number>[];
+  onStep?: (step: number, info: { loss: number; lr: number; gradNorm: number; tokens: number }) => void;
+}
+
+/** Runs `steps` optimizer updates; returns the loss of each (before its update). */
+export function trainLoop(t: TrainLoop): number[] {
+  const losses: number[] = [];
+  for (let step = 0; step < t.steps; step++) {
+    const rows = t.nextBatch(step);
+    t.optimizer.zeroGrad();
+    const loss = crossEntropy(t.model, rows, t.adapter);
+    const gradNorm = clipGradNorm(t.optimizer.groups, t.maxGradNorm);
+    const lr = learningRate(t.lr, t.schedule, step);
+    t.optimizer.update(lr);
+    losses.push(loss);
+    t.onStep?.(step, { loss, lr, gradNorm, tokens: rows.reduce((s, r) => s + r.length, 0) });
+  }
+  return losses;
+}
