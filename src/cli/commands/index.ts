@@ -3,6 +3,7 @@ import type { CommandDef } from "citty";
 import generate from "./generate.ts";
 import finetune from "./finetune.ts";
 import inspect from "./inspect.ts";
+import pretrain from "./pretrain.ts";
 import score from "./score.ts";
 
 export const COMMANDS: Record<string, CommandDef<any>> = {
@@ -10,4 +11,5 @@ export const COMMANDS: Record<string, CommandDef<any>> = {
   generate,
   score,
   finetune,
+  pretrain,
 };
