@@ -6,6 +6,7 @@ import { Transformer } from "../engine/transformer.ts";
 import type { Adapter } from "../engine/lora.ts";
 import { type LoadedModel, loadModel, requireTokenizer } from "../formats/load-model.ts";
 import { loadPeftAdapter } from "../formats/peft.ts";
+import { ensureDefaultModel } from "../env/default-model.ts";
 import { UserError } from "../util/errors.ts";
 import { idList, optStr, str } from "./args.ts";
 
@@ -21,8 +22,15 @@ export interface ModelSession {
   adapter: Adapter | null;
 }
 
-export function openModel(args: Record<string, unknown>): ModelSession {
-  const loaded = loadModel(str(args.model as string, "model"), optStr(args.tokenizer as string | undefined));
+/** `--model` when given; otherwise (commands where it is optional) the embedded default model, built on first use. */
+export function modelPath(args: Record<string, unknown>, optional = false): string {
+  const given = optStr(args.model as string | undefined);
+  if (given || !optional) return str(given, "model");
+  return ensureDefaultModel();
+}
+
+export function openModel(args: Record<string, unknown>, modelOptional = false): ModelSession {
+  const loaded = loadModel(modelPath(args, modelOptional), optStr(args.tokenizer as string | undefined));
   const model = new Transformer(loaded.config, loaded.weights);
   const adapterDir = optStr(args.adapter as string | undefined);
   const adapter = adapterDir ? loadPeftAdapter(adapterDir, loaded.config) : null;

@@ -34,7 +34,8 @@ export interface GenerationResult {
 
 export interface GenerateOptions {
   rng: Rng; // row i draws from rng.fork(i): a row's sample does not depend on the rest of the batch
-  decode?: (ids: number[]) => string;
+  rowRngs?: Rng[]; // or: one generator per row, chosen by the caller
+  decode?: (ids: number[], row: number) => string; // needed for stop strings and `text`
   onToken?: (row: number, id: number, logprob: number) => void; // streaming
 }
 
@@ -47,7 +48,7 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
     const sampling = { ...DEFAULT_SAMPLING, ...req.sampling };
     const stopTokens = new Set(req.ignoreEos ? (req.stopTokens ?? []) : (req.stopTokens ?? m.config.eosIds));
     return {
-      req, sampling, stopTokens, rng: opts.rng.fork(i),
+      index: i, req, sampling, stopTokens, rng: opts.rowRngs?.[i] ?? opts.rng.fork(i),
       cache: new KVCache(m.config, req.prompt.length + Math.max(1, req.maxTokens)),
       result: { ids: [], logprobs: [], text: opts.decode ? "" : null, finishReason: "length" } as GenerationResult,
       next: Array.from(req.prompt),
@@ -71,7 +72,7 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
       const logprob = logSoftmax(row)[id];
       r.result.ids.push(id);
       r.result.logprobs.push(logprob);
-      opts.onToken?.(rows.indexOf(r), id, logprob);
+      opts.onToken?.(r.index, id, logprob);
       r.next = [id];
       if (r.stopTokens.has(id)) {
         r.result.finishReason = "eos";
@@ -79,7 +80,7 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
       }
       if (opts.decode) {
         const ids = r.result.finishReason === "eos" ? r.result.ids.slice(0, -1) : r.result.ids;
-        const text = opts.decode(ids);
+        const text = opts.decode(ids, r.index);
         const cut = firstStop(text, r.req.stopStrings ?? []);
         if (cut >= 0 && !r.done) {
           r.result.text = text.slice(0, cut);

@@ -4,6 +4,7 @@ import generate from "./generate.ts";
 import finetune from "./finetune.ts";
 import inspect from "./inspect.ts";
 import pretrain from "./pretrain.ts";
+import rollout from "./rollout.ts";
 import score from "./score.ts";
 
 export const COMMANDS: Record<string, CommandDef<any>> = {
@@ -12,4 +13,5 @@ export const COMMANDS: Record<string, CommandDef<any>> = {
   score,
   finetune,
   pretrain,
+  rollout,
 };

@@ -1,0 +1,111 @@
+/**
+ * The text the default base model is pretrained on (SYSTEM.md, "Making learning visible on a small model"):
+ *   - the facts world narrated (agents' streams),
+ *   - agent transcripts in the protocol's format whose states and messages are well-formed but mostly
+ *     uninformative (empty, random statements about the world, copies of a sentence of the excerpt), with a
+ *     small share of useful ones (a fact from the excerpt or the inbox), so that RL has something to reinforce
+ *     and has to learn *what* to write and *whom* to tell, not *how* to write it,
+ *   - scorer texts (STATE / INBOX / NEXT) whose states and inboxes usually hold the facts the next excerpt
+ *     restates, so that the frozen base model reads a state the way the reward assumes,
+ *   - a share of plain English prose (the State of the Union addresses), for the `split` source.
+ * Worlds come from the facts source's training split only.
+ */
+import type { Rng } from "../util/rng.ts";
+import { agentPrompt, renderCompletion, renderInbox, systemPrompt, type InboxEntry } from "./prompt.ts";
+import { chunk, defaultCorpusFiles, documentsOf, loadDocuments } from "./sources/documents.ts";
+import { FactsSource } from "./sources/facts/index.ts";
+import { NAMES, RELATIONS } from "./sources/facts/vocab.ts";
+import type { EpisodeText, Split } from "./sources/source.ts";
+
+export interface CorpusMix {
+  episodes: number; // facts-world episodes drawn
+  transcriptsPerEpisode: number;
+  scorerTextsPerEpisode: number;
+  proseChunks: number; // chunks of State of the Union text
+}
+
+function randomStatement(rng: Rng): string {
+  const r = rng.pick(RELATIONS);
+  return r.state(rng.pick(NAMES), rng.pick(r.values));
+}
+
+function sentencesOf(text: string): string[] {
+  return text.match(/[^.?!]+[.?!]/g)?.map((s) => s.trim()) ?? [text];
+}
+
+/** A state as an untrained policy might write it: mostly uninformative. */
+function priorState(rng: Rng, excerpt: string, inbox: readonly InboxEntry[]): string {
+  const u = rng.float();
+  if (u < 0.3) return "";
+  if (u < 0.55) return Array.from({ length: 1 + rng.int(2) }, () => randomStatement(rng)).join(" ");
+  if (u < 0.75) return rng.pick(sentencesOf(excerpt)); // often the filler or a question
+  if (u < 0.9 || inbox.length === 0) return rng.pick(sentencesOf(excerpt));
+  return rng.pick(inbox).text;
+}
+
+function priorMessages(rng: Rng, self: number, agents: number, excerpt: string): { from: number; to: number | "*"; text: string }[] {
+  const n = rng.float() < 0.45 ? 0 : 1 + (rng.float() < 0.2 ? 1 : 0);
+  const others = Array.from({ length: agents }, (_, j) => j).filter((j) => j !== self);
+  return Array.from({ length: n }, () => ({
+    from: self,
+    to: rng.float() < 0.5 ? ("*" as const) : rng.pick(others),
+    text: rng.float() < 0.6 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
+  }));
+}
+
+function inboxFor(rng: Rng, ep: EpisodeText, self: number, t: number): InboxEntry[] {
+  const out: InboxEntry[] = [];
+  for (let j = 0; j < ep.streams.length; j++) {
+    if (j === self || t === 0 || rng.float() < 0.4) continue;
+    const pool = ep.truths[j][t - 1];
+    const lies = ep.lies[j][t - 1];
+    for (let k = 0; k < pool.length; k++) {
+      const u = rng.float();
+      out.push({ from: j, text: u < 0.7 ? pool[k] : u < 0.85 ? lies[k] : randomStatement(rng) });
+    }
+  }
+  return out;
+}
+
+function transcript(rng: Rng, ep: EpisodeText): string {
+  const K = ep.streams.length, T = ep.streams[0].length - 1;
+  const i = rng.int(K), t = rng.int(T);
+  const excerpt = ep.streams[i][t];
+  const inbox = inboxFor(rng, ep, i, t);
+  const memory = t === 0 ? "" : priorState(rng, ep.streams[i][t - 1], []);
+  const prompt = agentPrompt(systemPrompt(rng.float() < 0.95 ? "short" : "proposal", i, K), memory, excerpt, inbox);
+  return prompt + renderCompletion(priorState(rng, excerpt, inbox), priorMessages(rng, i, K, excerpt));
+}
+
+function scorerText(rng: Rng, ep: EpisodeText): string {
+  const K = ep.streams.length, T = ep.streams[0].length - 1;
+  const i = rng.int(K), t = 1 + rng.int(T);
+  const oracle = sentencesOf(ep.oracle[i][t] ?? "");
+  const u = rng.float();
+  const facts = u < 0.55 ? oracle : u < 0.75 ? oracle.filter(() => rng.float() < 0.5) : u < 0.9 ? [randomStatement(rng)] : [];
+  const shuffled = rng.shuffle([...facts, ...(rng.float() < 0.3 ? [randomStatement(rng)] : [])]);
+  if (rng.float() < 0.3) {
+    // the message-value form: some facts arrive in the inbox instead of the state
+    const inState = shuffled.filter(() => rng.float() < 0.4);
+    const inbox = shuffled.filter((s) => !inState.includes(s)).map((text) => ({ from: rng.pick([...Array(K).keys()].filter((j) => j !== i)), text }));
+    return `STATE: ${inState.join(" ")}\nINBOX:\n${renderInbox(inbox)}\nNEXT: ${ep.streams[i][t]}`;
+  }
+  return `STATE: ${shuffled.join(" ")}\nNEXT: ${ep.streams[i][t]}`;
+}
+
+/** Documents for one split: facts-world texts of every kind, and prose chunks. */
+export function pretrainDocuments(split: Split, mix: CorpusMix, rng: Rng): string[] {
+  const source = new FactsSource(0);
+  const docs: string[] = [];
+  for (let e = 0; e < mix.episodes; e++) {
+    const ep = source.episode(split, 2_000_000 + e, 2 + rng.int(3), 2 + rng.int(3));
+    docs.push(ep.streams.map((s) => s.join(" ")).join("\n"));
+    for (let k = 0; k < mix.transcriptsPerEpisode; k++) docs.push(transcript(rng, ep));
+    for (let k = 0; k < mix.scorerTextsPerEpisode; k++) docs.push(scorerText(rng, ep));
+  }
+  if (mix.proseChunks > 0) {
+    const chunks = documentsOf(loadDocuments(defaultCorpusFiles()), split).flatMap((d) => chunk(d, 600));
+    for (let k = 0; k < mix.proseChunks && chunks.length; k++) docs.push(chunks[rng.int(chunks.length)]);
+  }
+  return rng.shuffle(docs);
+}

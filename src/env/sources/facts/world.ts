@@ -1,0 +1,73 @@
+/**
+ * One episode of the facts world: a cast of people with an attribute value for every relation, and a schedule
+ * of which agent learns which fact in which excerpt. Excerpt t of agent i states the facts it reveals to i
+ * (new information), restates facts that i saw one excerpt earlier (memory: the state must carry them) and facts
+ * that other agents saw at least two excerpts earlier (communication: a message sent in round t−1 reaches i in
+ * round t, in time for the state that predicts excerpt t+1), plus a filler sentence.
+ */
+import type { Rng } from "../../../util/rng.ts";
+import { FILLER, NAMES, RELATIONS } from "./vocab.ts";
+
+export interface Fact {
+  person: string;
+  relation: number; // index into RELATIONS
+  value: string;
+}
+
+export interface FactsWorld {
+  cast: string[];
+  values: Map<string, string>; // `${person}|${relation}` → value, for every person and relation
+  revealed: Fact[][][]; // [agent][excerpt] facts stated for the first time to that agent in that excerpt
+  restated: Fact[][][]; // [agent][excerpt] facts restated (the ones a state or message can predict)
+  excerpts: string[][]; // [agent][excerpt] the narrated text
+}
+
+export const factKey = (person: string, relation: number) => `${person}|${relation}`;
+
+export function statement(f: Fact): string {
+  return RELATIONS[f.relation].state(f.person, f.value);
+}
+
+export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld {
+  const excerptsPerAgent = rounds + 1;
+  const cast = rng.shuffle([...NAMES]).slice(0, Math.min(NAMES.length, 2 * agents + 2));
+  const values = new Map<string, string>();
+  for (const person of cast) RELATIONS.forEach((r, ri) => values.set(factKey(person, ri), rng.pick(r.values)));
+
+  // each agent learns one new fact per excerpt (two in its first), never one another agent learns
+  const pool = rng.shuffle(cast.flatMap((person) => RELATIONS.map((_, ri) => ({ person, relation: ri, value: values.get(factKey(person, ri))! }))));
+  const revealed: Fact[][][] = Array.from({ length: agents }, () => Array.from({ length: excerptsPerAgent }, () => []));
+  for (let t = 0; t < rounds; t++) {
+    for (let i = 0; i < agents; i++) {
+      for (let k = 0; k < (t === 0 ? 2 : 1) && pool.length; k++) revealed[i][t].push(pool.pop()!);
+    }
+  }
+
+  const restated: Fact[][][] = Array.from({ length: agents }, () => Array.from({ length: excerptsPerAgent }, () => []));
+  const excerpts: string[][] = Array.from({ length: agents }, () => []);
+  for (let i = 0; i < agents; i++) {
+    for (let t = 0; t < excerptsPerAgent; t++) {
+      if (t >= 1) {
+        const memory = revealed[i][t - 1];
+        if (memory.length) restated[i][t].push(rng.pick(memory));
+        const others: Fact[] = [];
+        for (let j = 0; j < agents; j++) if (j !== i) for (let s = 0; s <= t - 2; s++) others.push(...revealed[j][s]);
+        rng.shuffle(others);
+        restated[i][t].push(...others.slice(0, 2));
+      }
+      const sentences = [
+        ...revealed[i][t].map(statement),
+        ...restated[i][t].map((f) => rng.pick(RELATIONS[f.relation].restate)(f.person, f.value)),
+        rng.pick(FILLER),
+      ];
+      excerpts[i].push(rng.shuffle(sentences).join(" "));
+    }
+  }
+  return { cast, values, revealed, restated, excerpts };
+}
+
+/** The value `f` would have in a lie: another value of the same relation. */
+export function swapValue(f: Fact, rng: Rng): Fact {
+  const others = RELATIONS[f.relation].values.filter((v) => v !== f.value);
+  return { ...f, value: rng.pick(others) };
+}
