@@ -2,7 +2,10 @@
  * A tiny random model with a small trained tokenizer: fast enough for tests of everything above the engine
  * (episodes, rewards, RL plumbing) without ../shared or the default model.
  */
+import fs from "node:fs";
+import path from "node:path";
 import type { ModelConfig } from "../src/engine/config.ts";
+import { saveHfModel } from "../src/formats/hf-checkpoint.ts";
 import { initBaseWeights } from "../src/engine/init.ts";
 import { SPECIAL_TOKENS, TOKENIZER_CONFIG } from "../src/engine/pretrain.ts";
 import { Transformer } from "../src/engine/transformer.ts";
@@ -12,14 +15,20 @@ import type { Tokenizer } from "../src/formats/tokenizer.ts";
 import { FactsSource } from "../src/env/sources/facts/index.ts";
 import { Rng } from "../src/util/rng.ts";
 
+let cachedJson: object | null = null;
 let cached: Tokenizer | null = null;
 
-export function tinyTokenizer(): Tokenizer {
-  if (!cached) {
+function tinyTokenizerJson(): object {
+  if (!cachedJson) {
     const docs = new FactsSource(99).sampleDocuments("train", 40);
     docs.push("You are agent 0. Other agents: 1, 2. Keep a one-line state. Send messages as 0:recipient:message.\nMEMORY: \nEXCERPT: \nINBOX:\n(empty)\nSTATE: NEXT: CONTEXT:");
-    cached = hfTokenizerFromJson(trainByteLevelBpe(docs, { vocabSize: 400, specialTokens: SPECIAL_TOKENS }), TOKENIZER_CONFIG);
+    cachedJson = trainByteLevelBpe(docs, { vocabSize: 400, specialTokens: SPECIAL_TOKENS });
   }
+  return cachedJson;
+}
+
+export function tinyTokenizer(): Tokenizer {
+  cached ??= hfTokenizerFromJson(tinyTokenizerJson(), TOKENIZER_CONFIG);
   return cached;
 }
 
@@ -31,4 +40,13 @@ export function tinyModel(seed = 1, over: Partial<ModelConfig> = {}): Transforme
   const m = new Transformer(c);
   initBaseWeights(m.weights, c, new Rng(seed), 0.2);
   return m;
+}
+
+/** Writes the tiny model and its tokenizer as a Hugging Face folder (for CLI tests that take --model). */
+export function saveTinyModel(dir: string, seed = 1): string {
+  const m = tinyModel(seed);
+  saveHfModel(dir, m.config, m.weights);
+  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tinyTokenizerJson()));
+  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(TOKENIZER_CONFIG));
+  return dir;
 }

@@ -18,7 +18,7 @@ export const envArgs = {
   window: { type: "string", description: `tokens of past excerpts the scorer sees before the state (default ${DEFAULT_ENV.window})`, valueHint: "W" },
   scorer: { type: "string", description: "base (adapter off, default) or self", valueHint: "base|self" },
   reward: { type: "string", description: "gain (information gain, default) or raw", valueHint: "gain|raw" },
-  social: { type: "string", description: `selfish, team, mixed:a, optionally +credit:b (default ${DEFAULT_ENV.social})`, valueHint: "mode" },
+  social: { type: "string", description: `selfish, team, mixed:a, optionally +credit:b; or one per agent, comma-separated (default ${DEFAULT_ENV.social})`, valueHint: "mode" },
   "state-tokens": { type: "string", description: `cap on state tokens (default ${DEFAULT_ENV.stateTokens})` },
   "message-tokens": { type: "string", description: `cap on tokens per message (default ${DEFAULT_ENV.messageTokens})` },
   messages: { type: "string", description: `messages per agent per round (default ${DEFAULT_ENV.messagesPerRound})` },
@@ -34,8 +34,9 @@ export function envConfigFrom(args: Record<string, unknown>): EnvConfig {
   if (scorer !== "base" && scorer !== "self") throw new UserError("E_BAD_FLAG", `--scorer must be base or self, got "${scorer}"`);
   const reward = optStr(a.reward) ?? DEFAULT_ENV.reward;
   if (reward !== "gain" && reward !== "raw") throw new UserError("E_BAD_FLAG", `--reward must be gain or raw, got "${reward}"`);
-  const social = optStr(a.social) ?? DEFAULT_ENV.social;
-  parseSocial(social);
+  const spec = optStr(a.social);
+  const social = spec === undefined ? DEFAULT_ENV.social : spec.includes(",") ? spec.split(",").map((x) => x.trim()) : spec;
+  for (const mode of ([] as string[]).concat(social)) parseSocial(mode);
   return {
     ...DEFAULT_ENV,
     rounds: int(a.rounds, "rounds", DEFAULT_ENV.rounds, { min: 1 }),

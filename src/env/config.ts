@@ -8,7 +8,7 @@ export interface EnvConfig {
   window: number; // tokens of the agent's own past excerpts the scorer sees before the state (0 = Markovian)
   scorer: "base" | "self"; // which model scores: the base (adapter off) or the agent's adapter
   reward: "gain" | "raw"; // information gain (default) or the raw log-likelihood
-  social: string; // "selfish" | "team" | "mixed:a", optionally "+credit:b" (or "credit:b" alone = selfish + credit)
+  social: string | string[]; // "selfish" | "team" | "mixed:a", optionally "+credit:b" ("credit:b" alone = selfish + credit); or one per agent
   stateTokens: number; // cap on the state's tokens
   messageTokens: number; // cap on one message's tokens
   messagesPerRound: number; // M
@@ -39,6 +39,13 @@ export interface SocialMode {
   own: number; // weight of the agent's own signal
   team: number; // weight of the mean over agents
   credit: number; // b: weight of the message value of the agent's messages
+}
+
+/** The social mode of each of `agents` agents (one mode for all, or one per agent). */
+export function socialModes(spec: string | readonly string[], agents: number): SocialMode[] {
+  if (typeof spec === "string") return Array.from({ length: agents }, () => parseSocial(spec));
+  if (spec.length !== agents) throw new UserError("E_BAD_CONFIG", `social lists ${spec.length} modes for ${agents} agents`);
+  return spec.map(parseSocial);
 }
 
 /** Parses "selfish", "team", "mixed:0.3", "credit:0.5", "team+credit:0.2". */

@@ -14,7 +14,7 @@ import { type Tokenizer, decodeContinuation } from "../formats/tokenizer.ts";
 import { UserError } from "../util/errors.ts";
 import type { Rng } from "../util/rng.ts";
 import { SCRIPTED } from "./agents.ts";
-import { type EnvConfig, parseSocial } from "./config.ts";
+import { type EnvConfig, socialModes } from "./config.ts";
 import { type InboxEntry, agentPrompt, renderCompletion, scorerTokens, systemPrompt } from "./prompt.ts";
 import { type OutgoingMessage, type TokenCounter, type ViolationKind, parseCompletion, route } from "./protocol.ts";
 import type { ClaimCheck, EpisodeText, Split, TextSource } from "./sources/source.ts";
@@ -32,11 +32,13 @@ export interface GenerationTrace {
 }
 
 export interface AgentRound {
-  episode: number;
+  episode: number; // position in the batch
+  world: number; // episode index within its split (replicas of one world share it)
   round: number; // 1-based
   agent: number;
   kind: string;
   adapter: string | null;
+  excerpt: string; // c_t, the excerpt read this round
   prompt: string;
   completion: string;
   state: string;
@@ -61,6 +63,7 @@ export interface EpisodeRunOptions {
   slots: readonly AgentSlot[];
   episodes: number; // B
   firstEpisode?: number; // episode index of the first one in its split
+  worlds?: readonly number[]; // or: the split's episode index of every episode (repeats make replicas)
   env: EnvConfig;
   rng: Rng; // the caller's; sampling seeds and scripted choices are drawn from it
   deliver?: boolean; // message delivery (default on); off measures what communication is worth
@@ -92,12 +95,14 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
   const K = slots.length, B = o.episodes, T = env.rounds;
   if (K < 2) throw new UserError("E_BAD_CONFIG", `an episode needs at least 2 agents, got ${K}`);
   for (const s of slots) if (s.kind !== "learner" && !SCRIPTED[s.kind]) throw new UserError("E_BAD_CONFIG", `unknown agent kind "${s.kind}"`);
-  const social = parseSocial(env.social);
+  const social = socialModes(env.social, K);
   const counter = tokenCounter(tok);
   const limits = { stateTokens: env.stateTokens, messageTokens: env.messageTokens, messagesPerRound: env.messagesPerRound };
   const deliver = o.deliver ?? true;
   const first = o.firstEpisode ?? 0;
-  const texts: EpisodeText[] = Array.from({ length: B }, (_, b) => o.source.episode(o.split, first + b, K, T));
+  const worlds = o.worlds ?? Array.from({ length: B }, (_, b) => first + b);
+  if (worlds.length !== B) throw new Error(`${worlds.length} worlds for ${B} episodes`);
+  const texts: EpisodeText[] = worlds.map((w) => o.source.episode(o.split, w, K, T));
   const systems = slots.map((_, i) => systemPrompt(env.systemPrompt, i, K));
   const streamIds = env.window > 0 ? texts.map((ep) => ep.streams.map((s) => s.map((c) => tok.encode(` ${c}`, { addSpecial: false })))) : null;
   const contextIds = (b: number, i: number, xi: number) => (streamIds ? streamIds[b][i].slice(0, xi + 1).flat().slice(-env.window) : []);
@@ -179,8 +184,8 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
         const sent = parsed[b][i].messages;
         const honesty = sent.length ? sumChecks(sent.map((m) => o.source.checkClaims(ep, m.text))) : null;
         return {
-          episode: first + b, round: t, agent: i, kind: s.kind, adapter: s.adapter,
-          prompt: prompts[b][i], completion: completions[b][i], state: parsed[b][i].state,
+          episode: b, world: worlds[b], round: t, agent: i, kind: s.kind, adapter: s.adapter,
+          excerpt: ep.streams[i][xi], prompt: prompts[b][i], completion: completions[b][i], state: parsed[b][i].state,
           sent, received: inboxes[b][i], violations: parsed[b][i].violations,
           raw_logprob: raw, baseline_logprob: base, information_gain: raw - base,
           oracle_gain: k.oracle >= 0 ? lp(k.oracle) - base : null,
@@ -213,7 +218,7 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       const team = mean(signal);
       roundRecords.forEach((r, i) => {
         const credit = r.message_values.reduce((s, v) => s + v.value, 0);
-        r.reward = social.own * signal[i] + social.team * team + social.credit * credit;
+        r.reward = social[i].own * signal[i] + social[i].team * team + social[i].credit * credit;
       });
     }
   }

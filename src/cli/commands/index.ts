@@ -5,6 +5,7 @@ import finetune from "./finetune.ts";
 import inspect from "./inspect.ts";
 import pretrain from "./pretrain.ts";
 import rollout from "./rollout.ts";
+import train from "./train.ts";
 import score from "./score.ts";
 
 export const COMMANDS: Record<string, CommandDef<any>> = {
@@ -14,4 +15,5 @@ export const COMMANDS: Record<string, CommandDef<any>> = {
   finetune,
   pretrain,
   rollout,
+  train,
 };

@@ -66,7 +66,7 @@ export default defineCommand({
 function printTranscript(episodes: AgentRound[][][]): void {
   for (const ep of episodes) {
     for (const round of ep) {
-      console.log(`\n== episode ${round[0].episode}, round ${round[0].round}`);
+      console.log(`\n== episode ${round[0].world}, round ${round[0].round}`);
       for (const r of round) {
         console.log(`  agent ${r.agent} (${r.kind})`);
         console.log(`    read:  ${r.prompt.split("\nEXCERPT: ")[1]?.split("\n")[0] ?? ""}`);

@@ -1,0 +1,152 @@
+/**
+ * The policy-gradient algorithms, chosen by name. Each reduces to the engine's one training call: backward of
+ * L = −Σ_t w_t log π(a_t | ·) over the completion tokens, with per-token weights computed here.
+ *   reinforce  w = A (baseline: none / moving / batch / rloo / group)
+ *   a2c        w = A = r + γV(s') − V(s), V a detached value head on the prompt's last hidden state
+ *   ppo        w = ρA where the clipped surrogate is active, else 0 (ρ = π/π_old); epochs × minibatches;
+ *              GAE(γ, λ) across rounds; clipped value loss
+ * Every weight is divided by the adapter's sample count (and by the completion length with lengthNorm), so
+ * each adapter's gradient is a mean over its own samples. KL to the base policy enters the reward (Ziegler) or
+ * the loss (w −= β dk/dlog π); the entropy bonus and the supervised term on the agent's own excerpts are extra
+ * terms of the same call.
+ */
+import type { Backend, TrainRow } from "../engine/backend.ts";
+import type { Tokenizer } from "../formats/tokenizer.ts";
+import type { Rng } from "../util/rng.ts";
+import { type BaselineState, discountedReturns, gaeAdvantages, groupBy, mean, reinforceAdvantages, tdAdvantages } from "./advantages.ts";
+import type { TrainConfig } from "./config.ts";
+import { klGradient } from "./kl.ts";
+import type { Sample } from "./sample.ts";
+import type { ValueHead } from "./value-head.ts";
+
+export interface AlgorithmContext {
+  backend: Backend;
+  tokenizer: Tokenizer;
+  config: TrainConfig;
+  adapters: string[]; // the trainable adapters
+  beta: number; // current KL coefficient
+  baseline: BaselineState;
+  valueHeads: Map<string, ValueHead>;
+  rng: Rng;
+  lr: number;
+}
+
+export interface UpdateStats {
+  entropy: number; // mean entropy per completion token (nats)
+  gradNorm: number;
+  clipFraction: number | null; // PPO: share of tokens whose ratio was clipped
+  valueLoss: number | null;
+}
+
+type TokenWeight = (s: Sample, k: number, logpNow: number) => number;
+
+/** Training rows for `samples`: policy-gradient weights, the KL-in-loss term and the entropy bonus. */
+function policyRows(ctx: AlgorithmContext, samples: readonly Sample[], pg: TokenWeight, current: number[][] | null): TrainRow[] {
+  const { config: c } = ctx;
+  const count = new Map<string, number>();
+  for (const s of samples) count.set(s.adapter, (count.get(s.adapter) ?? 0) + 1);
+  return samples.map((s, i) => {
+    const P = s.promptIds.length, L = s.completionIds.length;
+    const norm = (c.lengthNorm ? L : 1) * count.get(s.adapter)!;
+    const weights = new Float64Array(P + L), entropyWeights = new Float64Array(P + L);
+    for (let k = 0; k < L; k++) {
+      const logp = current ? current[i][k] : s.behaviourLogprobs[k];
+      let w = pg(s, k, logp);
+      if (c.klMode === "loss" && s.refLogprobs) w -= ctx.beta * klGradient(logp, s.refLogprobs[k], c.klEstimator);
+      weights[P + k] = w / norm;
+      entropyWeights[P + k] = c.entropyCoef / norm;
+    }
+    return { tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, weights, entropyWeights: c.entropyCoef ? entropyWeights : undefined, from: P };
+  });
+}
+
+/** Cross-entropy rows on each agent's own excerpts (the optional supervised term). */
+function sftRows(ctx: AlgorithmContext, samples: readonly Sample[]): TrainRow[] {
+  if (ctx.config.sftCoef === 0) return [];
+  const rows: TrainRow[] = [];
+  for (const [adapter, list] of groupBy(samples, (s) => s.adapter)) {
+    const texts = [...new Set(list.map((s) => s.excerpt))].map((t) => ctx.tokenizer.encode(t, { addSpecial: true }));
+    const targets = texts.reduce((a, t) => a + t.length - 1, 0);
+    for (const tokens of texts) rows.push({ tokens, adapter, weights: tokens.map((_, k) => (k === 0 ? 0 : ctx.config.sftCoef / targets)) });
+  }
+  return rows;
+}
+
+/** zero_grad → backward → clip → step; the entropy is measured on the policy rows' completions. */
+async function update(ctx: AlgorithmContext, policy: TrainRow[], extra: TrainRow[]): Promise<{ entropy: number; gradNorm: number }> {
+  ctx.backend.zeroGrad(ctx.adapters);
+  const r = await ctx.backend.backward([...policy, ...extra], 1);
+  const gradNorm = ctx.backend.clipGradNorm(ctx.adapters, ctx.config.maxGradNorm);
+  ctx.backend.step(ctx.adapters, ctx.lr);
+  const ents: number[] = [];
+  policy.forEach((row, i) => {
+    for (let k = row.from!; k < row.tokens.length; k++) ents.push(r.entropies[i][k]);
+  });
+  return { entropy: mean(ents), gradNorm };
+}
+
+async function fitValues(ctx: AlgorithmContext, samples: readonly Sample[], clip: number): Promise<number> {
+  const losses: number[] = [];
+  for (const [adapter, list] of groupBy(samples, (s) => s.adapter)) {
+    const head = ctx.valueHeads.get(adapter)!;
+    losses.push(head.fit(list.map((s) => s.hidden!), list.map((s) => s.ret), ctx.config.valueLr, clip > 0 ? list.map((s) => s.value) : undefined, clip));
+  }
+  return mean(losses);
+}
+
+export interface Algorithm {
+  usesValueHead: boolean;
+  train(ctx: AlgorithmContext, samples: Sample[]): Promise<UpdateStats>;
+}
+
+export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
+  reinforce: {
+    usesValueHead: false,
+    async train(ctx, samples) {
+      discountedReturns(samples, ctx.config.gamma);
+      reinforceAdvantages(samples, ctx.config.baseline, ctx.baseline, ctx.config.baselineMomentum);
+      const u = await update(ctx, policyRows(ctx, samples, (s) => s.advantage, null), sftRows(ctx, samples));
+      return { ...u, clipFraction: null, valueLoss: null };
+    },
+  },
+  a2c: {
+    usesValueHead: true,
+    async train(ctx, samples) {
+      tdAdvantages(samples, ctx.config.gamma);
+      const u = await update(ctx, policyRows(ctx, samples, (s) => s.advantage, null), sftRows(ctx, samples));
+      const valueLoss = await fitValues(ctx, samples, 0);
+      return { ...u, clipFraction: null, valueLoss };
+    },
+  },
+  ppo: {
+    usesValueHead: true,
+    async train(ctx, samples) {
+      const c = ctx.config;
+      gaeAdvantages(samples, c.gamma, c.lambda);
+      let clipped = 0, tokens = 0, entropy = 0, gradNorm = 0, updates = 0;
+      for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
+        const order = ctx.rng.shuffle(samples.map((_, i) => i));
+        const size = Math.ceil(order.length / c.minibatches);
+        for (let m = 0; m < c.minibatches; m++) {
+          const batch = order.slice(m * size, (m + 1) * size).map((i) => samples[i]);
+          if (batch.length === 0) continue;
+          const now = await ctx.backend.score(batch.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, from: s.promptIds.length })));
+          const current = now.map((r, i) => Array.from(r.logprobs.subarray(batch[i].promptIds.length)));
+          const pg: TokenWeight = (s, k, logp) => {
+            const ratio = Math.exp(logp - s.behaviourLogprobs[k]);
+            const active = s.advantage >= 0 ? ratio < 1 + c.ppoClip : ratio > 1 - c.ppoClip;
+            tokens++;
+            if (!active) clipped++;
+            return active ? ratio * s.advantage : 0;
+          };
+          const u = await update(ctx, policyRows(ctx, batch, pg, current), sftRows(ctx, batch));
+          entropy += u.entropy;
+          gradNorm += u.gradNorm;
+          updates++;
+        }
+      }
+      const valueLoss = await fitValues(ctx, samples, c.valueClip);
+      return { entropy: entropy / Math.max(1, updates), gradNorm: gradNorm / Math.max(1, updates), clipFraction: tokens ? clipped / tokens : 0, valueLoss };
+    },
+  },
+};

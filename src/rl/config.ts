@@ -1,0 +1,190 @@
+/**
+ * The training configuration: one flat object, nanoGPT style. Values flow one way: these defaults → a preset
+ * (configs/<name>.json) or a config file → `--key=value` overrides, each override keeping its default's type.
+ * The schema rejects unknown keys and wrong types with one-line errors; the resolved config is saved with the run.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+import { UserError } from "../util/errors.ts";
+import { readJsonFile } from "../util/fs.ts";
+
+const LINEARS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+
+export const TrainConfigSchema = z.strictObject({
+  // what is trained
+  model: z.string().nullable(), // base model; null = the embedded default model (built on first use)
+  tokenizer: z.string().nullable(), // tokenizer of a llama2.c model
+  agents: z.array(z.string()).min(2), // one kind per slot: learner, silent, honest, liar, random, echo
+  sharedAdapter: z.boolean(), // all learners share one adapter (and optimizer) instead of one each
+  loraRank: z.number().int().positive(),
+  loraAlpha: z.number().positive(),
+  loraTargets: z.array(z.enum(LINEARS)).min(1),
+  // the environment (SYSTEM.md "The POMDP, exactly")
+  source: z.string(), // facts | split | corpus
+  files: z.array(z.string()), // split / corpus: text or JSONL files
+  rounds: z.number().int().positive(), // T
+  window: z.number().int().nonnegative(), // scorer's view of past excerpts, tokens
+  scorer: z.enum(["base", "self"]),
+  reward: z.enum(["gain", "raw"]),
+  social: z.union([z.string(), z.array(z.string())]), // selfish | team | mixed:a [+credit:b], or one per agent
+  stateTokens: z.number().int().positive(),
+  messageTokens: z.number().int().positive(),
+  messagesPerRound: z.number().int().nonnegative(),
+  systemPrompt: z.string(), // short | proposal | a template with {i} and {others}
+  temperature: z.number().nonnegative(),
+  topK: z.number().int().nonnegative(),
+  topP: z.number().gt(0).max(1),
+  // batch
+  iterations: z.number().int().nonnegative(),
+  episodes: z.number().int().positive(), // distinct worlds per iteration
+  group: z.number().int().positive(), // G: replicas of each world (RLOO / group baselines need G ≥ 2)
+  // algorithm
+  algorithm: z.enum(["reinforce", "a2c", "ppo"]),
+  baseline: z.enum(["none", "moving", "batch", "rloo", "group"]), // REINFORCE's baseline
+  baselineMomentum: z.number().min(0).max(1), // moving average
+  gamma: z.number().min(0).max(1), // discount across rounds
+  lambda: z.number().min(0).max(1), // GAE (PPO)
+  lengthNorm: z.boolean(), // average a sample's log-probs over its tokens instead of summing them
+  ppoClip: z.number().positive(),
+  ppoEpochs: z.number().int().positive(),
+  minibatches: z.number().int().positive(),
+  valueClip: z.number().nonnegative(), // PPO's clipped value loss (0 = off)
+  valueLr: z.number().positive(), // the value head's learning rate (A2C, PPO; the head is detached from the adapter)
+  // regularisers
+  klCoef: z.number().nonnegative(), // β, initial β when adaptive
+  klEstimator: z.enum(["k1", "k3"]),
+  klMode: z.enum(["reward", "loss"]), // penalise the reward (Ziegler et al.) or add β·KL to the loss
+  klTarget: z.number().positive().nullable(), // adaptive β aiming at this KL per token (null = fixed β)
+  klHorizon: z.number().positive(), // adaptive controller's horizon, in samples
+  entropyCoef: z.number().nonnegative(),
+  sftCoef: z.number().nonnegative(), // supervised cross-entropy on the agent's own excerpts
+  // optimisation
+  lr: z.number().positive(),
+  weightDecay: z.number().nonnegative(),
+  maxGradNorm: z.number().nonnegative(), // 0 = off
+  // evaluation, logging, checkpoints
+  evalEvery: z.number().int().nonnegative(), // iterations between validation passes (0 = only first and last)
+  evalEpisodes: z.number().int().positive(),
+  transcriptEpisodes: z.number().int().nonnegative(), // episodes per iteration written to transcripts.jsonl
+  checkpointEvery: z.number().int().positive(),
+  seed: z.number().int(),
+});
+
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+export const DEFAULT_TRAIN: TrainConfig = {
+  model: null,
+  tokenizer: null,
+  agents: ["learner", "learner", "learner"],
+  sharedAdapter: false,
+  loraRank: 8,
+  loraAlpha: 16,
+  loraTargets: ["q", "k", "v", "o", "gate", "up", "down"],
+  source: "facts",
+  files: [],
+  rounds: 3,
+  window: 0,
+  scorer: "base",
+  reward: "gain",
+  social: "team",
+  stateTokens: 48,
+  messageTokens: 24,
+  messagesPerRound: 2,
+  systemPrompt: "short",
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  iterations: 60,
+  episodes: 4,
+  group: 4,
+  algorithm: "reinforce",
+  baseline: "rloo",
+  baselineMomentum: 0.9,
+  gamma: 1,
+  lambda: 0.95,
+  lengthNorm: true,
+  ppoClip: 0.2,
+  ppoEpochs: 2,
+  minibatches: 2,
+  valueClip: 0.2,
+  valueLr: 1e-2,
+  klCoef: 0.02,
+  klEstimator: "k1",
+  klMode: "reward",
+  klTarget: null,
+  klHorizon: 2000,
+  entropyCoef: 0,
+  sftCoef: 0,
+  lr: 1e-3,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  evalEvery: 10,
+  evalEpisodes: 16,
+  transcriptEpisodes: 1,
+  checkpointEvery: 1,
+  seed: 0,
+};
+
+export const PRESETS_DIR = path.resolve(import.meta.dirname, "../../configs");
+
+export function listPresets(): string[] {
+  return fs.readdirSync(PRESETS_DIR).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)).sort();
+}
+
+/** A preset or config file's keys (its "description" is documentation, not config). */
+export function readConfigFile(file: string): Record<string, unknown> {
+  const raw = readJsonFile(file, "config file");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new UserError("E_BAD_CONFIG", `${file}: a config is a JSON object`);
+  const { description: _d, ...rest } = raw as Record<string, unknown>;
+  return rest;
+}
+
+export function presetFile(name: string): string {
+  const file = path.join(PRESETS_DIR, `${name}.json`);
+  if (!fs.existsSync(file)) throw new UserError("E_BAD_PRESET", `no preset named "${name}"`, `presets: ${listPresets().join(", ")}`);
+  return file;
+}
+
+const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Parses a `--key=value` override to the type of the key's default. */
+export function parseOverride(key: string, value: string): [string, unknown] {
+  const k = camel(key);
+  if (!(k in DEFAULT_TRAIN)) {
+    throw new UserError("E_UNKNOWN_KEY", `unknown config key "${key}"`, "see colloquy train --help for the keys, or configs/*.json");
+  }
+  const def = (DEFAULT_TRAIN as Record<string, unknown>)[k];
+  const bad = (what: string) => new UserError("E_BAD_VALUE", `--${key}=${value}: expected ${what}`);
+  if (typeof def === "number") {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n)) throw bad("a number");
+    return [k, n];
+  }
+  if (typeof def === "boolean") {
+    if (value !== "true" && value !== "false") throw bad("true or false");
+    return [k, value === "true"];
+  }
+  if (Array.isArray(def)) return [k, value === "" ? [] : value.split(",").map((s) => s.trim())];
+  if (def === null) {
+    if (value === "null") return [k, null];
+    const n = Number(value);
+    return [k, value.trim() !== "" && Number.isFinite(n) && k !== "model" && k !== "tokenizer" ? n : value];
+  }
+  if (k === "social" && value.includes(",")) return [k, value.split(",").map((s) => s.trim())];
+  return [k, value];
+}
+
+/** defaults → layers (preset or file first, then overrides) → validated config. */
+export function resolveConfig(layers: Record<string, unknown>[]): TrainConfig {
+  const merged: Record<string, unknown> = { ...DEFAULT_TRAIN };
+  for (const layer of layers) Object.assign(merged, layer);
+  const r = TrainConfigSchema.safeParse(merged);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.length ? issue.path.join(".") : "config";
+    const key = issue.code === "unrecognized_keys" ? ` ${(issue as { keys: string[] }).keys.join(", ")}` : "";
+    throw new UserError("E_BAD_CONFIG", `${where}: ${issue.message}${key}`, "see colloquy train --help");
+  }
+  return r.data;
+}

@@ -1,0 +1,22 @@
+/**
+ * One RL sample: what a learner wrote in one round of one episode, the reward it got, and everything the
+ * algorithms attach to it (returns, advantages, values, the base policy's log-probs for KL).
+ */
+export interface Sample {
+  adapter: string; // the adapter that produced it and is trained on it
+  episode: number; // index in the iteration's batch
+  world: number; // episodes with the same world index are replicas (group baselines)
+  agent: number;
+  round: number; // 1-based
+  promptIds: number[];
+  completionIds: number[];
+  behaviourLogprobs: number[]; // log π_old(a) of each completion token, from sampling
+  reward: number; // the environment's reward for this round
+  excerpt: string; // the excerpt the agent read (supervised term)
+  refLogprobs: number[] | null; // log π_base(a), adapter off
+  kl: number; // KL estimate summed over the completion's tokens
+  hidden: Float32Array | null; // the prompt's last hidden state (value head input)
+  value: number; // V(prompt) (0 without a value head)
+  ret: number; // return used as the target
+  advantage: number;
+}

@@ -1,0 +1,96 @@
+/**
+ * `colloquy train` end to end on a tiny model: the run folder's files and fields, determinism (same seed, same
+ * metrics.jsonl but for timings), a run killed mid-way that resumes without a gap or a repeated iteration, and
+ * config errors.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { loadPeftAdapter } from "../src/formats/peft.ts";
+import { loadModel } from "../src/formats/load-model.ts";
+import { ROOT, assertUserError, runCli, tmpDir } from "./support.ts";
+import { saveTinyModel } from "./tiny.ts";
+
+const dir = tmpDir("colloquy-train-");
+const model = saveTinyModel(path.join(dir, "tiny"));
+const TIMING = ["tokens_per_s", "time_generate", "time_score", "time_train"];
+const smoke = (out: string, extra: string[] = []) => ["train", "--preset", "smoke", `--model=${model}`, "--out", out, "--quiet", ...extra];
+const metrics = (run: string) => fs.readFileSync(path.join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const withoutTimings = (lines: Record<string, unknown>[]) => lines.map((l) => Object.fromEntries(Object.entries(l).filter(([k]) => !TIMING.includes(k))));
+
+test("smoke preset: every file and field of the run folder", () => {
+  const out = path.join(dir, "run-a");
+  const r = runCli([...smoke(out), "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  for (const key of ["val_information_gain_initial", "val_information_gain_final", "val_information_gain_final_no_messages"]) assert.equal(typeof summary[key], "number", key);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8")), summary);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
+  assert.equal(cfg.preset, "smoke");
+  assert.equal(cfg.config.iterations, 3);
+  assert.equal(cfg.config.seed, 0);
+  const lines = metrics(out);
+  assert.deepEqual(lines.map((l) => l.iteration), [0, 1, 2, 3]);
+  const fields = ["reward", "information_gain", "learner_gain", "oracle_gain", "kl", "kl_coef", "entropy", "state_tokens", "messages", "violations", "talk", "message_value", "tokens_per_s", "time_generate", "time_score", "time_train", "val_information_gain"];
+  for (const l of lines) for (const f of fields) assert.ok(f in l, `metrics line ${l.iteration} has ${f}`);
+  for (const l of lines.slice(1)) {
+    assert.equal(typeof l.reward, "number");
+    assert.equal(l.information_gain.length, 2);
+    assert.equal(l.talk.length, 2);
+  }
+  assert.equal(typeof lines[0].val_information_gain, "number");
+  assert.equal(typeof lines[2].val_information_gain, "number"); // evalEvery 2
+  assert.equal(lines[1].val_information_gain, null);
+  const transcripts = fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual([...new Set(transcripts.map((t) => t.iteration))], [1, 2, 3]);
+  for (const key of ["prompt", "completion", "state", "sent", "received", "information_gain", "reward", "message_values", "violations"]) assert.ok(key in transcripts[0], key);
+  const base = loadModel(model).config;
+  for (const agent of ["agent0", "agent1"]) loadPeftAdapter(path.join(out, "adapters", agent), base);
+  const state = JSON.parse(fs.readFileSync(path.join(out, "checkpoint", "state.json"), "utf8"));
+  assert.equal(state.iteration, 3);
+  assert.ok(!fs.existsSync(path.join(out, "checkpoint.tmp")) && !fs.existsSync(path.join(out, "checkpoint.old")));
+});
+
+test("the same seed gives the same metrics.jsonl (timings aside); another seed does not", () => {
+  const a = path.join(dir, "det-a"), b = path.join(dir, "det-b"), c = path.join(dir, "det-c");
+  for (const [out, seed] of [[a, 0], [b, 0], [c, 1]] as const) assert.equal(runCli([...smoke(out), `--seed=${seed}`]).status, 0);
+  assert.deepEqual(withoutTimings(metrics(b)), withoutTimings(metrics(a)));
+  assert.notDeepEqual(withoutTimings(metrics(c)), withoutTimings(metrics(a)));
+});
+
+test("a run killed mid-way resumes from its checkpoint: no gap, no repeat, same numbers", async () => {
+  const full = path.join(dir, "resume-full"), killed = path.join(dir, "resume-killed");
+  const args = (out: string) => smoke(out, ["--iterations=5"]);
+  assert.equal(runCli(args(full)).status, 0);
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), ...args(killed)], { cwd: ROOT, stdio: "ignore" });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const f = path.join(killed, "metrics.jsonl");
+      if (fs.existsSync(f) && fs.readFileSync(f, "utf8").includes('"iteration":2,')) {
+        clearInterval(timer);
+        child.kill("SIGKILL");
+        resolve();
+      }
+    }, 20);
+    child.on("exit", () => { clearInterval(timer); reject(new Error("the run finished before it could be killed")); });
+  });
+  await new Promise((r) => child.on("exit", r));
+  const r = runCli(["train", "--resume", killed, "--quiet"]);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = metrics(killed);
+  assert.deepEqual(lines.map((l) => l.iteration), [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(withoutTimings(lines), withoutTimings(metrics(full)));
+});
+
+test("config errors are one line: unknown key, wrong type, unknown preset, a resume that changes the config", () => {
+  assertUserError(runCli(["train", "--preset", "smoke", "--bogus=1", "--out", path.join(dir, "x1")]), /unknown config key "bogus"/);
+  assertUserError(runCli(["train", "--preset", "smoke", "--lr=fast", "--out", path.join(dir, "x2")]), /--lr=fast: expected a number/);
+  assertUserError(runCli(["train", "--preset", "nope", "--out", path.join(dir, "x3")]), /no preset named "nope"/);
+  assertUserError(runCli(["train", "--preset", "smoke", "--algorithm=sarsa", `--model=${model}`, "--out", path.join(dir, "x4")]), /algorithm/);
+  const bad = path.join(dir, "bad.json");
+  fs.writeFileSync(bad, JSON.stringify({ iterations: "many" }));
+  assertUserError(runCli(["train", "--config", bad, "--out", path.join(dir, "x5")]), /iterations/);
+  assertUserError(runCli(["train", "--resume", path.join(dir, "run-a"), "--lr=0.1"]), /cannot change when resuming/);
+});
