@@ -9,8 +9,7 @@ import { packRows } from "./batch.ts";
 import { headLogits } from "./head.ts";
 import { KVCache } from "./kv-cache.ts";
 import type { Adapter } from "./lora.ts";
-import { DEFAULT_SAMPLING, type SamplingParams, logSoftmax, sampleToken } from "./sample.ts";
-import { f32 } from "./tensor.ts";
+import { DEFAULT_SAMPLING, type SamplingParams, sampleToken } from "./sample.ts";
 import type { Transformer } from "./transformer.ts";
 
 export interface GenerationRequest {
@@ -62,14 +61,27 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
     const packed = packRows(active.map((r) => ({ tokens: r.next, adapter: r.req.adapter ?? null, cache: r.cache })), V);
     const { hidden } = m.forward(packed, false);
     const C = m.config.dim;
-    const last = f32(active.length * C); // (A, C) hidden state of each row's last token
-    packed.rows.forEach((pr, a) => last.set(hidden.subarray((pr.start + pr.len - 1) * C, (pr.start + pr.len) * C), a * C));
-    const logits = f32(active.length * V); // (A, V)
+    const lastPos = Int32Array.from(packed.rows, (pr) => pr.start + pr.len - 1);
+    const last = m.workspace.take(active.length * C); // (A, C) hidden state of each row's last token
+    m.kernels.gatherRows(last, hidden, lastPos, active.length, C);
+    m.workspace.give(hidden);
+    const logits = m.workspace.take(active.length * V); // (A, V)
     headLogits(m, logits, last, active.length);
+    // plain temperature sampling, the common case, for all rows in one kernel call (each row's own uniform draw);
+    // greedy, top-k and top-p rows go through sampleToken
+    const A = active.length;
+    const plain = active.map((r) => isPlain(r.sampling, V));
+    const temperature = new Float64Array(A).fill(1), u = new Float64Array(A), ids = new Int32Array(A), lps = new Float64Array(A);
+    active.forEach((r, a) => {
+      if (!plain[a]) return;
+      temperature[a] = r.sampling.temperature;
+      u[a] = r.rng.float();
+    });
+    if (plain.some(Boolean)) m.kernels.sampleRows(logits, A, V, temperature, u, ids, lps);
     active.forEach((r, a) => {
       const row = logits.subarray(a * V, (a + 1) * V);
-      const id = sampleToken(row, r.sampling, r.rng);
-      const logprob = logSoftmax(row)[id];
+      const id = plain[a] ? ids[a] : sampleToken(row, r.sampling, r.rng);
+      const logprob = plain[a] ? lps[a] : logprobOf(row, id);
       r.result.ids.push(id);
       r.result.logprobs.push(logprob);
       opts.onToken?.(r.index, id, logprob);
@@ -92,8 +104,24 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
       }
       if (r.result.ids.length >= r.req.maxTokens) r.done = true;
     });
+    m.workspace.give(last, logits);
   }
   return rows.map((r) => r.result);
+}
+
+/** Temperature sampling without top-k or top-p: the draw sampleRows makes. */
+function isPlain(p: SamplingParams, V: number): boolean {
+  return p.temperature > 0 && !(p.topK > 0 && p.topK < V) && !(p.topP < 1);
+}
+
+/** log p(id) under softmax(logits), as logSoftmax(logits)[id] computes it, without the whole row. */
+function logprobOf(logits: Float32Array, id: number): number {
+  const V = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(logits[i] - max);
+  return logits[id] - (max + Math.log(sum));
 }
 
 function firstStop(text: string, stops: readonly string[]): number {

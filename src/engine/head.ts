@@ -3,10 +3,7 @@
  * gradient of the weighted objective  L = −Σ w_i log p(target_i) − Σ e_i H_i  (weights already normalised).
  * Logits are made a chunk of positions at a time, so a (N, V) matrix never exists.
  */
-import { f32 } from "./tensor.ts";
 import type { Transformer } from "./transformer.ts";
-
-const CHUNK = 64;
 
 export interface HeadQuery {
   positions: Int32Array; // (P) packed positions whose hidden state is read
@@ -25,62 +22,43 @@ export function headLogits(m: Transformer, out: Float32Array, hidden: Float32Arr
   m.kernels.matmulXWt(out, hidden, m.weights.lmHead, M, m.config.dim, m.config.vocabSize, false);
 }
 
+/** Positions per chunk: logits of a chunk stay near 4 MB (at least 64 rows, at most 1024). */
+function chunkRows(V: number): number {
+  return Math.max(64, Math.min(1024, Math.floor(2 ** 20 / V)));
+}
+
 /**
  * Reads log-probs and entropies at the queried positions of `hidden` (N, C). With `dHidden` (N, C), also
  * accumulates dL/dhidden there and, when the base is trainable, dL/dlmHead.
  */
 export function headForward(m: Transformer, hidden: Float32Array, q: HeadQuery, dHidden: Float32Array | null): HeadResult {
   const C = m.config.dim, V = m.config.vocabSize;
+  const K = m.kernels, ws = m.workspace;
   const P = q.positions.length;
   const logprobs = new Float64Array(P);
   const entropies = new Float64Array(P);
-  const x = f32(CHUNK * C); // (chunk, C)
-  const logits = f32(CHUNK * V); // (chunk, V), becomes dlogits when training
-  const dx = dHidden ? f32(CHUNK * C) : null;
+  const CHUNK = chunkRows(V);
+  const x = ws.take(Math.min(CHUNK, P) * C); // (chunk, C)
+  const logits = ws.take(Math.min(CHUNK, P) * V); // (chunk, V), becomes dlogits when training
+  const dx = dHidden ? ws.take(Math.min(CHUNK, P) * C) : null; // (chunk, C)
   const gHead = m.grad ? m.grad.lmHead : null;
   for (let p0 = 0; p0 < P; p0 += CHUNK) {
     const n = Math.min(CHUNK, P - p0);
-    for (let i = 0; i < n; i++) x.set(hidden.subarray(q.positions[p0 + i] * C, (q.positions[p0 + i] + 1) * C), i * C);
+    const pos = q.positions.subarray(p0, p0 + n);
+    K.gatherRows(x, hidden, pos, n, C);
     headLogits(m, logits, x, n);
+    const w = dx && q.weights ? q.weights.subarray(p0, p0 + n) : null;
+    const e = dx && q.entropyWeights ? q.entropyWeights.subarray(p0, p0 + n) : null;
+    const targets = q.targets.subarray(p0, p0 + n);
+    K.headXent(logits, logprobs.subarray(p0, p0 + n), entropies.subarray(p0, p0 + n), targets, w, e, n, V, dx !== null);
+    if (!dx) continue;
     let anyGrad = false;
-    for (let i = 0; i < n; i++) {
-      const row = logits.subarray(i * V, (i + 1) * V);
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) if (row[v] > max) max = row[v];
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
-      const lse = max + Math.log(sum);
-      let ent = 0;
-      for (let v = 0; v < V; v++) {
-        const lp = row[v] - lse;
-        ent -= Math.exp(lp) * lp;
-      }
-      const target = q.targets[p0 + i];
-      logprobs[p0 + i] = target >= 0 ? row[target] - lse : NaN;
-      entropies[p0 + i] = ent;
-      if (!dx) continue;
-      // dL/dz_v = w (p_v − [v = target]) + e p_v (log p_v + H)
-      const w = target >= 0 && q.weights ? q.weights[p0 + i] : 0;
-      const e = q.entropyWeights ? q.entropyWeights[p0 + i] : 0;
-      if (w === 0 && e === 0) {
-        row.fill(0);
-        continue;
-      }
-      anyGrad = true;
-      for (let v = 0; v < V; v++) {
-        const lp = row[v] - lse;
-        const pv = Math.exp(lp);
-        row[v] = w * pv + e * pv * (lp + ent);
-      }
-      if (target >= 0) row[target] -= w;
-    }
-    if (!dx || !anyGrad) continue;
-    m.kernels.matmulXW(dx, logits, m.weights.lmHead, n, V, C, false);
-    for (let i = 0; i < n; i++) {
-      const o = q.positions[p0 + i] * C;
-      for (let j = 0; j < C; j++) dHidden![o + j] += dx[i * C + j];
-    }
-    if (gHead) m.kernels.matmulXtY(gHead, logits, x, n, V, C);
+    for (let i = 0; i < n && !anyGrad; i++) anyGrad = (w !== null && targets[i] >= 0 && w[i] !== 0) || (e !== null && e[i] !== 0);
+    if (!anyGrad) continue;
+    K.matmulXW(dx, logits, m.weights.lmHead, n, V, C, false);
+    K.scatterAddRows(dHidden!, dx, pos, n, C);
+    if (gHead) K.matmulXtY(gHead, logits, x, n, V, C);
   }
+  ws.give(x, logits, dx);
   return { logprobs, entropies };
 }

@@ -17,6 +17,8 @@ import { initBaseWeights } from "./init.ts";
 import { type Adapter, createAdapter, enableAdapterGrad } from "./lora.ts";
 import { type ObjectiveRow, objective } from "./objective.ts";
 import { Transformer } from "./transformer.ts";
+import type { Kernels } from "./kernels/index.ts";
+import { kernelVariants } from "./kernels/select.ts";
 
 /** Cross-entropy rows: w = 1 on every token after the first; normaliser = number of targets (transformers' loss). */
 function ceRows(rows: number[][], adapter: Adapter | null): { rows: ObjectiveRow[]; n: number } {
@@ -33,24 +35,26 @@ function assertGrad(label: string, got: Float32Array, want: Float32Array): void 
 
 const HF = shared("fixtures/hf-llama/tiny-llama-gqa");
 
-test("tiny-llama-gqa: loss_lora and every LoRA gradient match transformers + PEFT", { skip: HF.skip }, () => {
-  const lm = loadModel(HF.path);
-  const m = new Transformer(lm.config, lm.weights);
-  const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
-  enableAdapterGrad(adapter, lm.config);
-  const ref = SafetensorsFile.open(path.join(HF.path, "reference.safetensors"));
-  const ids = ref.readInt("input_ids");
-  const { rows, n } = ceRows([Array.from(ids.subarray(0, 24)), Array.from(ids.subarray(24))], adapter);
-  const r = objective(m, rows, n);
-  assert.ok(Math.abs(r.loss - ref.readF32("loss_lora")[0]) < 1e-5, `loss ${r.loss}`);
-  for (const t of adapter.grad!.tensors) assertGrad(t.name, t.view, ref.readF32(`grad.${t.name.replace(/\.weight$/, ".default.weight")}`));
-});
+for (const K of kernelVariants()) {
+  test(`[${K.name}] tiny-llama-gqa: loss_lora and every LoRA gradient match transformers + PEFT`, { skip: HF.skip || K.skip }, () => {
+    const lm = loadModel(HF.path);
+    const m = new Transformer(lm.config, lm.weights, K.kernels);
+    const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
+    enableAdapterGrad(adapter, lm.config);
+    const ref = SafetensorsFile.open(path.join(HF.path, "reference.safetensors"));
+    const ids = ref.readInt("input_ids");
+    const { rows, n } = ceRows([Array.from(ids.subarray(0, 24)), Array.from(ids.subarray(24))], adapter);
+    const r = objective(m, rows, n);
+    assert.ok(Math.abs(r.loss - ref.readF32("loss_lora")[0]) < 1e-5, `loss ${r.loss}`);
+    for (const t of adapter.grad!.tensors) assertGrad(t.name, t.view, ref.readF32(`grad.${t.name.replace(/\.weight$/, ".default.weight")}`));
+  });
+}
 
-for (const name of TORCH_CASES) {
-  test(`${name}: LoRA and full-parameter gradients match PyTorch autograd`, () => {
+for (const K of kernelVariants()) for (const name of TORCH_CASES) {
+  test(`[${K.name}] ${name}: LoRA and full-parameter gradients match PyTorch autograd`, { skip: K.skip }, () => {
     const dir = path.join(TORCH_FIXTURES, name);
     const lm = loadModel(fs.existsSync(path.join(dir, "model.bin")) ? path.join(dir, "model.bin") : dir);
-    const m = new Transformer(lm.config, lm.weights);
+    const m = new Transformer(lm.config, lm.weights, K.kernels);
     const adapter = loadPeftAdapter(path.join(dir, "adapter"), lm.config);
     enableAdapterGrad(adapter, lm.config);
     const ref = SafetensorsFile.open(path.join(dir, "reference.safetensors"));
@@ -70,24 +74,24 @@ for (const name of TORCH_CASES) {
 }
 
 /** A small random model in which every code path (GQA or not, tied or not, both rope styles) can be probed. */
-function randomModel(over: Partial<ModelConfig>, seed: number): Transformer {
+function randomModel(over: Partial<ModelConfig>, seed: number, kernels: Kernels): Transformer {
   const c: ModelConfig = {
     dim: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 4, hiddenDim: 24, vocabSize: 29, maxSeqLen: 32, normEps: 1e-5,
     ropeTheta: 10000, ropeStyle: "half", ropeScaling: null, tiedEmbeddings: false, bosId: 1, eosIds: [2], ...over,
   };
-  const m = new Transformer(c);
+  const m = new Transformer(c, undefined, kernels);
   const rng = new Rng(seed);
   initBaseWeights(m.weights, c, rng, 0.5);
   for (const l of m.weights.layers) for (const norm of [l.attnNorm, l.mlpNorm]) for (let i = 0; i < norm.length; i++) norm[i] = 1 + 0.2 * rng.normal();
   return m;
 }
 
-for (const [label, over] of [
+for (const K of kernelVariants()) for (const [label, over] of [
   ["untied GQA rotate-half", {}],
   ["tied MHA interleaved", { tiedEmbeddings: true, nKvHeads: 4, ropeStyle: "interleaved" as const }],
 ] as const) {
-  test(`finite differences: every parameter kind, LoRA A/B, entropy bonus and signed weights (${label})`, () => {
-    const m = randomModel(over, 3);
+  test(`[${K.name}] finite differences: every parameter kind, LoRA A/B, entropy bonus and signed weights (${label})`, { skip: K.skip }, () => {
+    const m = randomModel(over, 3, K.kernels);
     m.enableGrad();
     const rng = new Rng(9);
     const adapter = createAdapter("a", m.config, { rank: 3, alpha: 5, rslora: false, targets: ["q", "k", "v", "o", "gate", "up", "down"] });

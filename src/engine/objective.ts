@@ -10,7 +10,6 @@ import { packRows } from "./batch.ts";
 import { headForward } from "./head.ts";
 import type { Adapter } from "./lora.ts";
 import { targetQuery } from "./score.ts";
-import { f32 } from "./tensor.ts";
 import type { Transformer } from "./transformer.ts";
 
 export interface ObjectiveRow {
@@ -48,9 +47,11 @@ export function objective(m: Transformer, rows: readonly ObjectiveRow[], normali
     weights[p] = r.weights[q.index[p]] / normaliser;
     if (entropyWeights && r.entropyWeights) entropyWeights[p] = r.entropyWeights[q.index[p]] / normaliser;
   }
-  const dHidden = f32(hidden.length);
+  const dHidden = m.workspace.takeZeroed(hidden.length); // (N, C)
   const head = headForward(m, hidden, { positions: q.positions, targets: q.targets, weights, entropyWeights }, dHidden);
+  m.workspace.give(hidden);
   m.backward(tape!, dHidden);
+  m.workspace.give(dHidden);
 
   let loss = 0;
   const logprobs = rows.map((r) => new Float64Array(r.tokens.length).fill(NaN));

@@ -3,28 +3,32 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { TORCH_FIXTURES, assertClose } from "../../test/support.ts";
+import { kernelVariants } from "./kernels/select.ts";
 import { DEFAULT_OPTIMIZER, Optimizer, clipGradNorm, learningRate } from "./optim.ts";
 
 const REF = JSON.parse(fs.readFileSync(path.join(TORCH_FIXTURES, "optim.json"), "utf8"));
 
-test("AdamW and SGD (with and without momentum/decay) follow torch.optim step for step", () => {
-  for (const c of REF.cases) {
-    const o = c.options;
-    const params = Float32Array.from(REF.p0);
-    const grad = new Float32Array(params.length);
-    const opt = new Optimizer(
-      c.kind === "adamw"
-        ? { kind: "adamw", beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weight_decay }
-        : { ...DEFAULT_OPTIMIZER, kind: "sgd", beta1: o.momentum, weightDecay: o.weight_decay },
-      [{ name: "p", params, grad, decay: true }],
-    );
-    c.trajectory.forEach((want: number[], step: number) => {
-      grad.set(REF.grads[step]);
-      opt.update(o.lr);
-      assertClose(`${c.kind} ${JSON.stringify(o)} step ${step + 1}`, params, want, 1e-6, 1e-5);
-    });
-  }
-});
+for (const K of kernelVariants()) {
+  test(`[${K.name}] AdamW and SGD (with and without momentum/decay) follow torch.optim step for step`, { skip: K.skip }, () => {
+    for (const c of REF.cases) {
+      const o = c.options;
+      const params = Float32Array.from(REF.p0);
+      const grad = new Float32Array(params.length);
+      const opt = new Optimizer(
+        c.kind === "adamw"
+          ? { kind: "adamw", beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weight_decay }
+          : { ...DEFAULT_OPTIMIZER, kind: "sgd", beta1: o.momentum, weightDecay: o.weight_decay },
+        [{ name: "p", params, grad, decay: true }],
+        K.kernels,
+      );
+      c.trajectory.forEach((want: number[], step: number) => {
+        grad.set(REF.grads[step]);
+        opt.update(o.lr);
+        assertClose(`${c.kind} ${JSON.stringify(o)} step ${step + 1}`, params, want, 1e-6, 1e-5);
+      });
+    }
+  });
+}
 
 test("clipping by global norm matches torch.nn.utils.clip_grad_norm_", () => {
   const groups = REF.clip.grads.map((g: number[], i: number) => ({ name: `g${i}`, params: new Float32Array(g.length), grad: Float32Array.from(g), decay: true }));
@@ -46,20 +50,22 @@ test("schedules: linear warm-up, then constant or cosine down to the floor", () 
   assert.equal(learningRate(3, { kind: "constant" }, 7), 3);
 });
 
-test("optimizer state round-trips: a restored optimizer continues exactly", () => {
-  const mk = () => {
-    const params = Float32Array.from(REF.p0), grad = new Float32Array(params.length);
-    return { params, grad, opt: new Optimizer({ ...DEFAULT_OPTIMIZER, weightDecay: 0.05 }, [{ name: "p", params, grad, decay: true }]) };
-  };
-  const a = mk();
-  for (const g of REF.grads.slice(0, 2)) { a.grad.set(g); a.opt.update(0.01); }
-  const saved = a.opt.exportState();
-  const b = mk();
-  b.params.set(a.params);
-  b.opt.importState({ step: saved.step, moments: saved.moments.map((x) => ({ name: x.name, data: x.data.slice() })) });
-  for (const g of REF.grads.slice(2)) {
-    a.grad.set(g); a.opt.update(0.01);
-    b.grad.set(g); b.opt.update(0.01);
-  }
-  assert.deepEqual(Array.from(b.params), Array.from(a.params));
-});
+for (const K of kernelVariants()) {
+  test(`[${K.name}] optimizer state round-trips: a restored optimizer continues exactly`, { skip: K.skip }, () => {
+    const mk = () => {
+      const params = Float32Array.from(REF.p0), grad = new Float32Array(params.length);
+      return { params, grad, opt: new Optimizer({ ...DEFAULT_OPTIMIZER, weightDecay: 0.05 }, [{ name: "p", params, grad, decay: true }], K.kernels) };
+    };
+    const a = mk();
+    for (const g of REF.grads.slice(0, 2)) { a.grad.set(g); a.opt.update(0.01); }
+    const saved = a.opt.exportState();
+    const b = mk();
+    b.params.set(a.params);
+    b.opt.importState({ step: saved.step, moments: saved.moments.map((x) => ({ name: x.name, data: x.data.slice() })) });
+    for (const g of REF.grads.slice(2)) {
+      a.grad.set(g); a.opt.update(0.01);
+      b.grad.set(g); b.opt.update(0.01);
+    }
+    assert.deepEqual(Array.from(b.params), Array.from(a.params));
+  });
+}

@@ -3,6 +3,8 @@
  * optional momentum; weight decay added to the gradient, as torch.optim.SGD). Gradient clipping by global norm and
  * learning-rate schedules. Moments share each group's layout, so a step is a loop over a few flat arrays.
  */
+import type { Kernels } from "./kernels/index.ts";
+import { defaultKernels } from "./kernels/select.ts";
 import { f32 } from "./tensor.ts";
 
 export interface ParamGroup {
@@ -30,13 +32,15 @@ export interface OptimizerState {
 export class Optimizer {
   readonly config: OptimizerConfig;
   readonly groups: ParamGroup[];
+  readonly kernels: Kernels; // AdamW's update loop
   step = 0;
   private m: Float32Array[];
   private v: Float32Array[];
 
-  constructor(config: OptimizerConfig, groups: ParamGroup[]) {
+  constructor(config: OptimizerConfig, groups: ParamGroup[], kernels: Kernels = defaultKernels()) {
     this.config = config;
     this.groups = groups;
+    this.kernels = kernels;
     const needM = config.kind === "adamw" || config.beta1 > 0;
     this.m = groups.map((g) => (needM ? f32(g.params.length) : new Float32Array(0)));
     this.v = groups.map((g) => (config.kind === "adamw" ? f32(g.params.length) : new Float32Array(0)));
@@ -52,15 +56,7 @@ export class Optimizer {
       if (kind === "adamw") {
         const bc1 = 1 - Math.pow(beta1, this.step);
         const bc2 = 1 - Math.pow(beta2, this.step);
-        const stepSize = lr / bc1;
-        const sqrtBc2 = Math.sqrt(bc2);
-        for (let i = 0; i < p.length; i++) {
-          if (wd) p[i] *= 1 - lr * wd;
-          const gi2 = grad[i];
-          m[i] = beta1 * m[i] + (1 - beta1) * gi2;
-          v[i] = beta2 * v[i] + (1 - beta2) * gi2 * gi2;
-          p[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + eps);
-        }
+        this.kernels.adamwUpdate(p, grad, m, v, p.length, lr, beta1, beta2, eps, wd, lr / bc1, Math.sqrt(bc2));
       } else {
         for (let i = 0; i < p.length; i++) {
           let d = grad[i] + wd * p[i];

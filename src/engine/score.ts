@@ -48,6 +48,7 @@ export function scoreRows(m: Transformer, rows: readonly ScoreRow[]): ScoreResul
   const { hidden } = m.forward(packed, false);
   const q = targetQuery(rows);
   const head = headForward(m, hidden, { positions: q.positions, targets: q.targets, weights: null, entropyWeights: null }, null);
+  m.workspace.give(hidden);
   const out = rows.map((r) => ({ logprobs: new Float64Array(r.tokens.length).fill(NaN), entropies: new Float64Array(r.tokens.length).fill(NaN) }));
   for (let p = 0; p < q.positions.length; p++) {
     out[q.owner[p]].logprobs[q.index[p]] = head.logprobs[p];

@@ -1,9 +1,14 @@
 /**
  * Buffers. Every large buffer of the engine is a Float32Array over a SharedArrayBuffer, so that worker threads can
- * read the frozen base weights and write activations without copies.
+ * read the frozen base weights and write activations without copies. Large ones start on a 64-byte boundary
+ * (the buffer has a few spare bytes before the view: use byteOffset when viewing `.buffer`).
  */
+import { alignedShared } from "./kernels/native.ts";
+
 export function f32(n: number): Float32Array {
-  return new Float32Array(new SharedArrayBuffer(Math.max(0, n) * 4));
+  if (n < 4096) return new Float32Array(new SharedArrayBuffer(Math.max(0, n) * 4));
+  const { sab, offset } = alignedShared(n * 4); // rows start on cache lines, for the native kernels' vector loads
+  return new Float32Array(sab, offset, n);
 }
 
 export function i32(n: number): Int32Array {

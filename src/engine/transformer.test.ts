@@ -18,6 +18,8 @@ import { KVCache } from "./kv-cache.ts";
 import { scoreRows } from "./score.ts";
 import { f32 } from "./tensor.ts";
 import { Transformer } from "./transformer.ts";
+import { kernelVariants } from "./kernels/select.ts";
+import type { Kernels } from "./kernels/index.ts";
 import { Rng } from "../util/rng.ts";
 
 const HF = shared("fixtures/hf-llama/tiny-llama-gqa");
@@ -30,38 +32,40 @@ function allLogits(m: Transformer, rows: { tokens: number[]; adapter?: any }[]):
   return out;
 }
 
-test("tiny-llama-gqa: per-token log-probs within 1e-4 of transformers, with and without the adapter", { skip: HF.skip }, () => {
-  const lm = loadModel(HF.path);
-  const m = new Transformer(lm.config, lm.weights);
-  const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
-  const ref = SafetensorsFile.open(path.join(HF.path, "reference.safetensors"));
-  const ids = ref.readInt("input_ids");
-  const V = lm.config.vocabSize, T = 24;
-  for (const [key, ad] of [["logits", null], ["logits_lora", adapter]] as const) {
-    const logits = ref.readF32(key);
-    const got = scoreRows(m, [0, 1].map((r) => ({ tokens: ids.subarray(r * T, (r + 1) * T), adapter: ad })));
-    for (const r of [0, 1]) {
-      const want = tokenLogprobs(logits.subarray(r * T * V, (r + 1) * T * V), ids.subarray(r * T, (r + 1) * T), V);
-      assertClose(`${key} row ${r} log-probs`, got[r].logprobs.subarray(1), want.subarray(1), 1e-4);
+for (const K of kernelVariants()) {
+  test(`[${K.name}] tiny-llama-gqa: per-token log-probs within 1e-4 of transformers, with and without the adapter`, { skip: HF.skip || K.skip }, () => {
+    const lm = loadModel(HF.path);
+    const m = new Transformer(lm.config, lm.weights, K.kernels);
+    const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
+    const ref = SafetensorsFile.open(path.join(HF.path, "reference.safetensors"));
+    const ids = ref.readInt("input_ids");
+    const V = lm.config.vocabSize, T = 24;
+    for (const [key, ad] of [["logits", null], ["logits_lora", adapter]] as const) {
+      const logits = ref.readF32(key);
+      const got = scoreRows(m, [0, 1].map((r) => ({ tokens: ids.subarray(r * T, (r + 1) * T), adapter: ad })));
+      for (const r of [0, 1]) {
+        const want = tokenLogprobs(logits.subarray(r * T * V, (r + 1) * T * V), ids.subarray(r * T, (r + 1) * T), V);
+        assertClose(`${key} row ${r} log-probs`, got[r].logprobs.subarray(1), want.subarray(1), 1e-4);
+      }
     }
-  }
-});
+  });
 
-test("tiny-llama-gqa: greedy 16 tokens equal greedy_base and greedy_lora, in one mixed batch", { skip: HF.skip }, () => {
-  const lm = loadModel(HF.path);
-  const m = new Transformer(lm.config, lm.weights);
-  const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
-  const ref = SafetensorsFile.open(path.join(HF.path, "reference.safetensors"));
-  const base = Array.from(ref.readInt("greedy_base"));
-  const lora = Array.from(ref.readInt("greedy_lora"));
-  const prompt = base.slice(0, 6);
-  const out = generate(m, [
-    { prompt, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
-    { prompt, adapter, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
-  ], { rng: new Rng(0) });
-  assert.deepEqual([...prompt, ...out[0].ids], base);
-  assert.deepEqual([...prompt, ...out[1].ids], lora);
-});
+  test(`[${K.name}] tiny-llama-gqa: greedy 16 tokens equal greedy_base and greedy_lora, in one mixed batch`, { skip: HF.skip || K.skip }, () => {
+    const lm = loadModel(HF.path);
+    const m = new Transformer(lm.config, lm.weights, K.kernels);
+    const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
+    const ref = SafetensorsFile.open(path.join(HF.path, "reference.safetensors"));
+    const base = Array.from(ref.readInt("greedy_base"));
+    const lora = Array.from(ref.readInt("greedy_lora"));
+    const prompt = base.slice(0, 6);
+    const out = generate(m, [
+      { prompt, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
+      { prompt, adapter, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
+    ], { rng: new Rng(0) });
+    assert.deepEqual([...prompt, ...out[0].ids], base);
+    assert.deepEqual([...prompt, ...out[1].ids], lora);
+  });
+}
 
 test("sharded checkpoint (model.safetensors.index.json) loads the same weights", { skip: HF.skip }, () => {
   const dir = tmpDir();
@@ -82,19 +86,19 @@ test("sharded checkpoint (model.safetensors.index.json) loads the same weights",
   assert.deepEqual(Array.from(b.weights.data), Array.from(a.weights.data));
 });
 
-function torchCase(name: string) {
+function torchCase(name: string, kernels: Kernels) {
   const dir = path.join(TORCH_FIXTURES, name);
   const lm = loadModel(fs.existsSync(path.join(dir, "model.bin")) ? path.join(dir, "model.bin") : dir);
-  const m = new Transformer(lm.config, lm.weights);
+  const m = new Transformer(lm.config, lm.weights, kernels);
   const adapter = loadPeftAdapter(path.join(dir, "adapter"), lm.config);
   const ref = SafetensorsFile.open(path.join(dir, "reference.safetensors"));
   const rows = [0, 1].map((i) => Array.from(ref.readInt(`input_ids_${i}`)));
   return { lm, m, adapter, ref, rows };
 }
 
-for (const name of TORCH_CASES) {
-  test(`${name}: logits within 1e-4 of PyTorch for a packed batch of two lengths, base / adapter / mixed`, () => {
-    const { lm, m, adapter, ref, rows } = torchCase(name);
+for (const K of kernelVariants()) for (const name of TORCH_CASES) {
+  test(`[${K.name}] ${name}: logits within 1e-4 of PyTorch for a packed batch of two lengths, base / adapter / mixed`, { skip: K.skip }, () => {
+    const { lm, m, adapter, ref, rows } = torchCase(name, K.kernels);
     const V = lm.config.vocabSize;
     const want = (key: string) => rows.map((_, i) => ref.readF32(`${key}_${i}`));
     const check = (label: string, got: Float32Array, wants: Float32Array[]) => {
@@ -112,18 +116,20 @@ for (const name of TORCH_CASES) {
   });
 }
 
-test("KV cache: feeding tokens one at a time gives the logits of a full forward", () => {
-  const { m, adapter, rows } = torchCase("llama3-gqa-bf16");
-  const V = m.config.vocabSize;
-  const full = allLogits(m, [{ tokens: rows[1], adapter }]);
-  const cache = new KVCache(m.config, rows[1].length);
-  // a 5-token prefill, then single tokens
-  const chunks = [rows[1].slice(0, 5), ...rows[1].slice(5).map((t) => [t])];
-  let pos = 0;
-  for (const chunk of chunks) {
-    const got = allLogits(m, [{ tokens: chunk, adapter, cache } as any]);
-    assertClose(`positions ${pos}..${pos + chunk.length - 1}`, got, full.subarray(pos * V, (pos + chunk.length) * V), 2e-5, 1e-5);
-    pos += chunk.length;
-  }
-  assert.equal(cache.length, rows[1].length);
-});
+for (const K of kernelVariants()) {
+  test(`[${K.name}] KV cache: feeding tokens one at a time gives the logits of a full forward`, { skip: K.skip }, () => {
+    const { m, adapter, rows } = torchCase("llama3-gqa-bf16", K.kernels);
+    const V = m.config.vocabSize;
+    const full = allLogits(m, [{ tokens: rows[1], adapter }]);
+    const cache = new KVCache(m.config, rows[1].length);
+    // a 5-token prefill, then single tokens
+    const chunks = [rows[1].slice(0, 5), ...rows[1].slice(5).map((t) => [t])];
+    let pos = 0;
+    for (const chunk of chunks) {
+      const got = allLogits(m, [{ tokens: chunk, adapter, cache } as any]);
+      assertClose(`positions ${pos}..${pos + chunk.length - 1}`, got, full.subarray(pos * V, (pos + chunk.length) * V), 2e-5, 1e-5);
+      pos += chunk.length;
+    }
+    assert.equal(cache.length, rows[1].length);
+  });
+}

@@ -2,25 +2,30 @@
  * The LLaMA-family decoder: token embedding → L decoder layers → final RMSNorm → (head.ts) LM head.
  * `forward` returns the final normalised hidden states of a packed batch; with a tape it keeps every activation
  * that `backward` needs. `backward` accumulates into the adapters' gradient buffers and, when the base model is
- * trainable (`enableGrad`), into `grad`. One `zeroGrad` clears them.
+ * trainable (`enableGrad`), into `grad`. One `zeroGrad` clears them. Activations live in the model's workspace:
+ * a tape's buffers go back to it as `backward` finishes with them, so a tape serves exactly one backward.
  */
-import { type BlockActs, allocBlockActs, blockBackward, blockForward } from "./block.ts";
+import { type BlockActs, type RowPlan, allocBlockActs, blockBackward, blockForward, planRows, releaseBlockActs } from "./block.ts";
 import type { Packed } from "./batch.ts";
 import type { ModelConfig } from "./config.ts";
-import { type Kernels, referenceKernels } from "./kernels/index.ts";
+import type { Kernels } from "./kernels/index.ts";
 import { type RopeTables, buildRopeTables, ropeInvFreq } from "./kernels/rope.ts";
+import { defaultKernels } from "./kernels/select.ts";
 import { type BaseWeights, LINEAR_KINDS, type LinearKind, allocBase, linearShape } from "./params.ts";
 import { f32 } from "./tensor.ts";
+import { Workspace } from "./workspace.ts";
 
 export interface ModelTape {
   packed: Packed;
+  plan: RowPlan;
   blocks: BlockActs[]; // (L)
   xFinal: Float32Array; // (N, C) residual stream before the final norm
   rstdF: Float32Array; // (N)
+  used: boolean; // set by backward, which hands the buffers back
 }
 
 export interface ForwardResult {
-  hidden: Float32Array; // (N, C) after the final norm: the LM head's input
+  hidden: Float32Array; // (N, C) after the final norm: the LM head's input (the engine's own callers give it back to the workspace)
   tape: ModelTape | null;
 }
 
@@ -29,11 +34,12 @@ export class Transformer {
   readonly weights: BaseWeights;
   grad: BaseWeights | null = null;
   kernels: Kernels;
+  readonly workspace = new Workspace(); // activation buffers, reused across calls
   rope: RopeTables;
   readonly linearShapes: Record<LinearKind, [out: number, inp: number]>;
   private readonly invFreq: Float64Array;
 
-  constructor(config: ModelConfig, weights?: BaseWeights, kernels: Kernels = referenceKernels) {
+  constructor(config: ModelConfig, weights?: BaseWeights, kernels: Kernels = defaultKernels()) {
     if (config.headDim % 2 !== 0) throw new Error(`head size ${config.headDim} must be even for rotary embedding`);
     if (config.nHeads % config.nKvHeads !== 0) throw new Error(`${config.nHeads} heads are not a multiple of ${config.nKvHeads} kv heads`);
     this.config = config;
@@ -69,41 +75,49 @@ export class Transformer {
       }
     }
     this.ensurePositions(maxPos);
+    const plan = planRows(packed, c.nHeads, c.nLayers);
 
-    const x = f32(N * C); // (N, C) residual stream
-    for (let i = 0; i < N; i++) x.set(this.weights.embed.subarray(tokens[i] * C, (tokens[i] + 1) * C), i * C);
+    const x = this.workspace.take(N * C); // (N, C) residual stream
+    this.kernels.gatherRows(x, this.weights.embed, tokens, N, C);
 
     const blocks: BlockActs[] = [];
-    const scratch = keepTape ? null : allocBlockActs(this, packed, false);
+    const scratch = keepTape ? null : allocBlockActs(this, packed, plan, false);
     for (let l = 0; l < c.nLayers; l++) {
-      const acts = scratch ?? allocBlockActs(this, packed, true);
-      blockForward(this, l, x, packed, acts);
+      const acts = scratch ?? allocBlockActs(this, packed, plan, true);
+      blockForward(this, l, x, packed, plan, acts);
       if (keepTape) blocks.push(acts);
     }
     for (const r of packed.rows) if (r.cache) r.cache.length = r.pos0 + r.len;
 
-    const hidden = f32(N * C);
+    const hidden = this.workspace.take(N * C); // the caller's (it may hand it back to the workspace when done)
     const rstdF = f32(N);
     this.kernels.rmsnormForward(hidden, rstdF, x, this.weights.finalNorm, N, C, c.normEps);
-    return { hidden, tape: keepTape ? { packed, blocks, xFinal: x, rstdF } : null };
+    if (!keepTape) {
+      releaseBlockActs(this, scratch!);
+      this.workspace.give(x);
+      return { hidden, tape: null };
+    }
+    return { hidden, tape: { packed, plan, blocks, xFinal: x, rstdF, used: false } };
   }
 
-  /** dHidden (N, C): gradient of the loss w.r.t. `hidden` of the forward that made `tape`. */
+  /** dHidden (N, C): gradient of the loss w.r.t. `hidden` of the forward that made `tape` (once per tape). */
   backward(tape: ModelTape, dHidden: Float32Array): void {
+    if (tape.used) throw new Error("this tape has already been through backward (a tape serves one backward)");
+    tape.used = true;
     const c = this.config;
-    const { packed } = tape;
+    const { packed, plan } = tape;
     const { N, tokens } = packed;
     const C = c.dim;
     const G = this.grad;
-    const dx = f32(N * C); // (N, C)
+    const dx = this.workspace.takeZeroed(N * C); // (N, C)
     this.kernels.rmsnormBackward(dx, G?.finalNorm ?? null, dHidden, tape.xFinal, tape.rstdF, this.weights.finalNorm, N, C);
-    for (let l = c.nLayers - 1; l >= 0; l--) blockBackward(this, l, dx, packed, tape.blocks[l]);
-    if (G) {
-      for (let i = 0; i < N; i++) {
-        const o = tokens[i] * C;
-        for (let j = 0; j < C; j++) G.embed[o + j] += dx[i * C + j];
-      }
+    this.workspace.give(tape.xFinal);
+    for (let l = c.nLayers - 1; l >= 0; l--) {
+      blockBackward(this, l, dx, packed, plan, tape.blocks[l]);
+      releaseBlockActs(this, tape.blocks[l]);
     }
+    if (G) this.kernels.scatterAddRows(G.embed, dx, tokens, N, C);
+    this.workspace.give(dx);
   }
 
   zeroGrad(): void {

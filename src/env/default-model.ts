@@ -20,8 +20,8 @@ export interface DefaultModelRecipe {
 
 export const DEFAULT_MODEL_RECIPE: DefaultModelRecipe = {
   version: 1,
-  mix: { episodes: 2000, transcriptsPerEpisode: 3, scorerTextsPerEpisode: 4, proseChunks: 800 },
-  valMix: { episodes: 60, transcriptsPerEpisode: 3, scorerTextsPerEpisode: 4, proseChunks: 24 },
+  mix: { episodes: 2000, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 8000, proseChunks: 600 },
+  valMix: { episodes: 60, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 240, proseChunks: 20 },
   pretrain: { ...DEFAULT_PRETRAIN, vocabSize: 1024, dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 352, seqLen: 256, steps: 600, batchSize: 8, lr: 3e-3, warmup: 30, evalEvery: 100, seed: 0 },
 };
 

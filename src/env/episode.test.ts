@@ -44,7 +44,8 @@ test("rewards and message values equal direct scoring of the scorer texts", asyn
       const base = scorerTokens(tok, { context: [], state: "", inbox: null, next });
       const [sr, sb] = scoreRows(m, [raw, base]);
       const gain = meanFrom(sr.logprobs, raw.from) - meanFrom(sb.logprobs, base.from);
-      assert.ok(Math.abs(gain - rec.information_gain) < 1e-9, `gain of agent ${rec.agent} round ${rec.round}`);
+      // the episode scores rows in other batches than this direct call: float32 kernels may round differently (≲1e-6)
+      assert.ok(Math.abs(gain - rec.information_gain) < 1e-5, `gain of agent ${rec.agent} round ${rec.round}`);
       assert.ok(Math.abs(rec.reward - rec.information_gain) < 1e-12, "selfish reward is the own gain");
     }
   }
@@ -59,7 +60,7 @@ test("rewards and message values equal direct scoring of the scorer texts", asyn
     const v = meanFrom(a.logprobs, full.from) - meanFrom(b.logprobs, without.from);
     const sender = r.records[0][0][r2.received[k].from];
     const logged = sender.message_values.filter((x) => x.to === 1 && x.text === r2.received[k].text);
-    assert.ok(logged.some((x) => Math.abs(x.value - v) < 1e-9), `value of message ${k}`);
+    assert.ok(logged.some((x) => Math.abs(x.value - v) < 1e-5), `value of message ${k}`);
   }
 });
 

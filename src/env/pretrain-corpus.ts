@@ -19,6 +19,7 @@ import type { EpisodeText, Split } from "./sources/source.ts";
 
 export interface CorpusMix {
   episodes: number; // facts-world episodes drawn
+  copyTexts: number; // random word sequences said twice: the plain copying that attention must learn first
   transcriptsPerEpisode: number;
   scorerTextsPerEpisode: number;
   proseChunks: number; // chunks of State of the Union text
@@ -93,16 +94,25 @@ function scorerText(rng: Rng, ep: EpisodeText): string {
   return `STATE: ${shuffled.join(" ")}\nNEXT: ${ep.streams[i][t]}`;
 }
 
+const COPY_WORDS = [...NAMES, ...RELATIONS.flatMap((r) => r.values), "is", "in", "the", "has", "a", "likes", "coins", "and", "then"];
+
+/** "REPEAT: w1 w2 … wn\nAGAIN: w1 w2 … wn": the second half is predictable only by copying the first. */
+function copyText(rng: Rng): string {
+  const words = Array.from({ length: 6 + rng.int(20) }, () => rng.pick(COPY_WORDS)).join(" ");
+  return `REPEAT: ${words}\nAGAIN: ${words}`;
+}
+
 /** Documents for one split: facts-world texts of every kind, and prose chunks. */
 export function pretrainDocuments(split: Split, mix: CorpusMix, rng: Rng): string[] {
   const source = new FactsSource(0);
   const docs: string[] = [];
   for (let e = 0; e < mix.episodes; e++) {
     const ep = source.episode(split, 2_000_000 + e, 2 + rng.int(3), 2 + rng.int(3));
-    docs.push(ep.streams.map((s) => s.join(" ")).join("\n"));
+    docs.push(ep.streams[rng.int(ep.streams.length)].join(" "));
     for (let k = 0; k < mix.transcriptsPerEpisode; k++) docs.push(transcript(rng, ep));
     for (let k = 0; k < mix.scorerTextsPerEpisode; k++) docs.push(scorerText(rng, ep));
   }
+  for (let k = 0; k < mix.copyTexts; k++) docs.push(copyText(rng));
   if (mix.proseChunks > 0) {
     const chunks = documentsOf(loadDocuments(defaultCorpusFiles()), split).flatMap((d) => chunk(d, 600));
     for (let k = 0; k < mix.proseChunks && chunks.length; k++) docs.push(chunks[rng.int(chunks.length)]);

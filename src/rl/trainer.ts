@@ -21,6 +21,7 @@ import { writeFileAtomic, readJsonFile } from "../util/fs.ts";
 import { mean } from "./advantages.ts";
 import { ALGORITHMS, type UpdateStats } from "./algorithms.ts";
 import type { TrainConfig } from "./config.ts";
+import { envFromConfig, slotsFromConfig, validationEpisodes } from "./environment.ts";
 import { KlController, klPerToken } from "./kl.ts";
 import type { RunFolder } from "./run-folder.ts";
 import type { Sample } from "./sample.ts";
@@ -93,7 +94,7 @@ export class Trainer {
   constructor(setup: TrainerSetup) {
     this.s = setup;
     this.c = setup.config;
-    this.slots = this.c.agents.map((kind, i) => ({ kind, adapter: kind === "learner" ? (this.c.sharedAdapter ? "shared" : `agent${i}`) : null }));
+    this.slots = slotsFromConfig(this.c);
     this.adapters = [...new Set(this.slots.map((s) => s.adapter).filter((a): a is string => a !== null))];
     this.rng = new Rng(this.c.seed);
     this.kl = new KlController(this.c.klCoef, this.c.klTarget, this.c.klHorizon);
@@ -106,20 +107,12 @@ export class Trainer {
   }
 
   private env(): EnvConfig {
-    const c = this.c;
-    return {
-      rounds: c.rounds, window: c.window, scorer: c.scorer, reward: c.reward, social: c.social, stateTokens: c.stateTokens,
-      messageTokens: c.messageTokens, messagesPerRound: c.messagesPerRound, systemPrompt: c.systemPrompt,
-      temperature: c.temperature, topK: c.topK, topP: c.topP, oracle: true,
-    };
+    return envFromConfig(this.c);
   }
 
   /** Validation: the same episodes and sampling seeds every time, so evaluations are comparable. */
   async evaluate(deliver: boolean): Promise<Evaluation> {
-    const run = await runEpisodes({
-      backend: this.s.backend, tokenizer: this.s.tokenizer, source: this.s.source, split: "val", slots: this.slots,
-      episodes: this.c.evalEpisodes, env: this.env(), rng: new Rng(`${this.c.seed}/eval`), deliver,
-    });
+    const run = await validationEpisodes({ backend: this.s.backend, tokenizer: this.s.tokenizer, source: this.s.source, config: this.c, slots: this.slots, deliver });
     const learners = run.records.flat(2).filter((r) => r.kind === "learner");
     const oracle = learners.map((r) => r.oracle_gain).filter((x): x is number => x !== null);
     return { learner_gain: mean(learners.map((r) => r.information_gain)), oracle_gain: oracle.length ? mean(oracle) : null, information_gain: summarize(run).information_gain };

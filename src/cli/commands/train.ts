@@ -3,9 +3,9 @@ import { defineCommand } from "citty";
 import { CpuBackend } from "../../engine/backend.ts";
 import { Transformer } from "../../engine/transformer.ts";
 import { ensureDefaultModel } from "../../env/default-model.ts";
-import { makeSource } from "../../env/sources/index.ts";
 import { loadModel, requireTokenizer } from "../../formats/load-model.ts";
 import { DEFAULT_TRAIN, listPresets, parseOverride, presetFile, readConfigFile, resolveConfig, type TrainConfig } from "../../rl/config.ts";
+import { sourceFromConfig } from "../../rl/environment.ts";
 import { RunFolder } from "../../rl/run-folder.ts";
 import { type MetricsLine, Trainer } from "../../rl/trainer.ts";
 import { UserError } from "../../util/errors.ts";
@@ -76,7 +76,7 @@ const command = defineCommand({
     const loaded = loadModel(modelPath, config.tokenizer);
     const tokenizer = requireTokenizer(loaded);
     const backend = new CpuBackend(new Transformer(loaded.config, loaded.weights));
-    const source = makeSource(config.source, { seed: config.seed, files: config.files });
+    const source = sourceFromConfig(config);
     const quiet = Boolean(own.quiet);
     const bar = progress("train", config.iterations, { quiet: quiet || !process.stderr.isTTY });
     const trainer = new Trainer({

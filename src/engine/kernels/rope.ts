@@ -83,3 +83,8 @@ export function ropeApply(x: Float32Array, off: number, T: number, H: number, HS
     }
   }
 }
+
+/** Rotates every token of x (N, H, HS) in place, token i at position positions[i] (all rows of a packed batch at once). */
+export function ropeRows(x: Float32Array, positions: Int32Array, N: number, H: number, HS: number, tables: RopeTables, style: RopeStyle, direction: 1 | -1): void {
+  for (let i = 0; i < N; i++) ropeApply(x, i * H * HS, 1, H, HS, positions[i], tables, style, direction);
+}

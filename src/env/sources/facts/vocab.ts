@@ -18,11 +18,21 @@ export interface Relation {
   values: readonly string[];
   /** canonical statement, e.g. "Ben is in the garden." */
   state: (person: string, value: string) => string;
-  /** later restatements: the value comes at the end, so the words before it are predictable without the fact */
-  restate: readonly ((person: string, value: string) => string)[];
+  /** the question a later excerpt may ask before restating the fact */
+  question: (person: string) => string;
   /** parses a canonical statement back: [person, value] or null */
   parse: RegExp;
 }
+
+/**
+ * Later excerpts restate a fact as a lead-in followed by its canonical statement, verbatim: the words before the
+ * value are predictable, the value is not, unless the reader holds the fact (in its state or inbox).
+ */
+export const RESTATE: readonly ((r: Relation, person: string, value: string) => string)[] = [
+  (r, p, v) => `Later, ${r.state(p, v)}`,
+  (r, p, v) => `${r.question(p)} ${r.state(p, v)}`,
+  (r, p, v) => `Someone said that ${r.state(p, v)}`,
+];
 
 const PLACES = ["kitchen", "garden", "library", "market", "school", "park", "harbor", "bakery", "station", "museum", "forest", "river"];
 const PETS = ["cat", "dog", "owl", "frog", "horse", "rabbit", "parrot", "goat", "turtle", "fox"];
@@ -30,50 +40,10 @@ const COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "white", "
 const NUMBERS = ["two", "three", "four", "five", "six", "seven", "eight", "nine"];
 
 export const RELATIONS: readonly Relation[] = [
-  {
-    name: "place",
-    values: PLACES,
-    state: (p, v) => `${p} is in the ${v}.`,
-    restate: [
-      (p, v) => `Later, ${p} was still in the ${v}.`,
-      (p, v) => `Where is ${p}? ${p} is in the ${v}.`,
-      (p, v) => `Someone looked for ${p} in the ${v}.`,
-    ],
-    parse: /^(\w+) is in the (\w+)\.$/,
-  },
-  {
-    name: "pet",
-    values: PETS,
-    state: (p, v) => `${p} has ${article(v)} ${v}.`,
-    restate: [
-      (p, v) => `${p} fed the ${v}.`,
-      (p, v) => `What pet does ${p} have? ${p} has ${article(v)} ${v}.`,
-      (p, v) => `${p} walked home with the ${v}.`,
-    ],
-    parse: /^(\w+) has an? (\w+)\.$/,
-  },
-  {
-    name: "color",
-    values: COLORS,
-    state: (p, v) => `${p} likes ${v}.`,
-    restate: [
-      (p, v) => `${p} wore ${article(v)} ${v} coat.`,
-      (p, v) => `Which color does ${p} like? ${p} likes ${v}.`,
-      (p, v) => `${p} painted the door ${v}.`,
-    ],
-    parse: /^(\w+) likes (\w+)\.$/,
-  },
-  {
-    name: "coins",
-    values: NUMBERS,
-    state: (p, v) => `${p} has ${v} coins.`,
-    restate: [
-      (p, v) => `${p} counted ${v} coins again.`,
-      (p, v) => `How many coins does ${p} have? ${p} has ${v} coins.`,
-      (p, v) => `${p} spent nothing and still had ${v} coins.`,
-    ],
-    parse: /^(\w+) has (\w+) coins\.$/,
-  },
+  { name: "place", values: PLACES, state: (p, v) => `${p} is in the ${v}.`, question: (p) => `Where is ${p}?`, parse: /^(\w+) is in the (\w+)\.$/ },
+  { name: "pet", values: PETS, state: (p, v) => `${p} has ${article(v)} ${v}.`, question: (p) => `What pet does ${p} have?`, parse: /^(\w+) has an? (\w+)\.$/ },
+  { name: "color", values: COLORS, state: (p, v) => `${p} likes ${v}.`, question: (p) => `Which color does ${p} like?`, parse: /^(\w+) likes (\w+)\.$/ },
+  { name: "coins", values: NUMBERS, state: (p, v) => `${p} has ${v} coins.`, question: (p) => `How many coins does ${p} have?`, parse: /^(\w+) has (\w+) coins\.$/ },
 ];
 
 /** Sentences that carry no fact: the same with or without a state. */

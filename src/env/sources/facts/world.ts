@@ -6,7 +6,7 @@
  * round t, in time for the state that predicts excerpt t+1), plus a filler sentence.
  */
 import type { Rng } from "../../../util/rng.ts";
-import { FILLER, NAMES, RELATIONS } from "./vocab.ts";
+import { FILLER, NAMES, RELATIONS, RESTATE } from "./vocab.ts";
 
 export interface Fact {
   person: string;
@@ -57,7 +57,7 @@ export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld 
       }
       const sentences = [
         ...revealed[i][t].map(statement),
-        ...restated[i][t].map((f) => rng.pick(RELATIONS[f.relation].restate)(f.person, f.value)),
+        ...restated[i][t].map((f) => rng.pick(RESTATE)(RELATIONS[f.relation], f.person, f.value)),
         rng.pick(FILLER),
       ];
       excerpts[i].push(rng.shuffle(sentences).join(" "));

@@ -1,0 +1,183 @@
+/**
+ * `npm run bench` / `colloquy bench [--json] [--quick] [--model <HF dir>]`: colloquy's engine against a PyTorch
+ * reference (bench/torch_ref.py: Debian's python3-torch with OpenBLAS, two threads) on the same cases and shapes.
+ * Both sides build a case and warm it up, then their timed runs alternate (colloquy, torch, colloquy, ...), so
+ * that a busy machine slows both alike. Tokens per second are medians; ratio = colloquy / torch. Then the matrix-product GFLOP/s of colloquy's kernels against this CPU's peak.
+ * Progress goes to stderr; the table (or, with --json, exactly one JSON object) to stdout.
+ */
+import os from "node:os";
+import { pathToFileURL } from "node:url";
+import { loadModel } from "../src/formats/load-model.ts";
+import { loadNativeAddon } from "../src/engine/kernels/native.ts";
+import { defaultKernels } from "../src/engine/kernels/select.ts";
+import { type BenchCase, type Timing, colloquyRun, timeOnce, timing } from "./cases.ts";
+import { DEFAULT_BASE_STANDIN, SHAPE_A, defaultBaseShape } from "./default-model.ts";
+import { type GemmRow, type Peak, measureGemm, measurePeak } from "./gemm.ts";
+import { type TorchCheck, TorchRef, torchModel } from "./torch.ts";
+
+export interface BenchOptions {
+  quick: boolean; // fewer repetitions
+  json: boolean; // one JSON object on stdout
+  model?: string; // shape (b): "default" (the default base model's shape), "standin", or a Hugging Face model folder
+  python: string; // the interpreter that has torch
+  torch: boolean; // false: colloquy only
+}
+
+export interface CaseResult {
+  id: string;
+  label: string;
+  colloquy: Timing;
+  torch: Timing | null;
+  ratio: number | null;
+}
+
+export interface BenchReport {
+  kernels: string;
+  threads: number;
+  cpu: string;
+  torch: TorchCheck | null;
+  torch_unavailable: string | null;
+  cases: CaseResult[];
+  peak: Peak | null;
+  gemm: GemmRow[];
+  [key: `${string}_ratio_vs_torch`]: number | null;
+}
+
+export function benchCases(o: Pick<BenchOptions, "model">): BenchCase[] {
+  let b = defaultBaseShape();
+  let bWeights;
+  let bName = "default model";
+  if (o.model === "standin") {
+    b = DEFAULT_BASE_STANDIN;
+    bName = "stand-in";
+  } else if (o.model && o.model !== "default") {
+    const lm = loadModel(o.model);
+    b = lm.config;
+    bWeights = lm.weights;
+    bName = o.model;
+  }
+  const shapeA = `288d·6L·6H·768F·V512`;
+  const shapeB = `${b.dim}d·${b.nLayers}L·${b.nHeads}/${b.nKvHeads}H·${b.hiddenDim}F·V${b.vocabSize} (${bName})`;
+  const common = { rank: 8, alpha: 16, seed: 1, batch: 8, seq: 256, prompt: 8, newTokens: 128 };
+  return [
+    { ...common, id: "train_lora", kind: "train_lora", shape: "a", config: SHAPE_A, label: `train LoRA r8, B8×256, (a) ${shapeA}` },
+    { ...common, id: "train_full", kind: "train_full", shape: "a", config: SHAPE_A, rank: 0, label: `train full, B8×256, (a) ${shapeA}` },
+    { ...common, id: "sample", kind: "sample", shape: "a", config: SHAPE_A, batch: 16, label: `sample 16 rows × 128 new, (a)` },
+    { ...common, id: "score", kind: "score", shape: "a", config: SHAPE_A, batch: 16, label: `score 16 × 256 tokens, (a)` },
+    { ...common, id: "train_lora_b", kind: "train_lora", shape: "b", config: { ...b, maxSeqLen: Math.max(b.maxSeqLen, 256) }, weights: bWeights, label: `train LoRA r8, B8×256, (b) ${shapeB}` },
+    { ...common, id: "sample_b", kind: "sample", shape: "b", config: b, weights: bWeights, batch: 16, label: `sample 16 rows × 128 new, (b)` },
+  ];
+}
+
+function torchSpec(c: BenchCase, warmup: number): Record<string, unknown> {
+  return {
+    case: c.kind, model: torchModel(c.config), batch: c.batch, seq: c.seq, prompt: c.prompt, new_tokens: c.newTokens,
+    rank: c.rank, alpha: c.alpha, seed: c.seed, warmup,
+  };
+}
+
+const log = (s: string) => process.stderr.write(s + "\n");
+
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  const kernels = defaultKernels();
+  const { addon, reason } = loadNativeAddon();
+  if (kernels.name !== "native") log(`bench: WARNING: colloquy runs on its ${kernels.name} kernels (${reason || "COLLOQUY_KERNELS"}): expect it to be far slower`);
+  const warmup = o.quick ? 1 : 2, reps = o.quick ? 3 : 7;
+  let torch: TorchRef | null = null;
+  let torchReason: string | null = null;
+  if (o.torch) {
+    const started = await TorchRef.start(o.python);
+    torch = started.ref;
+    torchReason = started.reason || null;
+    if (!torch) log(`bench: no PyTorch reference (${started.reason}); colloquy only`);
+    else log(`bench: torch ${torch.check.torch}, BLAS ${torch.check.openblas ? "OpenBLAS" : "NOT OpenBLAS"}, 1024² matmul ${torch.check.matmul_1024_gflops.toFixed(0)} GFLOP/s`);
+  }
+  const report: BenchReport = {
+    kernels: kernels.name, threads: addon?.threads() ?? 1, cpu: os.cpus()[0]?.model ?? "unknown",
+    torch: torch?.check ?? null, torch_unavailable: torchReason, cases: [], peak: null, gemm: [],
+  };
+  try {
+    for (const c of benchCases(o)) {
+      log(`bench: ${c.label} ...`);
+      const { run, tokens } = colloquyRun(c);
+      for (let i = 0; i < warmup; i++) run();
+      if (torch) await torch.prepare(torchSpec(c, warmup));
+      // alternate: colloquy, torch, colloquy, torch ... so that both see the same machine
+      const mine: number[] = [], theirs: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        mine.push(timeOnce(run));
+        if (torch) theirs.push(await torch.runOnce());
+      }
+      const a = timing(tokens, mine), b = torch ? timing(tokens, theirs) : null;
+      const ratio = b ? a.tokens_per_s / b.tokens_per_s : null;
+      report.cases.push({ id: c.id, label: c.label, colloquy: a, torch: b, ratio });
+      report[`${c.id}_ratio_vs_torch`] = ratio;
+      log(`bench:   colloquy ${a.tokens_per_s.toFixed(0)} tok/s` + (b ? `, torch ${b.tokens_per_s.toFixed(0)} tok/s, ratio ${ratio!.toFixed(2)}` : ""));
+    }
+  } finally {
+    torch?.close();
+  }
+  if (addon) {
+    log("bench: matrix products ...");
+    report.peak = measurePeak(addon);
+    report.gemm = measureGemm(addon, report.peak, o.quick);
+  }
+  return report;
+}
+
+const fmt = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? "-" : x.toFixed(d));
+
+export function formatReport(r: BenchReport): string {
+  const lines: string[] = [];
+  const w = Math.max(...r.cases.map((c) => c.label.length), 10);
+  lines.push(`colloquy bench: ${r.kernels} kernels, ${r.threads} threads, ${r.cpu}`);
+  if (r.torch) lines.push(`torch ${r.torch.torch}: ${r.torch.openblas ? "OpenBLAS" : "no OpenBLAS (unfair anchor)"}, OPENBLAS_NUM_THREADS=${r.torch.openblas_threads}, torch threads ${r.torch.torch_threads}, 1024² matmul ${fmt(r.torch.matmul_1024_gflops)} GFLOP/s`);
+  else lines.push(`torch: unavailable (${r.torch_unavailable ?? "--no-torch"})`);
+  lines.push("");
+  lines.push(`${"case".padEnd(w)} | ${"colloquy tok/s".padStart(14)} | ${"torch tok/s".padStart(11)} | ${"ratio".padStart(5)}`);
+  lines.push(`${"-".repeat(w)}-|-${"-".repeat(14)}-|-${"-".repeat(11)}-|-${"-".repeat(5)}`);
+  for (const c of r.cases) {
+    lines.push(`${c.label.padEnd(w)} | ${fmt(c.colloquy.tokens_per_s).padStart(14)} | ${fmt(c.torch?.tokens_per_s).padStart(11)} | ${fmt(c.ratio, 2).padStart(5)}`);
+  }
+  if (r.peak) {
+    const p = r.peak;
+    lines.push("");
+    lines.push(`CPU peak: ${p.clock_ghz.toFixed(2)} GHz (measured) × ${p.fma_pipes} FMA pipes × ${p.lanes} lanes (${p.simd}) × 2 = ${p.peak_gflops_per_core.toFixed(0)} GFLOP/s per core, ${p.peak_gflops_all.toFixed(0)} on ${p.threads} threads; an FMA loop reaches ${p.fma_loop_gflops_1.toFixed(0)} / ${p.fma_loop_gflops_all.toFixed(0)}`);
+    const gw = Math.max(...r.gemm.map((g) => g.label.length));
+    lines.push(`${"matrix product (colloquy native)".padEnd(gw)} | ${"1 thread GFLOP/s".padStart(21)} | ${`${p.threads} threads GFLOP/s`.padStart(22)}`);
+    for (const g of r.gemm) {
+      lines.push(`${g.label.padEnd(gw)} | ${`${fmt(g.gflops_1)} (${fmt(g.pct_peak_1)}% peak)`.padStart(21)} | ${`${fmt(g.gflops_all)} (${fmt(g.pct_peak_all)}% peak)`.padStart(22)}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+export function parseBenchArgs(argv: string[]): BenchOptions {
+  const o: BenchOptions = { quick: false, json: false, python: "/usr/bin/python3", torch: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--quick") o.quick = true;
+    else if (a === "--json") o.json = true;
+    else if (a === "--no-torch") o.torch = false;
+    else if (a === "--model" || a === "--python") {
+      const v = argv[++i];
+      if (!v) throw new Error(`${a} needs a value`);
+      if (a === "--model") o.model = v;
+      else o.python = v;
+    } else if (a.startsWith("--model=")) o.model = a.slice(8);
+    else if (a.startsWith("--python=")) o.python = a.slice(9);
+    else throw new Error(`unknown argument ${a} (bench takes --json, --quick, --model <dir>, --python <path>, --no-torch)`);
+  }
+  return o;
+}
+
+export async function benchMain(o: BenchOptions): Promise<void> {
+  const report = await runBench(o);
+  if (o.json) process.stdout.write(JSON.stringify(report) + "\n");
+  else process.stdout.write(formatReport(report) + "\n");
+  if (o.json) log(formatReport(report));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await benchMain(parseBenchArgs(process.argv.slice(2)));
+}

@@ -1,0 +1,19 @@
+/** `colloquy eval <kind>`: the registry of evaluations. Each kind lives in its own file. */
+import { defineCommand } from "citty";
+import type { CommandDef } from "citty";
+import hh from "./hh.ts";
+import judge from "./judge.ts";
+import language from "./language.ts";
+import machiavelli from "./machiavelli.ts";
+
+export const EVALS: Record<string, CommandDef<any>> = {
+  hh,
+  machiavelli,
+  judge,
+  language,
+};
+
+export default defineCommand({
+  meta: { name: "eval", description: "Evaluate a base model and agent adapters: hh, machiavelli, judge, language." },
+  subCommands: EVALS,
+});

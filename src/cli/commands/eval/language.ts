@@ -1,0 +1,143 @@
+import { defineCommand } from "citty";
+import {
+  DRIFT_METHOD, type DriftPoint, LOSS_DEFINITION, type Roles, type TextScore, blockMatrices, defaultBlock, driftOverall, driftSeries, honesty, readTranscripts,
+  recordTexts, roleSpecialisation, scoreTexts, swapPairs,
+} from "../../../eval/language.ts";
+import { requireTokenizer } from "../../../formats/load-model.ts";
+import { type TrainConfig, resolveConfig } from "../../../rl/config.ts";
+import { slotsFromConfig, sourceFromConfig } from "../../../rl/environment.ts";
+import { RunFolder } from "../../../rl/run-folder.ts";
+import { UserError } from "../../../util/errors.ts";
+import { type Progress, progress } from "../../../util/progress.ts";
+import { int, optStr, str } from "../../args.ts";
+import { evalSetup, saveEvalResult } from "../../eval-args.ts";
+import { info, printJson } from "../../output.ts";
+
+export const languageArgs = {
+  run: { type: "string", description: "the run folder to evaluate", valueHint: "runs/<id>", required: true },
+  model: { type: "string", description: "base model (default: the run's base model)", valueHint: "path" },
+  tokenizer: { type: "string", description: "tokenizer for a llama2.c model (default: the run's)", valueHint: "path" },
+  swap: { type: "string", description: "role specialisation: all (default: every pair of learners with their own adapters), i,j (agents i and j only), or none (skip)", valueHint: "all|i,j|none" },
+  block: { type: "string", description: "iterations per block of the talk and message-value matrices (default: at most 5 blocks)", valueHint: "N" },
+  quiet: { type: "boolean", description: "no progress on stderr" },
+  json: { type: "boolean", description: "print one JSON object (also saved as <run>/eval/language.json)" },
+} as const;
+
+const DESCRIPTION =
+  "Language health of a run: drift (perplexity of the states and messages of transcripts.jsonl under the base model, adapter off, " +
+  "each text scored on its own after BOS, per iteration; learners, and the scripted agents as a reference), honesty (facts world: " +
+  "share of each sender's checkable message claims that are true, 95% Wilson intervals), the talk and message-value matrices of " +
+  "metrics.jsonl per block of iterations, and role specialisation (the run's validation episodes with the adapters in place and " +
+  "with two agents' adapters swapped: change in the learners' information gain and loss, nats/token, paired 95% intervals). " +
+  "Seeded and deterministic; the result is saved as <run>/eval/language.json for `colloquy report`.";
+
+function parseSwap(v: string | undefined): [number, number] | "all" | "none" {
+  const s = (v ?? "all").trim();
+  if (s === "all" || s === "none") return s;
+  const m = /^(\d+),(\d+)$/.exec(s);
+  if (!m) throw new UserError("E_BAD_FLAG", `--swap ${s}: expected all, none, or two agent indices like 0,1`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+export default defineCommand({
+  meta: { name: "language", description: DESCRIPTION },
+  args: languageArgs,
+  async run({ args }) {
+    const t0 = Date.now();
+    const runDir = str(args.run, "run");
+    const swap = parseSwap(optStr(args.swap));
+    const folder = new RunFolder(runDir);
+    const saved = folder.readConfig() as { config?: Record<string, unknown> };
+    if (!saved.config) throw new UserError("E_BAD_RUN", `${runDir}/config.json has no "config" object`, "is this a folder written by colloquy train?");
+    const config: TrainConfig = resolveConfig([saved.config]);
+    if (Array.isArray(swap)) swapPairs(slotsFromConfig(config), swap); // a bad pair fails before any work
+    const setup = evalSetup({ run: runDir, model: args.model, tokenizer: optStr(args.tokenizer) ?? config.tokenizer ?? undefined });
+    const tok = requireTokenizer(setup.loaded);
+    const quiet = Boolean(args.quiet);
+
+    // drift
+    const records = readTranscripts(runDir);
+    const texts = records.flatMap((r) => {
+      const t = recordTexts(r);
+      return [...t.state, ...t.message];
+    });
+    const bar = progress("language drift", new Set(texts).size, { quiet });
+    const scored = await scoreTexts(setup.backend, tok, texts, (d) => bar.update(d));
+    bar.stop();
+    const series = driftSeries(records, scored);
+    const drift = {
+      method: DRIFT_METHOD, model: setup.loaded.path, groups: [...new Set(series.flatMap((p) => Object.keys(p.groups)))],
+      scripted_kinds: [...new Set(config.agents.filter((k) => k !== "learner"))],
+      note: records.length ? null : "no transcripts.jsonl records (a run with 0 iterations or transcriptEpisodes 0)",
+      series, overall: driftOverall(records, scored),
+    };
+
+    // honesty and matrices
+    const honest = honesty(records, config.agents, config.source);
+    const metrics = folder.readMetrics();
+    const last = Math.max(0, ...metrics.map((m) => Number(m.iteration) || 0));
+    const block = args.block === undefined ? defaultBlock(last) : int(args.block, "block", 1, { min: 1 });
+    const matrices = {
+      block,
+      note: "from metrics.jsonl (every training episode): talk = messages delivered per iteration, [sender][recipient], mean over the block; " +
+        "message_value = mean over the block's iterations of the mean value of delivered messages, nats/token (null: none delivered)",
+      blocks: blockMatrices(metrics, block),
+    };
+
+    // roles
+    let roles: Roles;
+    if (swap === "none") {
+      roles = { applicable: false, note: "skipped (--swap none)", episodes: 0, loss_definition: LOSS_DEFINITION, in_place: null, swaps: [] };
+    } else {
+      const have = new Set(setup.systems.map((s) => s.adapter));
+      for (const s of slotsFromConfig(config)) {
+        if (s.adapter !== null && !have.has(s.adapter)) throw new UserError("E_NOT_FOUND", `run ${runDir} has no adapter ${s.adapter} in adapters/`, "has the run finished its first checkpoint?");
+      }
+      const bars: { roles?: Progress } = {};
+      roles = await roleSpecialisation({
+        backend: setup.backend, tokenizer: tok, source: sourceFromConfig(config), config, only: swap === "all" ? null : swap,
+        onProgress: (done, total) => (bars.roles ??= progress("language roles (validation runs)", total, { quiet })).update(done),
+      });
+      bars.roles?.stop();
+    }
+
+    const result = {
+      eval: "language", run: runDir, model: setup.loaded.path, source: config.source, agents: config.agents, seed: config.seed,
+      drift, honesty: honest, matrices, roles, seconds: (Date.now() - t0) / 1000,
+    };
+    saveEvalResult(runDir, "language", result);
+    if (args.json) return printJson(result);
+    printText(result);
+  },
+});
+
+const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
+const sgn = (x: number | null | undefined, d = 4) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : (x >= 0 ? "+" : "") + x.toFixed(d));
+
+function printText(r: {
+  drift: { groups: string[]; series: DriftPoint[] }; honesty: ReturnType<typeof honesty>; matrices: { block: number; blocks: ReturnType<typeof blockMatrices> };
+  roles: Roles;
+}): void {
+  const ppl = (s: TextScore | undefined) => f(s?.perplexity, 2);
+  console.log(`drift: perplexity under the base model (each text on its own after BOS), per iteration`);
+  console.log(`${"iteration".padEnd(10)}` + r.drift.groups.map((g) => `${`${g} state`.padStart(18)}${`${g} message`.padStart(18)}`).join(""));
+  for (const p of r.drift.series) console.log(`${String(p.iteration).padEnd(10)}` + r.drift.groups.map((g) => `${ppl(p.groups[g]?.state).padStart(18)}${ppl(p.groups[g]?.message).padStart(18)}`).join(""));
+  console.log(`\nhonesty: ${r.honesty.note}`);
+  for (const c of r.honesty.overall) {
+    console.log(`  agent ${c.agent} (${c.kind}): ${c.claims} claims, ${c.true} true` + (c.share_true === null ? "" : `, share ${f(c.share_true)} [${f(c.share_true_ci95![0])}, ${f(c.share_true_ci95![1])}]`));
+  }
+  const lastBlock = r.matrices.blocks[r.matrices.blocks.length - 1];
+  if (lastBlock) {
+    console.log(`\nlast block, iterations ${lastBlock.from}–${lastBlock.to}: talk (messages per iteration) | message value (nats/token); row = sender, column = recipient`);
+    lastBlock.talk.forEach((row, i) => console.log(`  ${i}  ${row.map((x) => f(x, 2).padStart(7)).join("")}   | ${lastBlock.message_value[i].map((x) => sgn(x).padStart(9)).join("")}`));
+  }
+  console.log(`\nrole specialisation: ${r.roles.note}`);
+  if (r.roles.in_place) {
+    console.log(`  in place: learner gain ${sgn(r.roles.in_place.learner_gain)}, loss ${f(r.roles.in_place.learner_loss, 4)} nats/token`);
+    for (const s of r.roles.swaps) {
+      console.log(`  swap ${s.agents[0]}↔${s.agents[1]}: gain ${sgn(s.learner_gain)} (Δ ${sgn(s.delta_gain.mean)} [${sgn(s.delta_gain.ci95[0])}, ${sgn(s.delta_gain.ci95[1])}]), ` +
+        `loss ${f(s.learner_loss, 4)} (Δ ${sgn(s.delta_loss.mean)} [${sgn(s.delta_loss.ci95[0])}, ${sgn(s.delta_loss.ci95[1])}])`);
+    }
+  }
+  info("language: saved eval/language.json");
+}

@@ -1,0 +1,47 @@
+/**
+ * The environment a training config describes: its text source, the POMDP's settings, the agent slots (learner i
+ * on adapter `agent<i>`, or `shared`), and the validation episodes. The trainer and `colloquy eval language` (which
+ * re-runs a finished run's validation with adapters swapped) build them here, so both see the same episodes.
+ */
+import type { Backend } from "../engine/backend.ts";
+import type { Tokenizer } from "../formats/tokenizer.ts";
+import type { EnvConfig } from "../env/config.ts";
+import { type AgentSlot, type EpisodeRun, runEpisodes } from "../env/episode.ts";
+import { makeSource } from "../env/sources/index.ts";
+import type { TextSource } from "../env/sources/source.ts";
+import { Rng } from "../util/rng.ts";
+import type { TrainConfig } from "./config.ts";
+
+export function sourceFromConfig(c: TrainConfig): TextSource {
+  return makeSource(c.source, { seed: c.seed, files: c.files });
+}
+
+export function envFromConfig(c: TrainConfig): EnvConfig {
+  return {
+    rounds: c.rounds, window: c.window, scorer: c.scorer, reward: c.reward, social: c.social, stateTokens: c.stateTokens,
+    messageTokens: c.messageTokens, messagesPerRound: c.messagesPerRound, systemPrompt: c.systemPrompt,
+    temperature: c.temperature, topK: c.topK, topP: c.topP, oracle: true,
+  };
+}
+
+export function slotsFromConfig(c: TrainConfig): AgentSlot[] {
+  return c.agents.map((kind, i) => ({ kind, adapter: kind === "learner" ? (c.sharedAdapter ? "shared" : `agent${i}`) : null }));
+}
+
+export interface ValidationOptions {
+  backend: Backend;
+  tokenizer: Tokenizer;
+  source: TextSource;
+  config: TrainConfig;
+  slots: readonly AgentSlot[]; // usually slotsFromConfig(config); another assignment of adapters to slots is allowed
+  deliver: boolean;
+}
+
+/** The validation episodes: the same worlds and sampling seeds every time, so evaluations are comparable. */
+export function validationEpisodes(o: ValidationOptions): Promise<EpisodeRun> {
+  const c = o.config;
+  return runEpisodes({
+    backend: o.backend, tokenizer: o.tokenizer, source: o.source, split: "val", slots: o.slots,
+    episodes: c.evalEpisodes, env: envFromConfig(c), rng: new Rng(`${c.seed}/eval`), deliver: o.deliver,
+  });
+}

@@ -1,0 +1,152 @@
+/**
+ * What the HTTP layer asks of a model: run a batch of rows (each a prompt on the base model or an adapter, with its
+ * own sampling parameters and seed) in one engine call, reporting each streaming row's text as it grows. The
+ * core works through the Backend seam (`sample`, rows of different adapters in one batch); `LocalEngine` runs it
+ * in this thread (tests, `app.request()`), worker-engine.ts in a worker thread so that the server stays responsive.
+ */
+import type { CpuBackend, SampleRequest } from "../engine/backend.ts";
+import { type Tokenizer, decodeContinuation } from "../formats/tokenizer.ts";
+import { topLogprobs } from "./logprobs.ts";
+
+/** A model name the API serves: the base model (adapter null) or one adapter. */
+export interface ServedModel {
+  id: string;
+  adapter: string | null;
+}
+
+/** What the server needs to serve: built by the CLI (`colloquy serve`) or by a test. */
+export interface ServeSetup {
+  backend: CpuBackend;
+  tokenizer: Tokenizer;
+  tokenizerPath: string | null; // where the tokenizer came from (a worker's client loads it again there)
+  models: ServedModel[];
+  contextLength: number;
+}
+
+/** Everything about the model the HTTP layer needs, without the weights. */
+export interface EngineInfo {
+  models: ServedModel[];
+  contextLength: number;
+  vocabSize: number;
+}
+
+export interface EngineRow {
+  adapter: string | null;
+  prompt: number[];
+  maxTokens: number;
+  temperature: number; // 0 = greedy
+  topP: number;
+  topK: number; // 0 = off
+  stop: string[];
+  seed: number; // this row's random stream
+  stream: boolean; // report the text as it grows
+  logprobs: number | null; // null: none; k ≥ 0: the chosen tokens' log-probs and the k most likely at each step
+  echo: boolean; // with logprobs: the prompt's tokens too
+}
+
+export interface TokenInfo {
+  id: number;
+  text: string; // this token's text in context, special tokens written out
+  width: number; // how many characters it adds to the row's text (0 for a special token, which the text leaves out)
+  logprob: number | null; // null for the first prompt token
+  top: { id: number; text: string; logprob: number }[] | null;
+}
+
+export interface RowResult {
+  ids: number[]; // generated ids (an EOS that ended the row included)
+  text: string; // the completion, cut before a stop string
+  finishReason: "stop" | "length"; // OpenAI's: EOS or stop string → stop
+  tokens: TokenInfo[] | null; // with logprobs: the generated tokens that make up `text`
+  promptTokens: TokenInfo[] | null; // with logprobs and echo
+}
+
+export type OnText = (row: number, text: string) => void;
+
+export interface Engine {
+  readonly info: EngineInfo;
+  run(rows: readonly EngineRow[], onText: OnText): Promise<RowResult[]>;
+  close(): Promise<void>;
+}
+
+/** Runs rows on a setup's backend. */
+export class EngineCore {
+  readonly setup: ServeSetup;
+
+  constructor(setup: ServeSetup) {
+    this.setup = setup;
+  }
+
+  get info(): EngineInfo {
+    return { models: this.setup.models, contextLength: this.setup.contextLength, vocabSize: this.setup.backend.config.vocabSize };
+  }
+
+  async run(rows: readonly EngineRow[], onText: OnText): Promise<RowResult[]> {
+    const { backend, tokenizer: tok } = this.setup;
+    const requests: SampleRequest[] = rows.map((r) => ({
+      prompt: r.prompt, adapter: r.adapter, maxTokens: r.maxTokens, stopStrings: r.stop,
+      sampling: { temperature: r.temperature, topP: r.topP, topK: r.topK },
+    }));
+    const decode = (row: number, ids: number[]): string => {
+      const text = decodeContinuation(tok, rows[row].prompt, ids, { skipSpecial: true });
+      if (rows[row].stream) onText(row, text);
+      return text;
+    };
+    const results = await backend.sample(requests, rows.map((r) => r.seed), decode);
+    return results.map((g, i) => {
+      const r = rows[i];
+      const out: RowResult = { ids: g.ids, text: g.text ?? "", finishReason: g.finishReason === "length" ? "length" : "stop", tokens: null, promptTokens: null };
+      if (r.logprobs === null) return out;
+      const kept = g.finishReason === "eos" ? g.ids.slice(0, -1) : g.ids;
+      const all = [...r.prompt, ...kept];
+      const from = r.echo ? 1 : r.prompt.length;
+      const needPass = r.logprobs > 0 || r.echo;
+      const pass = needPass ? topLogprobs(backend, [{ tokens: all, adapter: r.adapter, from, k: r.logprobs }])[0] : null;
+      const info = (t: number): TokenInfo => {
+        const p = pass?.[t - from];
+        return {
+          id: all[t], ...tokenText(tok, all, t), logprob: p ? p.logprob : g.logprobs[t - r.prompt.length],
+          top: r.logprobs! > 0 && p ? p.top.map((a) => ({ id: a.id, logprob: a.logprob, text: tokenText(tok, all, t, a.id).text })) : null,
+        };
+      };
+      if (r.echo) {
+        out.promptTokens = r.prompt.map((id, t) => (t === 0 ? { id, ...tokenText(tok, all, 0), logprob: null, top: null } : info(t)));
+      }
+      // the generated tokens whose text starts inside the completion (a stop string's tokens are left out)
+      out.tokens = [];
+      let offset = 0;
+      for (let t = r.prompt.length; t < all.length; t++) {
+        if (g.finishReason === "stop" && offset >= out.text.length) break;
+        const ti = info(t);
+        out.tokens.push(ti);
+        offset += ti.width;
+      }
+      return out;
+    });
+  }
+}
+
+/** The text of token `id` (default: all[t]) at position t, decoded after the tokens before it, and its width. */
+function tokenText(tok: Tokenizer, all: readonly number[], t: number, id = all[t]): { text: string; width: number } {
+  const before = all.slice(Math.max(0, t - 8), t);
+  const text = decodeContinuation(tok, before, [id]);
+  return { text, width: decodeContinuation(tok, before, [id], { skipSpecial: true }).length };
+}
+
+/** The core in this thread: the event loop waits while a batch runs (fine for tests and for one user). */
+export class LocalEngine implements Engine {
+  private readonly core: EngineCore;
+
+  constructor(setup: ServeSetup) {
+    this.core = new EngineCore(setup);
+  }
+
+  get info(): EngineInfo {
+    return this.core.info;
+  }
+
+  run(rows: readonly EngineRow[], onText: OnText): Promise<RowResult[]> {
+    return this.core.run(rows, onText);
+  }
+
+  async close(): Promise<void> {}
+}
