@@ -1,9 +1,10 @@
 /**
- * `npm run bench` / `colloquy bench [--json] [--quick] [--model <HF dir>]`: colloquy's engine against a PyTorch
- * reference (bench/torch_ref.py: Debian's python3-torch with OpenBLAS, two threads) on the same cases and shapes.
- * Both sides build a case and warm it up, then their timed runs alternate (colloquy, torch, colloquy, ...), so
- * that a busy machine slows both alike. Tokens per second are medians; ratio = colloquy / torch. Then the matrix-product GFLOP/s of colloquy's kernels against this CPU's peak.
- * Progress goes to stderr; the table (or, with --json, exactly one JSON object) to stdout.
+ * `npm run bench` / `colloquy bench [--json] [--quick] [--model default|standin|<HF dir>]`: colloquy's engine against
+ * a PyTorch reference (bench/torch_ref.py: Debian's python3-torch with OpenBLAS, two threads) on the same cases and
+ * shapes. Both sides build a case and warm it up, then their timed runs alternate (colloquy, torch, colloquy, ...),
+ * so that a busy machine slows both alike. Tokens per second are medians; ratio = colloquy / torch. Then the
+ * matrix-product GFLOP/s of colloquy's kernels against this CPU's peak. Progress goes to stderr; the table (or,
+ * with --json, exactly one JSON object) to stdout.
  */
 import os from "node:os";
 import { pathToFileURL } from "node:url";
@@ -35,6 +36,7 @@ export interface BenchReport {
   kernels: string;
   threads: number;
   cpu: string;
+  load_average: [start: number, end: number]; // 1-minute load average: above the core count, other processes competed
   torch: TorchCheck | null;
   torch_unavailable: string | null;
   cases: CaseResult[];
@@ -93,9 +95,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     else log(`bench: torch ${torch.check.torch}, BLAS ${torch.check.openblas ? "OpenBLAS" : "NOT OpenBLAS"}, 1024² matmul ${torch.check.matmul_1024_gflops.toFixed(0)} GFLOP/s`);
   }
   const report: BenchReport = {
-    kernels: kernels.name, threads: addon?.threads() ?? 1, cpu: os.cpus()[0]?.model ?? "unknown",
+    kernels: kernels.name, threads: addon?.threads() ?? 1, cpu: os.cpus()[0]?.model ?? "unknown", load_average: [os.loadavg()[0], NaN],
     torch: torch?.check ?? null, torch_unavailable: torchReason, cases: [], peak: null, gemm: [],
   };
+  if (report.load_average[0] > os.cpus().length) log(`bench: the machine is busy (load average ${report.load_average[0].toFixed(1)} on ${os.cpus().length} cores): expect noisy numbers`);
   try {
     for (const c of benchCases(o)) {
       log(`bench: ${c.label} ...`);
@@ -122,6 +125,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     report.peak = measurePeak(addon);
     report.gemm = measureGemm(addon, report.peak, o.quick);
   }
+  report.load_average[1] = os.loadavg()[0];
   return report;
 }
 
@@ -130,7 +134,7 @@ const fmt = (x: number | null | undefined, d = 0) => (x === null || x === undefi
 export function formatReport(r: BenchReport): string {
   const lines: string[] = [];
   const w = Math.max(...r.cases.map((c) => c.label.length), 10);
-  lines.push(`colloquy bench: ${r.kernels} kernels, ${r.threads} threads, ${r.cpu}`);
+  lines.push(`colloquy bench: ${r.kernels} kernels, ${r.threads} threads, ${r.cpu}; load average ${fmt(r.load_average[0], 1)} → ${fmt(r.load_average[1], 1)}`);
   if (r.torch) lines.push(`torch ${r.torch.torch}: ${r.torch.openblas ? "OpenBLAS" : "no OpenBLAS (unfair anchor)"}, OPENBLAS_NUM_THREADS=${r.torch.openblas_threads}, torch threads ${r.torch.torch_threads}, 1024² matmul ${fmt(r.torch.matmul_1024_gflops)} GFLOP/s`);
   else lines.push(`torch: unavailable (${r.torch_unavailable ?? "--no-torch"})`);
   lines.push("");

@@ -35,6 +35,33 @@ static float *scratch(float **slot, size_t floats) {
   return *slot;
 }
 
+#if VL == 16
+/* r[0..15] (rows) ← its transpose (columns), in registers. */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+#endif
+
 /* Ap: ceil(mc/MR) micro-panels, each (kc, MR): Ap[p][k][i] = A(p·MR + i, k), zero beyond mc. */
 static void pack_a(int mc, int kc, const float *a, long rsa, long csa, float *ap) {
   for (int i0 = 0; i0 < mc; i0 += MR) {
@@ -47,12 +74,23 @@ static void pack_a(int mc, int kc, const float *a, long rsa, long csa, float *ap
         for (int i = mr; i < MR; i++) dst[k * MR + i] = 0;
       }
     } else {
+      int k0 = 0;
+#if VL == 16
+      if (csa == 1) { /* rows contiguous along k: 16×16 blocks transposed in registers */
+        for (; k0 + 16 <= kc; k0 += 16) {
+          __m512 r[16];
+          for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_loadu_ps(a + (long)(i0 + i) * rsa + k0) : _mm512_setzero_ps();
+          transpose16(r);
+          for (int k = 0; k < 16; k++) _mm512_mask_storeu_ps(dst + (k0 + k) * MR, (__mmask16)((1u << MR) - 1), r[k]);
+        }
+      }
+#endif
       for (int i = 0; i < mr; i++) {
         const float *src = a + (long)(i0 + i) * rsa;
-        if (csa == 1) for (int k = 0; k < kc; k++) dst[k * MR + i] = src[k];
-        else for (int k = 0; k < kc; k++) dst[k * MR + i] = src[k * csa];
+        if (csa == 1) for (int k = k0; k < kc; k++) dst[k * MR + i] = src[k];
+        else for (int k = k0; k < kc; k++) dst[k * MR + i] = src[k * csa];
       }
-      for (int i = mr; i < MR; i++) for (int k = 0; k < kc; k++) dst[k * MR + i] = 0;
+      for (int i = mr; i < MR; i++) for (int k = k0; k < kc; k++) dst[k * MR + i] = 0;
     }
   }
 }
@@ -73,33 +111,33 @@ static void pack_b(int kc, int nc, const float *b, long rsb, long csb, float *bp
         }
       }
     } else {
+      int k0 = 0;
+#if VL == 16
+      if (rsb == 1) { /* columns contiguous along k (x·Wᵀ's W): 16×16 blocks transposed in registers */
+        for (; k0 + 16 <= kc; k0 += 16) {
+          for (int h = 0; h < NR; h += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+              r[j] = h + j < nr ? _mm512_loadu_ps(b + (long)(j0 + h + j) * csb + k0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int k = 0; k < 16; k++) _mm512_storeu_ps(dst + (k0 + k) * NR + h, r[k]);
+          }
+        }
+      }
+#endif
       for (int j = 0; j < nr; j++) {
         const float *src = b + (long)(j0 + j) * csb;
-        if (rsb == 1) for (int k = 0; k < kc; k++) dst[k * NR + j] = src[k];
-        else for (int k = 0; k < kc; k++) dst[k * NR + j] = src[k * rsb];
+        if (rsb == 1) for (int k = k0; k < kc; k++) dst[k * NR + j] = src[k];
+        else for (int k = k0; k < kc; k++) dst[k * NR + j] = src[k * rsb];
       }
-      for (int j = nr; j < NR; j++) for (int k = 0; k < kc; k++) dst[k * NR + j] = 0;
+      for (int j = nr; j < NR; j++) for (int k = k0; k < kc; k++) dst[k * NR + j] = 0;
     }
   }
 }
 
-/* C tile (mr, nr) = alpha · Ap·Bp + beta · C. */
-static void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float *c, long rsc, long csc,
-                         int mr, int nr, float alpha, float beta) {
-  vf acc0[MR], acc1[MR];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = vzero();
-  for (int k = 0; k < kc; k++) {
-    vf b0 = vload(bp), b1 = vload(bp + VL);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-      vf a = vset1(ap[i]);
-      acc0[i] = vfma(a, b0, acc0[i]);
-      acc1[i] = vfma(a, b1, acc1[i]);
-    }
-    ap += MR;
-    bp += NR;
-  }
+/* Stores the accumulators of a C tile (mr, nr): alpha · acc + beta · C. */
+static inline __attribute__((always_inline)) void store_tile(vf *acc0, vf *acc1, float *c, long rsc, long csc, int mr,
+                                                             int nr, float alpha, float beta) {
   vf va = vset1(alpha);
   if (mr == MR && nr == NR && csc == 1) {
 #pragma GCC unroll 16
@@ -119,7 +157,7 @@ static void micro_kernel(int kc, const float *restrict ap, const float *restrict
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++) {
     vstore(tile + i * NR, acc0[i] * va);
-    vstore(tile + i * NR + VL, acc1[i] * va);
+    if (nr > VL) vstore(tile + i * NR + VL, acc1[i] * va);
   }
   for (int i = 0; i < mr; i++) {
     for (int j = 0; j < nr; j++) {
@@ -127,6 +165,42 @@ static void micro_kernel(int kc, const float *restrict ap, const float *restrict
       *cij = beta != 0 ? *cij + tile[i * NR + j] : tile[i * NR + j];
     }
   }
+}
+
+/* C tile (mr, nr) = alpha · Ap·Bp + beta · C: MR rows × two vectors of columns. */
+static void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float *c, long rsc, long csc,
+                         int mr, int nr, float alpha, float beta) {
+  vf acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = vzero();
+  for (int k = 0; k < kc; k++) {
+    vf b0 = vload(bp), b1 = vload(bp + VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      vf a = vset1(ap[i]);
+      acc0[i] = vfma(a, b0, acc0[i]);
+      acc1[i] = vfma(a, b1, acc1[i]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+  store_tile(acc0, acc1, c, rsc, csc, mr, nr, alpha, beta);
+}
+
+/* The same for a last panel of at most VL columns (head size 48 = 32 + 16): one vector, half the work. */
+static void micro_kernel_half(int kc, const float *restrict ap, const float *restrict bp, float *c, long rsc,
+                              long csc, int mr, int nr, float alpha, float beta) {
+  vf acc0[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) acc0[i] = vzero();
+  for (int k = 0; k < kc; k++) {
+    vf b0 = vload(bp);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) acc0[i] = vfma(vset1(ap[i]), b0, acc0[i]);
+    ap += MR;
+    bp += NR;
+  }
+  store_tile(acc0, acc0, c, rsc, csc, mr, nr, alpha, beta);
 }
 
 /*
@@ -165,8 +239,9 @@ static void task_compute(void *ctx, int i) {
       int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
       for (int ir = 0; ir < mc; ir += MR) {
         int mr = mc - ir < MR ? mc - ir : MR;
-        micro_kernel(g->kc, ap + (long)ir * g->kc, g->bp + (long)jr * g->kc,
-                     g->c + (ic + ir) * g->rsc + (g->jc + jr) * g->csc, g->rsc, g->csc, mr, nr, g->alpha, be);
+        (nr <= VL ? micro_kernel_half : micro_kernel)(g->kc, ap + (long)ir * g->kc, g->bp + (long)jr * g->kc,
+                                                      g->c + (ic + ir) * g->rsc + (g->jc + jr) * g->csc, g->rsc,
+                                                      g->csc, mr, nr, g->alpha, be);
       }
     }
   }

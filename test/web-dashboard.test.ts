@@ -14,7 +14,7 @@ import { assertUserError, runCli, tmpDir } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
 const skip = chromiumSkip();
-if (skip) console.log(`# skipping the dashboard's browser tests: ${skip}`);
+if (skip) console.log(`skipping the dashboard's browser tests: ${skip}`);
 
 const dir = tmpDir("colloquy-web-dash-");
 const runs = path.join(dir, "runs");
@@ -94,9 +94,10 @@ test("a real run: curves render, follow an appended line and a rewrite, transcri
   assert.equal(await page.locator("#transcripts img, #transcripts script").count(), 0, "no element was made from model output");
   assert.equal(await page.evaluate("window.__xss"), undefined, "no script from model output ran");
   await page.locator("#transcripts details").last().evaluate((d) => ((d as unknown as { open: boolean }).open = true));
-  await screenshot(page, "dashboard", "the dashboard on a real smoke run of the tiny model: run list (smoke-run finished, a 5,000-iteration synthetic run), " +
-    "curves of every metric of metrics.jsonl, the talk graph and message-value matrix, and the transcript browser showing a record whose " +
-    "state, message and completion hold <script> and <img onerror> as plain text");
+  await screenshot(page, "dashboard", "the dashboard on a real smoke run of the tiny model (2 learners): the run list (smoke-run, shown running " +
+    "since the test wrote to its metrics.jsonl, and a 5,000-iteration synthetic run), curves of every metric of metrics.jsonl, the talk graph " +
+    "and message-value matrix, and the transcript browser (agent 1, round 1) showing a record whose state, message and completion hold " +
+    "<script> and <img onerror> as plain text");
   assert.deepEqual(problems, [], "no console error and no CSP violation");
 });
 
@@ -131,8 +132,9 @@ test("a long run (5,000 iterations): load time, downsampled drawing, per-update 
   await page.locator("tr[data-run='smoke-run'] input[type=checkbox]").check();
   await page.locator("[data-chart='reward'] .u-legend .u-label", { hasText: "smoke-run" }).waitFor({ timeout: 15_000 });
   assert.deepEqual(await page.locator("[data-chart='reward'] .u-legend .u-label").allTextContents(), ["iteration", "long", "smoke-run"]);
-  await screenshot(page, "dashboard-long", "the dashboard with a synthetic 5,004-iteration run (3 agents, one a liar) overlaid with the smoke run: downsampled curves, " +
-    "the talk graph (the liar's edges red) and the transcript browser at the latest iteration");
+  await screenshot(page, "dashboard-long", "the dashboard with a synthetic run of 5,003 iterations (3 agents, the third a liar) overlaid with the " +
+    "smoke run: curves drawn downsampled, the talk graph (edge width = messages, red = negative message value: the liar's) and the " +
+    "message-value matrix at the latest iteration, and the transcript browser following the latest iteration");
   assert.deepEqual(problems, []);
 });
 

@@ -13,7 +13,7 @@ import { assertUserError, runCli, tmpDir } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
 const skip = chromiumSkip();
-if (skip) console.log(`# skipping the human evaluation's browser test: ${skip}`);
+if (skip) console.log(`skipping the human evaluation's browser test: ${skip}`);
 
 const dir = tmpDir("colloquy-web-eval-");
 const pairsFile = path.join(dir, "pairs.jsonl");
@@ -65,7 +65,7 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
   const choices = ["left", "right", "tie"] as const;
   let sawHostile = false;
   const answerOne = async (k: number) => {
-    await page.locator("#compare:not([hidden])").waitFor();
+    await page.locator(`body[data-state='ready'][data-done='${given.size}'] #compare:not([hidden])`).waitFor();
     const item = (await page.locator("body").getAttribute("data-item"))!;
     assert.ok(!given.has(item), `item ${item} is shown once`);
     if (item === "hostile") {
@@ -83,7 +83,7 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
     if (k % 4 === 0) await page.fill("#reason", `reason ${k}: <script>window.__xss = 3</script>`);
     await page.click(`.choices button[data-choice='${choice}']`);
     given.set(item, choice);
-    await page.locator(`body[data-done='${given.size}']`).waitFor();
+    await page.locator(`body[data-state='ready'][data-done='${given.size}']`).waitFor();
   };
 
   await page.goto(`${server.url}/eval`);

@@ -39,6 +39,7 @@ async function next() {
   if (!current) {
     $("done-text").textContent = `You answered all ${res.total} comparisons.`;
     document.body.dataset.item = "";
+    document.body.dataset.state = "ready";
     show("done");
     return;
   }
@@ -47,12 +48,14 @@ async function next() {
   $("right").textContent = current.right;
   $("reason").value = "";
   document.body.dataset.item = current.id;
+  document.body.dataset.state = "ready"; // for tests: this item is on screen and can be answered
   show("compare");
 }
 
 async function answer(choice) {
   if (!current || busy) return;
   busy = true;
+  document.body.dataset.state = "busy";
   for (const b of document.querySelectorAll(".choices button")) b.disabled = true;
   try {
     const reason = $("reason").value.trim();
@@ -65,6 +68,7 @@ async function answer(choice) {
     if (err.code === "E_NOT_SIGNED_IN") show("signin");
     else if (err.code === "E_ALREADY_ANSWERED") await next().catch(showError);
   } finally {
+    if (document.body.dataset.state === "busy") document.body.dataset.state = "ready";
     busy = false;
     for (const b of document.querySelectorAll(".choices button")) {
       b.disabled = false;
