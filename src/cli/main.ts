@@ -7,10 +7,39 @@ import { isUserError } from "../util/errors.ts";
 import { rejectUnknownFlags } from "./args.ts";
 import { COMMANDS } from "./commands/index.ts";
 
-/** Usage text, without colours when stdout is not a terminal. */
+/**
+ * Usage text, without colours when stdout is not a terminal. A command with subcommands lists each with the
+ * first sentence of its description; a command's own --help shows all of it, and its `usageFooter` if any.
+ */
 async function usage(cmd: CommandDef, parent?: CommandDef): Promise<string> {
-  const text = await renderUsage(cmd, parent);
+  let text: string;
+  if (cmd.subCommands) {
+    const meta = (await resolve(cmd.meta)) ?? {};
+    const subs = Object.entries(cmd.subCommands as Record<string, CommandDef>);
+    const width = Math.max(...subs.map(([n]) => n.length));
+    const lines = await Promise.all(subs.map(async ([name, sub]) => {
+      const d = firstSentence((await resolve(sub.meta))?.description ?? "");
+      return `  ${name.padEnd(width)}  ${d}`;
+    }));
+    const path = parent ? `colloquy ${meta.name}` : "colloquy";
+    text = `${meta.description ?? ""}\n\nUSAGE ${path} <command> [options]\n\nCOMMANDS\n${lines.join("\n")}\n\nUse ${path} <command> --help for the options of a command.`;
+  } else {
+    text = await renderUsage(cmd, parent);
+    const footer = (cmd as { usageFooter?: string }).usageFooter;
+    if (footer) text += `\n${footer}\n`;
+  }
   return process.stdout.isTTY ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+/** The description's first sentence (not cut at "et al."), at most ~110 characters. */
+function firstSentence(d: string): string {
+  const m = /^.{20,}?[^l]\.(?=\s)/.exec(d);
+  const s = m ? m[0] : d;
+  return s.length > 110 ? s.slice(0, 108).replace(/\s+\S*$/, "") + " …" : s;
+}
+
+async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | undefined): Promise<T | undefined> {
+  return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
 }
 
 const VERSION = "0.1.0";

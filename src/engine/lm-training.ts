@@ -35,6 +35,26 @@ export function windowSampler(stream: Int32Array, seqLen: number, batchSize: num
   });
 }
 
+/**
+ * Whole documents as rows (each cut to `maxLen` tokens), drawn at random until a batch holds `tokensPerBatch`
+ * tokens. A row never mixes documents, so attention only ever sees the text it belongs to.
+ */
+export function documentSampler(docs: readonly Int32Array[], maxLen: number, tokensPerBatch: number, rng: Rng): () => Int32Array[] {
+  const usable = docs.filter((d) => d.length >= 2);
+  if (usable.length === 0) throw new Error("no document has two tokens to train on");
+  return () => {
+    const rows: Int32Array[] = [];
+    let tokens = 0;
+    while (tokens < tokensPerBatch) {
+      const d = usable[rng.int(usable.length)];
+      const row = d.length > maxLen ? d.subarray(0, maxLen) : d;
+      rows.push(row);
+      tokens += row.length;
+    }
+    return rows;
+  };
+}
+
 export interface TrainLoop {
   model: Transformer;
   adapter: Adapter | null; // null: train the base model's parameters

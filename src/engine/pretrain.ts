@@ -9,14 +9,14 @@ import path from "node:path";
 import { trainByteLevelBpe } from "../formats/bpe-train.ts";
 import { saveHfModel } from "../formats/hf-checkpoint.ts";
 import { hfTokenizerFromJson } from "../formats/hf-tokenizer.ts";
-import { tokenStream } from "../formats/text-data.ts";
+import { tokenDocuments } from "../formats/text-data.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
 import { UserError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
 import type { ModelConfig } from "./config.ts";
 import { initBaseWeights } from "./init.ts";
-import { evalLogprobSum, trainLoop, windowSampler } from "./lm-training.ts";
+import { documentSampler, evalLogprobSum, trainLoop } from "./lm-training.ts";
 import { Optimizer } from "./optim.ts";
 import { baseGroups } from "./param-groups.ts";
 import { Transformer } from "./transformer.ts";
@@ -30,26 +30,26 @@ export interface PretrainConfig {
   nHeads: number;
   nKvHeads: number;
   hiddenDim: number;
-  seqLen: number; // tokens per training row, and the model's context length
+  seqLen: number; // the model's context length; longer documents are cut to it
   tiedEmbeddings: boolean;
   ropeTheta: number;
   steps: number;
-  batchSize: number;
+  batchSize: number; // tokens per step = batchSize × seqLen, as whole documents (one per row)
   lr: number; // peak learning rate
   minLrRatio: number; // cosine floor, as a fraction of lr
   warmup: number; // linear warm-up steps
   weightDecay: number;
   maxGradNorm: number;
-  initStd: number;
+  initStd: number; // std of the random init; ~1.7/sqrt(dim) lets small models learn in-context copying early
   seed: number;
   evalEvery: number; // steps between validation passes
-  evalTokens: number; // validation tokens per pass (whole windows of seqLen)
+  evalTokens: number; // validation tokens per pass (the first validation documents)
 }
 
 export const DEFAULT_PRETRAIN: PretrainConfig = {
-  vocabSize: 1024, dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 344, seqLen: 256, tiedEmbeddings: true,
-  ropeTheta: 10000, steps: 600, batchSize: 8, lr: 3e-3, minLrRatio: 0.1, warmup: 30, weightDecay: 0.1, maxGradNorm: 1,
-  initStd: 0.02, seed: 0, evalEvery: 100, evalTokens: 16384,
+  vocabSize: 1024, dim: 128, nLayers: 4, nHeads: 8, nKvHeads: 8, hiddenDim: 352, seqLen: 256, tiedEmbeddings: true,
+  ropeTheta: 10000, steps: 1000, batchSize: 8, lr: 3e-3, minLrRatio: 0.1, warmup: 30, weightDecay: 0.1, maxGradNorm: 1,
+  initStd: 0.15, seed: 0, evalEvery: 100, evalTokens: 16384,
 };
 
 export interface PretrainLogLine {
@@ -100,8 +100,8 @@ export function pretrain(docs: { train: string[]; val: string[] }, cfg: Pretrain
   const t0 = performance.now();
   const tokenizerJson = withBosPostProcessor(trainByteLevelBpe(docs.train, { vocabSize: cfg.vocabSize, specialTokens: SPECIAL_TOKENS, onProgress: hooks.onTokenizer }) as Record<string, unknown>);
   const tokenizer = hfTokenizerFromJson(tokenizerJson, { ...TOKENIZER_CONFIG, model_max_length: cfg.seqLen });
-  const train = tokenStream(tokenizer, docs.train);
-  const val = tokenStream(tokenizer, docs.val);
+  const train = tokenDocuments(tokenizer, docs.train);
+  const val = tokenDocuments(tokenizer, docs.val).map((d) => d.subarray(0, cfg.seqLen));
   const tTok = performance.now();
 
   const config: ModelConfig = {
@@ -117,13 +117,18 @@ export function pretrain(docs: { train: string[]; val: string[] }, cfg: Pretrain
   const optimizer = new Optimizer({ kind: "adamw", beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: cfg.weightDecay }, baseGroups(model));
 
   const valRows: Int32Array[] = [];
-  for (let s = 0; s + cfg.seqLen <= val.length && valRows.length * cfg.seqLen < cfg.evalTokens; s += cfg.seqLen) valRows.push(val.subarray(s, s + cfg.seqLen));
-  if (valRows.length === 0) throw new UserError("E_BAD_DATA", `validation text has ${val.length} tokens, fewer than one window of ${cfg.seqLen}`);
-  const valTargets = valRows.length * (cfg.seqLen - 1);
+  let valTargets = 0;
+  for (const d of val) {
+    if (valTargets >= cfg.evalTokens) break;
+    if (d.length < 2) continue;
+    valRows.push(d);
+    valTargets += d.length - 1;
+  }
+  if (valRows.length === 0) throw new UserError("E_BAD_DATA", "no validation document has two tokens");
   const validate = () => -evalLogprobSum(model, valRows, null) / valTargets;
 
   const log: PretrainLogLine[] = [];
-  const sampler = windowSampler(train, cfg.seqLen, cfg.batchSize, rng.fork("batches"));
+  const sampler = documentSampler(train, cfg.seqLen, cfg.batchSize * cfg.seqLen, rng.fork("batches"));
   const tTrain = performance.now();
   let tokens = 0;
   trainLoop({
@@ -141,7 +146,7 @@ export function pretrain(docs: { train: string[]; val: string[] }, cfg: Pretrain
   model.grad = null;
   const valLoss = log.length ? log[log.length - 1].val_loss! : validate();
   return {
-    model, tokenizer, tokenizerJson, log, valLoss, trainTokens: train.length, valTokens: valTargets,
+    model, tokenizer, tokenizerJson, log, valLoss, trainTokens: train.reduce((s, d) => s + d.length, 0), valTokens: valTargets,
     seconds: { tokenizer: (tTok - t0) / 1000, training: (performance.now() - tTrain) / 1000 },
   };
 }

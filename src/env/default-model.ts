@@ -11,18 +11,28 @@ import { hashString, Rng } from "../util/rng.ts";
 import { progress } from "../util/progress.ts";
 import { type CorpusMix, pretrainDocuments } from "./pretrain-corpus.ts";
 
+/**
+ * Bump when the text the corpus generators produce changes (facts world, prompts, pretrain-corpus.ts): the cache
+ * key covers the recipe object, and this is how code changes reach it.
+ */
+export const CORPUS_VERSION = 3;
+
 export interface DefaultModelRecipe {
   version: number;
+  corpusVersion: number;
   mix: CorpusMix;
   valMix: CorpusMix;
   pretrain: PretrainConfig;
 }
 
 export const DEFAULT_MODEL_RECIPE: DefaultModelRecipe = {
-  version: 1,
+  version: 2,
+  corpusVersion: CORPUS_VERSION,
   mix: { episodes: 2000, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 8000, proseChunks: 600 },
   valMix: { episodes: 60, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 240, proseChunks: 20 },
-  pretrain: { ...DEFAULT_PRETRAIN, vocabSize: 1024, dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 352, seqLen: 256, steps: 600, batchSize: 8, lr: 3e-3, warmup: 30, evalEvery: 100, seed: 0 },
+  // whole documents per row, a large init and a constant learning rate: the model learns to copy facts from a
+  // state or an inbox into its predictions within the budget (measured: README, "The default base model")
+  pretrain: { ...DEFAULT_PRETRAIN, steps: 1000, batchSize: 8, lr: 3e-3, minLrRatio: 1, warmup: 30, evalEvery: 200, initStd: 0.15, seed: 0 },
 };
 
 /** $COLLOQUY_CACHE, else $XDG_CACHE_HOME/colloquy, else ~/.cache/colloquy. */
@@ -39,13 +49,55 @@ export function defaultModelDir(r: DefaultModelRecipe = DEFAULT_MODEL_RECIPE): s
   return path.join(cacheDir(), "models", recipeId(r));
 }
 
-/** The default model's folder, building it first if the cache does not have it (a few minutes on 2 cores). */
+/**
+ * The default model's folder, building it first if the cache does not have it (a few minutes on 2 cores).
+ * Processes that need it at the same time build it once: one takes a lock folder, the others wait for it.
+ */
 export function ensureDefaultModel(opts: { quiet?: boolean; recipe?: DefaultModelRecipe } = {}): string {
   const recipe = opts.recipe ?? DEFAULT_MODEL_RECIPE;
   const dir = defaultModelDir(recipe);
-  if (fs.existsSync(path.join(dir, "pretrain.json"))) return dir;
-  buildDefaultModel(dir, recipe, opts.quiet ?? false);
+  const ready = () => fs.existsSync(path.join(dir, "pretrain.json"));
+  const lock = `${dir}.lock`;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  while (!ready()) {
+    try {
+      fs.mkdirSync(lock);
+    } catch {
+      if (lockIsStale(lock)) fs.rmSync(lock, { recursive: true, force: true });
+      else sleepMs(2000);
+      continue;
+    }
+    try {
+      fs.writeFileSync(path.join(lock, "owner"), String(process.pid));
+      if (!ready()) buildDefaultModel(dir, recipe, opts.quiet ?? false);
+    } finally {
+      fs.rmSync(lock, { recursive: true, force: true });
+    }
+  }
   return dir;
+}
+
+/** A lock whose owner process is gone (or that never got an owner within a minute). */
+function lockIsStale(lock: string): boolean {
+  try {
+    const owner = Number(fs.readFileSync(path.join(lock, "owner"), "utf8"));
+    process.kill(owner, 0);
+    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EPERM") return false;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+      try {
+        return Date.now() - fs.statSync(lock).mtimeMs > 60_000;
+      } catch {
+        return true;
+      }
+    }
+    return true;
+  }
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export function buildDefaultModel(dir: string, recipe: DefaultModelRecipe, quiet: boolean): void {

@@ -34,15 +34,19 @@ export function readDocuments(file: string, field = "text"): string[] {
   return docs;
 }
 
-/** One token stream: each document's ids (with the tokenizer's BOS first when it has one), EOS between documents. */
-export function tokenStream(tok: Tokenizer, docs: readonly string[]): Int32Array {
-  const parts: number[][] = [];
-  for (const d of docs) {
+/** Each document's ids, with the tokenizer's BOS first and EOS last when it has them. */
+export function tokenDocuments(tok: Tokenizer, docs: readonly string[]): Int32Array[] {
+  return docs.map((d) => {
     const ids = tok.encode(d, { addSpecial: false });
     if (tok.bosId !== null) ids.unshift(tok.bosId);
     if (tok.eosId !== null) ids.push(tok.eosId);
-    parts.push(ids);
-  }
+    return Int32Array.from(ids);
+  });
+}
+
+/** One token stream: the documents of tokenDocuments end to end. */
+export function tokenStream(tok: Tokenizer, docs: readonly string[]): Int32Array {
+  const parts = tokenDocuments(tok, docs);
   const out = new Int32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
   for (const p of parts) {

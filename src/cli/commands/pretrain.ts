@@ -1,4 +1,7 @@
+import path from "node:path";
 import { defineCommand } from "citty";
+import { ensureDefaultModel } from "../../env/default-model.ts";
+import { readJsonFile } from "../../util/fs.ts";
 import { DEFAULT_PRETRAIN, type PretrainConfig, pretrain, savePretrained } from "../../engine/pretrain.ts";
 import { readDocuments } from "../../formats/text-data.ts";
 import { UserError } from "../../util/errors.ts";
@@ -24,13 +27,16 @@ const realFlags = {
   lr: ["lr", "peak learning rate"],
   "weight-decay": ["weightDecay", "AdamW weight decay"],
   "max-grad-norm": ["maxGradNorm", "gradient clipping norm (0 = off)"],
+  "init-std": ["initStd", "std of the random initialisation (about 1.7/sqrt(dim) suits small models)"],
+  "min-lr-ratio": ["minLrRatio", "cosine floor as a fraction of lr"],
 } as const;
 
 export const pretrainArgs = {
-  corpus: { type: "string", description: "text or JSONL(.gz) file (repeatable); .txt files are split into documents at blank lines", required: true, valueHint: "file" },
+  default: { type: "boolean", description: "build (or find) the embedded default base model in the cache instead, and print its folder" },
+  corpus: { type: "string", description: "text or JSONL(.gz) file (repeatable); .txt files are split into documents at blank lines", valueHint: "file" },
   "text-field": { type: "string", description: "JSONL field with the text (default text)" },
   "val-fraction": { type: "string", description: "share of documents held out for validation (default 0.05)" },
-  out: { type: "string", description: "output folder: a Hugging Face checkpoint with tokenizer.json", required: true, valueHint: "dir" },
+  out: { type: "string", description: "output folder: a Hugging Face checkpoint with tokenizer.json (required with --corpus)", valueHint: "dir" },
   ...Object.fromEntries(Object.entries({ ...sizeFlags, ...realFlags }).map(([flag, [key, what]]) => [flag, {
     type: "string", description: `${what} (default ${(DEFAULT_PRETRAIN as unknown as Record<string, number>)[key]})`,
   }])),
@@ -51,6 +57,13 @@ export default defineCommand({
   meta: { name: "pretrain", description: "Train a small base model from scratch (tokenizer included) and save it as a Hugging Face checkpoint." },
   args: pretrainArgs,
   run({ args }) {
+    if (args.default) {
+      const dir = ensureDefaultModel({ quiet: false });
+      const info2 = readJsonFile(path.join(dir, "pretrain.json"), "default model summary") as Record<string, unknown>;
+      if (args.json) return printJson({ out: dir, ...info2 });
+      console.log(dir);
+      return;
+    }
     const cfg: PretrainConfig = { ...DEFAULT_PRETRAIN };
     const a = args as Record<string, string | undefined>;
     for (const [flag, [key]] of Object.entries(sizeFlags)) (cfg as unknown as Record<string, number>)[key] = int(a[flag], flag, cfg[key], { min: flag === "seed" || flag === "warmup" ? 0 : 1 });

@@ -45,7 +45,7 @@ export function parseTrainArgv(argv: string[]): { own: Record<string, string | b
 }
 
 const command = defineCommand({
-  meta: { name: "train", description: `Train the agents by policy-gradient RL and write a run folder. ${KEYS_HELP}` },
+  meta: { name: "train", description: "Train the agents by policy-gradient RL (REINFORCE/RLOO, A2C, PPO) and write a run folder: config.json, metrics.jsonl, transcripts.jsonl, adapters/, checkpoint/, summary.json." },
   args: trainArgs,
   async run({ rawArgs }) {
     const { own, overrides } = parseTrainArgv(rawArgs);
@@ -142,4 +142,4 @@ function formatLine(l: MetricsLine, total: number): string {
   ].join(" | ");
 }
 
-export default Object.assign(command, { acceptsAnyFlag: true });
+export default Object.assign(command, { acceptsAnyFlag: true, usageFooter: KEYS_HELP });
