@@ -1,7 +1,9 @@
 /*
- * Causal grouped-query attention, one (row, head) per work item, items spread over threads. Scores, softmax and
- * the weighted sum run a block of TB queries at a time; query block [t0, t1) sees keys 0 .. pos0 + t1 − 1, so the
- * products skip everything above the diagonal block (the causal mask) and go through the packed GEMM.
+ * Causal grouped-query attention, one (row, head) per work item (backward: one (row, kv head)), items spread over
+ * threads. Scores, softmax and the weighted sum run a block of TB queries at a time; query block [t0, t1) sees keys
+ * 0 .. pos0 + t1 − 1, so the products skip everything above the diagonal block (the causal mask) and go through
+ * the GEMM. Decode steps (a few queries per row against its KV cache) take a direct path that reads each row's
+ * cache once, front to back, for all heads.
  * Layouts as in src/engine/kernels/attention.ts: q, out (N, NH, HS); k, v (N or capacity, KVH, HS);
  * probs per row (NH, T, T), zero above the diagonal.
  */

@@ -7,7 +7,9 @@
  *
  * Job state is one 64-bit word, (generation << 32) | next chunk, so that a worker that wakes up late can never
  * claim a chunk of a newer job with the function of an older one. Workers spin briefly after a job (the next one
- * usually follows within microseconds), then sleep on a condition variable.
+ * usually follows within microseconds), then sleep on a condition variable (COLLOQUY_SPIN_US, default 200). Every
+ * wait longer than 20 µs yields the core, so that on a busy machine a waiting thread does not take time from the
+ * one it waits for.
  */
 #include "colloquy.h"
 

@@ -136,20 +136,20 @@ static void task_rope(void *ctx, int ch) {
         int i = 0;
         vf dir = vset1((float)direction);
         for (; i + VL <= half; i += VL) {
-          vf c = vload(ct + i), s = dir * vload(st + i), a = vload(b + i), bb = vload(b + i + half);
-          vstore(b + i, a * c - bb * s);
-          vstore(b + i + half, bb * c + a * s);
+          vf c = vload(ct + i), s = dir * vload(st + i), u = vload(b + i), w = vload(b + i + half);
+          vstore(b + i, u * c - w * s);
+          vstore(b + i + half, w * c + u * s);
         }
         for (; i < half; i++) {
-          float c = ct[i], s = direction * st[i], a = b[i], bb = b[i + half];
-          b[i] = a * c - bb * s;
-          b[i + half] = bb * c + a * s;
+          float c = ct[i], s = direction * st[i], u = b[i], w = b[i + half];
+          b[i] = u * c - w * s;
+          b[i + half] = w * c + u * s;
         }
       } else {
         for (int i = 0; i < half; i++) {
-          float c = ct[i], s = direction * st[i], a = b[2 * i], bb = b[2 * i + 1];
-          b[2 * i] = a * c - bb * s;
-          b[2 * i + 1] = a * s + bb * c;
+          float c = ct[i], s = direction * st[i], u = b[2 * i], w = b[2 * i + 1];
+          b[2 * i] = u * c - w * s;
+          b[2 * i + 1] = u * s + w * c;
         }
       }
     }
@@ -305,7 +305,8 @@ typedef struct {
 } Adam;
 
 /* float64 arithmetic without fused multiply-adds, like the TypeScript reference */
-__attribute__((optimize("fp-contract=off"))) static void task_adamw(void *ctx, int ch) {
+CQ_EXACT_FN static void task_adamw(void *ctx, int ch) {
+  CQ_EXACT_BODY
   Adam *a = ctx;
   float *p = a->p, *m = a->m, *v = a->v;
   const float *g = a->g;
@@ -317,10 +318,10 @@ __attribute__((optimize("fp-contract=off"))) static void task_adamw(void *ctx, i
     if (wd != 0) pi = (float)(pi * decay);
     double gi = g[i];
     float mi = (float)(beta1 * m[i] + (1 - beta1) * gi);
-    float vi = (float)(beta2 * v[i] + (1 - beta2) * gi * gi);
+    float vv = (float)(beta2 * v[i] + (1 - beta2) * gi * gi);
     m[i] = mi;
-    v[i] = vi;
-    p[i] = (float)(pi - (stepSize * mi) / (sqrt((double)vi) / sqrtBc2 + eps));
+    v[i] = vv;
+    p[i] = (float)(pi - (stepSize * mi) / (sqrt((double)vv) / sqrtBc2 + eps));
   }
 }
 
@@ -339,7 +340,8 @@ typedef struct {
 } Sampler;
 
 /* float64 and index order throughout, as sample.ts's sampleToken; exp from libm */
-__attribute__((optimize("fp-contract=off"))) static void task_sample(void *ctx, int ch) {
+CQ_EXACT_FN static void task_sample(void *ctx, int ch) {
+  CQ_EXACT_BODY
   Sampler *a = ctx;
   int V = a->V;
   double *scaled = malloc((size_t)V * sizeof(double));

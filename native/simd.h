@@ -14,6 +14,19 @@
 
 #define CQ_INLINE static inline __attribute__((always_inline))
 
+/* Float64 arithmetic exactly as written, without fused multiply-adds (kernels that must match the TypeScript
+ * reference bit for bit): GCC takes a function attribute, clang a pragma inside the body (CQ_EXACT_BODY). */
+#if defined(__clang__)
+#define CQ_EXACT_FN
+#define CQ_EXACT_BODY _Pragma("clang fp contract(off)")
+#elif defined(__GNUC__)
+#define CQ_EXACT_FN __attribute__((optimize("fp-contract=off")))
+#define CQ_EXACT_BODY
+#else
+#define CQ_EXACT_FN
+#define CQ_EXACT_BODY
+#endif
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define CQ_SIMD "avx512"

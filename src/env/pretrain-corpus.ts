@@ -34,23 +34,28 @@ function sentencesOf(text: string): string[] {
   return text.match(/[^.?!]+[.?!]/g)?.map((s) => s.trim()) ?? [text];
 }
 
-/** A state as an untrained policy might write it: mostly uninformative. */
+/**
+ * A state as an untrained policy might write it: empty, or up to three items, each a sentence of the excerpt
+ * (a new fact, a restatement or filler), a message from the inbox, or a random statement about the world. Most
+ * are useless or harmful to the next prediction; some hold what it needs, which is what RL can reinforce.
+ */
 function priorState(rng: Rng, excerpt: string, inbox: readonly InboxEntry[]): string {
-  const u = rng.float();
-  if (u < 0.3) return "";
-  if (u < 0.55) return Array.from({ length: 1 + rng.int(2) }, () => randomStatement(rng)).join(" ");
-  if (u < 0.75) return rng.pick(sentencesOf(excerpt)); // often the filler or a question
-  if (u < 0.9 || inbox.length === 0) return rng.pick(sentencesOf(excerpt));
-  return rng.pick(inbox).text;
+  const items = rng.int(4);
+  return Array.from({ length: items }, () => {
+    const u = rng.float();
+    if (u < 0.5) return rng.pick(sentencesOf(excerpt));
+    if (u < 0.75 && inbox.length) return rng.pick(inbox).text;
+    return randomStatement(rng);
+  }).join(" ");
 }
 
 function priorMessages(rng: Rng, self: number, agents: number, excerpt: string): { from: number; to: number | "*"; text: string }[] {
-  const n = rng.float() < 0.45 ? 0 : 1 + (rng.float() < 0.2 ? 1 : 0);
+  const n = rng.int(3);
   const others = Array.from({ length: agents }, (_, j) => j).filter((j) => j !== self);
   return Array.from({ length: n }, () => ({
     from: self,
     to: rng.float() < 0.5 ? ("*" as const) : rng.pick(others),
-    text: rng.float() < 0.6 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
+    text: rng.float() < 0.5 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
   }));
 }
 
