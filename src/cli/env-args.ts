@@ -26,6 +26,7 @@ export const envArgs = {
   temperature: { type: "string", description: `sampling temperature of learners (default ${DEFAULT_ENV.temperature})` },
   "top-k": { type: "string", description: "top-k sampling (default 0 = off)" },
   "top-p": { type: "string", description: "nucleus sampling (default 1 = off)" },
+  "violation-penalty": { type: "string", description: `reward subtracted per protocol violation (default ${DEFAULT_ENV.violationPenalty})` },
 } as const;
 
 export function envConfigFrom(args: Record<string, unknown>): EnvConfig {
@@ -49,6 +50,7 @@ export function envConfigFrom(args: Record<string, unknown>): EnvConfig {
     temperature: num(a.temperature, "temperature", DEFAULT_ENV.temperature, { min: 0 }),
     topK: int(a["top-k"], "top-k", DEFAULT_ENV.topK, { min: 0 }),
     topP: num(a["top-p"], "top-p", DEFAULT_ENV.topP, { min: 0, max: 1 }),
+    violationPenalty: num(a["violation-penalty"], "violation-penalty", DEFAULT_ENV.violationPenalty, { min: 0 }),
   };
 }
 

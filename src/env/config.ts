@@ -17,6 +17,7 @@ export interface EnvConfig {
   topK: number;
   topP: number;
   oracle: boolean; // also score the oracle state (sources that know it)
+  violationPenalty: number; // subtracted from an agent's reward per protocol violation of its completion
 }
 
 export const DEFAULT_ENV: EnvConfig = {
@@ -33,6 +34,7 @@ export const DEFAULT_ENV: EnvConfig = {
   topK: 0,
   topP: 1,
   oracle: true,
+  violationPenalty: 0.02,
 };
 
 export interface SocialMode {

@@ -46,7 +46,8 @@ test("rewards and message values equal direct scoring of the scorer texts", asyn
       const gain = meanFrom(sr.logprobs, raw.from) - meanFrom(sb.logprobs, base.from);
       // the episode scores rows in other batches than this direct call: float32 kernels may round differently (≲1e-6)
       assert.ok(Math.abs(gain - rec.information_gain) < 1e-5, `gain of agent ${rec.agent} round ${rec.round}`);
-      assert.ok(Math.abs(rec.reward - rec.information_gain) < 1e-12, "selfish reward is the own gain");
+      const penalty = DEFAULT_ENV.violationPenalty * rec.violations.length;
+      assert.ok(Math.abs(rec.reward - (rec.information_gain - penalty)) < 1e-12, "selfish reward is the own gain, less the violation penalty");
     }
   }
   // the honest agent's message to agent 1 in round 1, valued in round 2 against agent 1's inbox
@@ -72,9 +73,10 @@ test("team, mixed and credit modes combine the signals as documented", async () 
     const gains = round.map((r) => r.information_gain);
     const mean = gains.reduce((a, b) => a + b, 0) / gains.length;
     round.forEach((r, i) => {
-      assert.ok(Math.abs(team.records.flat(1)[k][i].reward - mean) < 1e-12);
+      const penalty = DEFAULT_ENV.violationPenalty * r.violations.length;
+      assert.ok(Math.abs(team.records.flat(1)[k][i].reward - (mean - penalty)) < 1e-12);
       const credit = r.message_values.reduce((s, v) => s + v.value, 0);
-      assert.ok(Math.abs(mixed.records.flat(1)[k][i].reward - (0.25 * gains[i] + 0.75 * mean + 2 * credit)) < 1e-12);
+      assert.ok(Math.abs(mixed.records.flat(1)[k][i].reward - (0.25 * gains[i] + 0.75 * mean + 2 * credit - penalty)) < 1e-12);
     });
   });
 });

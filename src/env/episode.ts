@@ -6,7 +6,8 @@
  * Rewards (per token of the next excerpt, averaged): raw = log p(c_{t+1} | window, s_t), baseline = the same
  * with an empty state, information gain = raw − baseline. A message m delivered to i in round t has value
  * log p(c_{t+1}^i | window, s_{t−1}^i, inbox) − log p(c_{t+1}^i | window, s_{t−1}^i, inbox without m), credited to
- * its sender's round t−1. The social mode mixes each agent's signal with the team mean and the credit.
+ * its sender's round t−1. The social mode mixes each agent's signal with the team mean and the credit; each
+ * protocol violation costs `violationPenalty`.
  */
 import type { Backend, ScoreRequest } from "../engine/backend.ts";
 import type { FinishReason } from "../engine/generate.ts";
@@ -218,7 +219,7 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       const team = mean(signal);
       roundRecords.forEach((r, i) => {
         const credit = r.message_values.reduce((s, v) => s + v.value, 0);
-        r.reward = social[i].own * signal[i] + social[i].team * team + social[i].credit * credit;
+        r.reward = social[i].own * signal[i] + social[i].team * team + social[i].credit * credit - env.violationPenalty * r.violations.length;
       });
     }
   }

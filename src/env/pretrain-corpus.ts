@@ -35,16 +35,18 @@ function sentencesOf(text: string): string[] {
 }
 
 /**
- * A state as an untrained policy might write it: empty, or up to three items, each a sentence of the excerpt
- * (a new fact, a restatement or filler), a message from the inbox, or a random statement about the world. Most
- * are useless or harmful to the next prediction; some hold what it needs, which is what RL can reinforce.
+ * A state as an untrained policy might write it (well-formed, mostly useless): empty, a copy of the excerpt, or
+ * up to three items, each a sentence of the excerpt (a new fact, a restatement or filler), a message from the
+ * inbox, or a random statement about the world. Some hold what the next excerpt needs: RL can reinforce those.
  */
 function priorState(rng: Rng, excerpt: string, inbox: readonly InboxEntry[]): string {
-  const items = rng.int(4);
-  return Array.from({ length: items }, () => {
-    const u = rng.float();
-    if (u < 0.5) return rng.pick(sentencesOf(excerpt));
-    if (u < 0.75 && inbox.length) return rng.pick(inbox).text;
+  const u = rng.float();
+  if (u < 0.2) return "";
+  if (u < 0.35) return excerpt;
+  return Array.from({ length: 1 + rng.int(3) }, () => {
+    const v = rng.float();
+    if (v < 0.45) return rng.pick(sentencesOf(excerpt));
+    if (v < 0.85 && inbox.length) return rng.pick(inbox).text;
     return randomStatement(rng);
   }).join(" ");
 }
@@ -55,7 +57,7 @@ function priorMessages(rng: Rng, self: number, agents: number, excerpt: string):
   return Array.from({ length: n }, () => ({
     from: self,
     to: rng.float() < 0.5 ? ("*" as const) : rng.pick(others),
-    text: rng.float() < 0.5 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
+    text: rng.float() < 0.3 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
   }));
 }
 
@@ -90,9 +92,9 @@ function scorerText(rng: Rng, ep: EpisodeText): string {
   const u = rng.float();
   const facts = u < 0.55 ? oracle : u < 0.75 ? oracle.filter(() => rng.float() < 0.5) : u < 0.9 ? [randomStatement(rng)] : [];
   const shuffled = rng.shuffle([...facts, ...(rng.float() < 0.3 ? [randomStatement(rng)] : [])]);
-  if (rng.float() < 0.3) {
-    // the message-value form: some facts arrive in the inbox instead of the state
-    const inState = shuffled.filter(() => rng.float() < 0.4);
+  if (rng.float() < 0.5) {
+    // the message-value form: most facts arrive in the inbox instead of the state
+    const inState = shuffled.filter(() => rng.float() < 0.3);
     const inbox = shuffled.filter((s) => !inState.includes(s)).map((text) => ({ from: rng.pick([...Array(K).keys()].filter((j) => j !== i)), text }));
     return `STATE: ${inState.join(" ")}\nINBOX:\n${renderInbox(inbox)}\nNEXT: ${ep.streams[i][t]}`;
   }

@@ -13,62 +13,63 @@ const LINEARS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 
 export const TrainConfigSchema = z.strictObject({
   // what is trained
-  model: z.string().nullable(), // base model; null = the embedded default model (built on first use)
-  tokenizer: z.string().nullable(), // tokenizer of a llama2.c model
-  agents: z.array(z.string()).min(2), // one kind per slot: learner, silent, honest, liar, random, echo
-  sharedAdapter: z.boolean(), // all learners share one adapter (and optimizer) instead of one each
-  loraRank: z.number().int().positive(),
-  loraAlpha: z.number().positive(),
-  loraTargets: z.array(z.enum(LINEARS)).min(1),
+  model: z.string().nullable().describe("base model; null = the embedded default model (built on first use)"),
+  tokenizer: z.string().nullable().describe("tokenizer of a llama2.c model"),
+  agents: z.array(z.string()).min(2).describe("one kind per slot: learner, silent, honest, liar, random, echo"),
+  sharedAdapter: z.boolean().describe("all learners share one adapter (and optimizer) instead of one each"),
+  loraRank: z.number().int().positive().describe("LoRA rank of each adapter"),
+  loraAlpha: z.number().positive().describe("LoRA alpha (scale alpha/rank)"),
+  loraTargets: z.array(z.enum(LINEARS)).min(1).describe("linear layers the adapters adapt"),
   // the environment (SYSTEM.md "The POMDP, exactly")
-  source: z.string(), // facts | split | corpus
-  files: z.array(z.string()), // split / corpus: text or JSONL files
-  rounds: z.number().int().positive(), // T
-  window: z.number().int().nonnegative(), // scorer's view of past excerpts, tokens
-  scorer: z.enum(["base", "self"]),
-  reward: z.enum(["gain", "raw"]),
-  social: z.union([z.string(), z.array(z.string())]), // selfish | team | mixed:a [+credit:b], or one per agent
-  stateTokens: z.number().int().positive(),
-  messageTokens: z.number().int().positive(),
-  messagesPerRound: z.number().int().nonnegative(),
-  systemPrompt: z.string(), // short | proposal | a template with {i} and {others}
-  temperature: z.number().nonnegative(),
-  topK: z.number().int().nonnegative(),
-  topP: z.number().gt(0).max(1),
+  source: z.string().describe("facts | split | corpus"),
+  files: z.array(z.string()).describe("split / corpus: text or JSONL files"),
+  rounds: z.number().int().positive().describe("T"),
+  window: z.number().int().nonnegative().describe("scorer's view of past excerpts, tokens"),
+  scorer: z.enum(["base", "self"]).describe("base (adapter off: states must be readable by the unchanged model) or self"),
+  reward: z.enum(["gain", "raw"]).describe("gain (information gain) or raw (log-likelihood with the state)"),
+  social: z.union([z.string(), z.array(z.string())]).describe("selfish | team | mixed:a [+credit:b], or one per agent"),
+  stateTokens: z.number().int().positive().describe("cap on a state's tokens"),
+  messageTokens: z.number().int().positive().describe("cap on one message's tokens"),
+  messagesPerRound: z.number().int().nonnegative().describe("M: messages per agent per round"),
+  systemPrompt: z.string().describe("short | proposal | a template with {i} and {others}"),
+  temperature: z.number().nonnegative().describe("sampling temperature of the learners"),
+  topK: z.number().int().nonnegative().describe("top-k sampling (0 = off)"),
+  topP: z.number().gt(0).max(1).describe("nucleus sampling (1 = off)"),
+  violationPenalty: z.number().nonnegative().describe("reward subtracted per protocol violation"),
   // batch
-  iterations: z.number().int().nonnegative(),
-  episodes: z.number().int().positive(), // distinct worlds per iteration
-  group: z.number().int().positive(), // G: replicas of each world (RLOO / group baselines need G ≥ 2)
+  iterations: z.number().int().nonnegative().describe("training iterations"),
+  episodes: z.number().int().positive().describe("distinct worlds per iteration"),
+  group: z.number().int().positive().describe("G: replicas of each world (RLOO / group baselines need G ≥ 2)"),
   // algorithm
-  algorithm: z.enum(["reinforce", "a2c", "ppo"]),
-  baseline: z.enum(["none", "moving", "batch", "rloo", "group"]), // REINFORCE's baseline
-  baselineMomentum: z.number().min(0).max(1), // moving average
-  gamma: z.number().min(0).max(1), // discount across rounds
-  lambda: z.number().min(0).max(1), // GAE (PPO)
-  lengthNorm: z.boolean(), // average a sample's log-probs over its tokens instead of summing them
-  ppoClip: z.number().positive(),
-  ppoEpochs: z.number().int().positive(),
-  minibatches: z.number().int().positive(),
-  valueClip: z.number().nonnegative(), // PPO's clipped value loss (0 = off)
-  valueLr: z.number().positive(), // the value head's learning rate (A2C, PPO; the head is detached from the adapter)
+  algorithm: z.enum(["reinforce", "a2c", "ppo"]).describe("reinforce | a2c | ppo"),
+  baseline: z.enum(["none", "moving", "batch", "rloo", "group"]).describe("REINFORCE's baseline"),
+  baselineMomentum: z.number().min(0).max(1).describe("moving average"),
+  gamma: z.number().min(0).max(1).describe("discount across rounds"),
+  lambda: z.number().min(0).max(1).describe("GAE (PPO)"),
+  lengthNorm: z.boolean().describe("average a sample's log-probs over its tokens instead of summing them"),
+  ppoClip: z.number().positive().describe("PPO ratio clip ε"),
+  ppoEpochs: z.number().int().positive().describe("PPO epochs per iteration"),
+  minibatches: z.number().int().positive().describe("PPO minibatches per epoch"),
+  valueClip: z.number().nonnegative().describe("PPO's clipped value loss (0 = off)"),
+  valueLr: z.number().positive().describe("the value head's learning rate (A2C, PPO; the head is detached from the adapter)"),
   // regularisers
-  klCoef: z.number().nonnegative(), // β, initial β when adaptive
-  klEstimator: z.enum(["k1", "k3"]),
-  klMode: z.enum(["reward", "loss"]), // penalise the reward (Ziegler et al.) or add β·KL to the loss
-  klTarget: z.number().positive().nullable(), // adaptive β aiming at this KL per token (null = fixed β)
-  klHorizon: z.number().positive(), // adaptive controller's horizon, in samples
-  entropyCoef: z.number().nonnegative(),
-  sftCoef: z.number().nonnegative(), // supervised cross-entropy on the agent's own excerpts
+  klCoef: z.number().nonnegative().describe("β, initial β when adaptive"),
+  klEstimator: z.enum(["k1", "k3"]).describe("k1 (log ratio) or k3 (never negative)"),
+  klMode: z.enum(["reward", "loss"]).describe("penalise the reward (Ziegler et al.) or add β·KL to the loss"),
+  klTarget: z.number().positive().nullable().describe("adaptive β aiming at this KL per token (null = fixed β)"),
+  klHorizon: z.number().positive().describe("adaptive controller's horizon, in samples"),
+  entropyCoef: z.number().nonnegative().describe("entropy bonus per completion token"),
+  sftCoef: z.number().nonnegative().describe("supervised cross-entropy on the agent's own excerpts"),
   // optimisation
-  lr: z.number().positive(),
-  weightDecay: z.number().nonnegative(),
-  maxGradNorm: z.number().nonnegative(), // 0 = off
+  lr: z.number().positive().describe("AdamW learning rate of the adapters"),
+  weightDecay: z.number().nonnegative().describe("AdamW weight decay"),
+  maxGradNorm: z.number().nonnegative().describe("0 = off"),
   // evaluation, logging, checkpoints
-  evalEvery: z.number().int().nonnegative(), // iterations between validation passes (0 = only first and last)
-  evalEpisodes: z.number().int().positive(),
-  transcriptEpisodes: z.number().int().nonnegative(), // episodes per iteration written to transcripts.jsonl
-  checkpointEvery: z.number().int().positive(),
-  seed: z.number().int(),
+  evalEvery: z.number().int().nonnegative().describe("iterations between validation passes (0 = only first and last)"),
+  evalEpisodes: z.number().int().positive().describe("validation episodes per evaluation"),
+  transcriptEpisodes: z.number().int().nonnegative().describe("episodes per iteration written to transcripts.jsonl"),
+  checkpointEvery: z.number().int().positive().describe("iterations between checkpoints"),
+  seed: z.number().int().describe("seed of everything random in the run"),
 });
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
@@ -95,6 +96,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   temperature: 1,
   topK: 0,
   topP: 1,
+  violationPenalty: 0.02,
   iterations: 60,
   episodes: 4,
   group: 4,

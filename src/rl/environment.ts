@@ -20,7 +20,7 @@ export function envFromConfig(c: TrainConfig): EnvConfig {
   return {
     rounds: c.rounds, window: c.window, scorer: c.scorer, reward: c.reward, social: c.social, stateTokens: c.stateTokens,
     messageTokens: c.messageTokens, messagesPerRound: c.messagesPerRound, systemPrompt: c.systemPrompt,
-    temperature: c.temperature, topK: c.topK, topP: c.topP, oracle: true,
+    temperature: c.temperature, topK: c.topK, topP: c.topP, oracle: true, violationPenalty: c.violationPenalty,
   };
 }
 

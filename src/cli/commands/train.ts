@@ -4,7 +4,7 @@ import { CpuBackend } from "../../engine/backend.ts";
 import { Transformer } from "../../engine/transformer.ts";
 import { ensureDefaultModel } from "../../env/default-model.ts";
 import { loadModel, requireTokenizer } from "../../formats/load-model.ts";
-import { DEFAULT_TRAIN, listPresets, parseOverride, presetFile, readConfigFile, resolveConfig, type TrainConfig } from "../../rl/config.ts";
+import { DEFAULT_TRAIN, TrainConfigSchema, listPresets, parseOverride, presetFile, readConfigFile, resolveConfig, type TrainConfig } from "../../rl/config.ts";
 import { sourceFromConfig } from "../../rl/environment.ts";
 import { RunFolder } from "../../rl/run-folder.ts";
 import { type MetricsLine, Trainer } from "../../rl/trainer.ts";
@@ -21,8 +21,13 @@ export const trainArgs = {
   quiet: { type: "boolean", description: "no progress bar or per-iteration lines" },
 } as const;
 
-const KEYS_HELP = `Any config key can be set with --<key>=<value> (the value keeps the default's type; lists are comma-separated):\n  ` +
-  Object.entries(DEFAULT_TRAIN).map(([k, v]) => `--${k}=${Array.isArray(v) ? v.join(",") : String(v)}`).join("\n  ");
+const KEYS_HELP = "CONFIG KEYS — any key can be set with --<key>=<value> (the value keeps the default's type; lists are " +
+  "comma-separated); defaults shown:\n" +
+  Object.entries(DEFAULT_TRAIN).map(([k, v]) => {
+    const setting = `  --${k}=${Array.isArray(v) ? v.join(",") : String(v)}`;
+    const about = TrainConfigSchema.shape[k as keyof TrainConfig].description;
+    return about ? `${setting.padEnd(40)} ${about}` : setting;
+  }).join("\n");
 
 /** Splits argv into the command's own flags and `--key=value` config overrides. */
 export function parseTrainArgv(argv: string[]): { own: Record<string, string | boolean>; overrides: [string, string][] } {

@@ -1,9 +1,10 @@
 /**
  * One episode of the facts world: a cast of people with an attribute value for every relation, and a schedule
  * of which agent learns which fact in which excerpt. Excerpt t of agent i states the facts it reveals to i
- * (new information), restates facts that i saw one excerpt earlier (memory: the state must carry them) and facts
- * that other agents saw at least two excerpts earlier (communication: a message sent in round t−1 reaches i in
- * round t, in time for the state that predicts excerpt t+1), plus a filler sentence.
+ * (new information), restates one fact that i saw one excerpt earlier (memory: the state must carry it) and up to
+ * three facts that other agents saw two excerpts earlier (communication: what j read in excerpt t−2 it can send
+ * in that round; i receives it in the next round, in time for the state that predicts excerpt t), plus a filler
+ * sentence. Each excerpt opens with the names of the people it mentions.
  */
 import type { Rng } from "../../../util/rng.ts";
 import { FILLER, NAMES, RELATIONS, RESTATE } from "./vocab.ts";
@@ -23,6 +24,9 @@ export interface FactsWorld {
 }
 
 export const factKey = (person: string, relation: number) => `${person}|${relation}`;
+
+/** At most this many facts of other agents are restated in one excerpt. */
+const MAX_OTHERS = 3;
 
 export function statement(f: Fact): string {
   return RELATIONS[f.relation].state(f.person, f.value);
@@ -50,17 +54,20 @@ export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld 
       if (t >= 1) {
         const memory = revealed[i][t - 1];
         if (memory.length) restated[i][t].push(rng.pick(memory));
+        // what the others learned two excerpts ago: exactly what their messages of last round can tell
         const others: Fact[] = [];
-        for (let j = 0; j < agents; j++) if (j !== i) for (let s = 0; s <= t - 2; s++) others.push(...revealed[j][s]);
-        rng.shuffle(others);
-        restated[i][t].push(...others.slice(0, 2));
+        if (t >= 2) for (let j = 0; j < agents; j++) if (j !== i) others.push(...revealed[j][t - 2]);
+        restated[i][t].push(...rng.shuffle(others).slice(0, MAX_OTHERS));
       }
       const sentences = [
         ...revealed[i][t].map(statement),
         ...restated[i][t].map((f) => rng.pick(RESTATE)(RELATIONS[f.relation], f.person, f.value)),
         rng.pick(FILLER),
       ];
-      excerpts[i].push(rng.shuffle(sentences).join(" "));
+      // the people of the excerpt come first, so that who is talked about is no secret: what a state or a message
+      // can add is the facts about them (and a liar's message then costs more than its names give)
+      const people = rng.shuffle([...new Set([...revealed[i][t], ...restated[i][t]].map((f) => f.person))]);
+      excerpts[i].push([`People: ${people.join(", ")}.`, ...rng.shuffle(sentences)].join(" "));
     }
   }
   return { cast, values, revealed, restated, excerpts };

@@ -1,0 +1,48 @@
+/**
+ * The embedded default base model (built on first use and cached; a few minutes on 2 cores the first time) and
+ * the environment's must-show on it: in the facts world with --agents honest,learner,liar, the honest agent's
+ * messages to the learner have clearly positive value, a good part of the oracle bound, and the liar's negative.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { ensureDefaultModel } from "../src/env/default-model.ts";
+import { runCli } from "./support.ts";
+
+const dir = ensureDefaultModel();
+
+test("the default model is a Hugging Face checkpoint with a tokenizer, pretrained to a low validation perplexity", () => {
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "pretrain.json", "train_log.jsonl"]) {
+    assert.ok(fs.existsSync(path.join(dir, f)), f);
+  }
+  const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8"));
+  assert.ok(info.val_perplexity < VAL_PPL_MAX, `validation perplexity ${info.val_perplexity}`);
+  const log = fs.readFileSync(path.join(dir, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.val_loss !== undefined);
+  assert.ok(log[log.length - 1].val_loss < log[0].val_loss - 0.5, "validation loss fell during pretraining");
+});
+
+test("facts world, honest / learner / liar: message values have the right signs and sizes", () => {
+  const r = runCli(["rollout", "--model", dir, "--agents", "honest,learner,liar", "--episodes", String(EPISODES), "--json"], { timeoutMs: 600_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  const values = (from: number, to: number) =>
+    out.transcripts.filter((t: { agent: number }) => t.agent === from).flatMap((t: { message_values: { to: number; value: number }[] }) => t.message_values.filter((v) => v.to === to).map((v) => v.value));
+  const stats = (xs: number[]) => {
+    const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
+    return { mean: m, se: sd / Math.sqrt(xs.length), n: xs.length };
+  };
+  const honest = stats(values(0, 1)), liar = stats(values(2, 1));
+  const oracle = out.oracle_gain[1];
+  console.log(`honest→learner ${honest.mean.toFixed(4)} ± ${honest.se.toFixed(4)} (n ${honest.n}); liar→learner ${liar.mean.toFixed(4)} ± ${liar.se.toFixed(4)} (n ${liar.n}); learner oracle ${oracle.toFixed(4)}`);
+  assert.ok(Math.abs(honest.mean - out.message_value[0][1]) < 1e-9 && Math.abs(liar.mean - out.message_value[2][1]) < 1e-9, "the matrix is the mean of the logged values");
+  // margins: measured means are several standard errors away from each bound (see README, "Results")
+  assert.ok(honest.mean - 3 * honest.se > 0, "honest messages help the learner");
+  assert.ok(honest.mean > HONEST_ORACLE_SHARE * oracle, `honest value ${honest.mean} is a good part of the oracle ${oracle}`);
+  assert.ok(liar.mean + 3 * liar.se < 0, "the liar's messages hurt the learner");
+});
+
+const EPISODES = 48;
+const VAL_PPL_MAX = 4;
+const HONEST_ORACLE_SHARE = 0.2;
