@@ -22,7 +22,7 @@ export interface EnvConfig {
 
 export const DEFAULT_ENV: EnvConfig = {
   rounds: 3,
-  window: 0,
+  window: 32,
   scorer: "base",
   reward: "gain",
   social: "team",

@@ -19,7 +19,7 @@ async function run(seed: number, env: Partial<EnvConfig> = {}, deliver = true) {
   const backend = new CpuBackend(tinyModel());
   return runEpisodes({
     backend, tokenizer: tinyTokenizer(), source: new FactsSource(0), split: "train", slots, episodes: 2,
-    env: { ...DEFAULT_ENV, stateTokens: 12, messageTokens: 10, ...env }, rng: new Rng(seed), deliver,
+    env: { ...DEFAULT_ENV, window: 0, stateTokens: 16, messageTokens: 24, ...env }, rng: new Rng(seed), deliver,
   });
 }
 

@@ -15,6 +15,7 @@ import { agentPrompt, renderCompletion, renderInbox, systemPrompt, type InboxEnt
 import { chunk, defaultCorpusFiles, documentsOf, loadDocuments } from "./sources/documents.ts";
 import { FactsSource } from "./sources/facts/index.ts";
 import { NAMES, RELATIONS } from "./sources/facts/vocab.ts";
+import { type FactsWorld, factKey, statement } from "./sources/facts/world.ts";
 import type { EpisodeText, Split } from "./sources/source.ts";
 
 export interface CorpusMix {
@@ -91,17 +92,39 @@ function scorerText(rng: Rng, ep: EpisodeText): string {
   const oracle = sentencesOf(ep.oracle[i][t] ?? "");
   const u = rng.float();
   const facts = u < 0.55 ? oracle : u < 0.75 ? oracle.filter(() => rng.float() < 0.5) : u < 0.9 ? [randomStatement(rng)] : [];
-  const shuffled = rng.shuffle([...facts, ...(rng.float() < 0.3 ? [randomStatement(rng)] : [])]);
+  // true facts the next excerpt does not need: the model must match person and relation, not copy any value
+  const shuffled = rng.shuffle([...facts, ...distractors(rng, ep.world as FactsWorld, i, t, rng.int(4))]);
+  // the scorer's window: the end of the excerpt before (about 32 tokens), or nothing (window 0)
+  const context = rng.float() < 0.8 ? `CONTEXT:${tail(ep.streams[i].slice(0, t).join(" "), 130)}\n` : "";
   if (rng.float() < 0.5) {
     // the message-value form: most facts arrive in the inbox instead of the state
     const inState = shuffled.filter(() => rng.float() < 0.3);
     const inbox = shuffled.filter((s) => !inState.includes(s)).map((text) => ({ from: rng.pick([...Array(K).keys()].filter((j) => j !== i)), text }));
-    return `STATE: ${inState.join(" ")}\nINBOX:\n${renderInbox(inbox)}\nNEXT: ${ep.streams[i][t]}`;
+    return `${context}STATE: ${inState.join(" ")}\nINBOX:\n${renderInbox(inbox)}\nNEXT: ${ep.streams[i][t]}`;
   }
-  return `STATE: ${shuffled.join(" ")}\nNEXT: ${ep.streams[i][t]}`;
+  return `${context}STATE: ${shuffled.join(" ")}\nNEXT: ${ep.streams[i][t]}`;
 }
 
-const COPY_WORDS = [...NAMES, ...RELATIONS.flatMap((r) => r.values), "is", "in", "the", "has", "a", "likes", "coins", "and", "then"];
+/** The last words of `text` within about `chars` characters, with their leading space (as the window's tokens). */
+function tail(text: string, chars: number): string {
+  const cut = text.slice(-chars);
+  const space = cut.indexOf(" ");
+  return space >= 0 ? cut.slice(space) : ` ${cut}`;
+}
+
+/** n true statements about the episode's people that excerpt t of agent i does not restate. */
+function distractors(rng: Rng, w: FactsWorld, i: number, t: number, n: number): string[] {
+  const needed = new Set(w.restated[i][t].map((f) => factKey(f.person, f.relation)));
+  const out: string[] = [];
+  for (let k = 0; k < 4 * n && out.length < n; k++) {
+    const person = rng.pick(w.cast), relation = rng.int(RELATIONS.length);
+    if (needed.has(factKey(person, relation))) continue;
+    out.push(statement({ person, relation, value: w.values.get(factKey(person, relation))! }));
+  }
+  return out;
+}
+
+const COPY_WORDS = [...NAMES, ...new Set(RELATIONS.flatMap((r) => r.values.flatMap((v) => v.split(" ")))), "is", "in", "the", "has", "a", "likes", "coins", "and", "then"];
 
 /** "REPEAT: w1 w2 … wn\nAGAIN: w1 w2 … wn": the second half is predictable only by copying the first. */
 function copyText(rng: Rng): string {

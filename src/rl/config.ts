@@ -85,7 +85,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   source: "facts",
   files: [],
   rounds: 3,
-  window: 0,
+  window: 32,
   scorer: "base",
   reward: "gain",
   social: "team",

@@ -15,6 +15,7 @@ export function article(word: string): string {
 
 export interface Relation {
   name: string;
+  noun: string; // as in "Ben's place"
   values: readonly string[];
   /** canonical statement, e.g. "Ben is in the garden." */
   state: (person: string, value: string) => string;
@@ -34,16 +35,22 @@ export const RESTATE: readonly ((r: Relation, person: string, value: string) => 
   (r, p, v) => `Someone said that ${r.state(p, v)}`,
 ];
 
-const PLACES = ["kitchen", "garden", "library", "market", "school", "park", "harbor", "bakery", "station", "museum", "forest", "river"];
-const PETS = ["cat", "dog", "owl", "frog", "horse", "rabbit", "parrot", "goat", "turtle", "fox"];
-const COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "white", "black"];
-const NUMBERS = ["two", "three", "four", "five", "six", "seven", "eight", "nine"];
+/**
+ * Every value is two words, each unpredictable without the fact (48 places, 40 pets, 32 colours, 45 numbers):
+ * a value carries more information than the person and the relation of a statement, so a statement with a false
+ * value misleads more than its true names help.
+ */
+const product = (a: readonly string[], b: readonly string[]) => a.flatMap((x) => b.map((y) => `${x} ${y}`));
+const PLACES = product(["north", "south", "east", "west"], ["kitchen", "garden", "library", "market", "school", "park", "harbor", "bakery", "station", "museum", "forest", "river"]);
+const PETS = product(["small", "big", "young", "lazy"], ["cat", "dog", "owl", "frog", "horse", "rabbit", "parrot", "goat", "turtle", "fox"]);
+const COLORS = product(["dark", "light", "bright", "pale"], ["red", "blue", "green", "yellow", "purple", "orange", "white", "black"]);
+const NUMBERS = product(["twenty", "thirty", "forty", "fifty", "sixty"], ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]);
 
 export const RELATIONS: readonly Relation[] = [
-  { name: "place", values: PLACES, state: (p, v) => `${p} is in the ${v}.`, question: (p) => `Where is ${p}?`, parse: /^(\w+) is in the (\w+)\.$/ },
-  { name: "pet", values: PETS, state: (p, v) => `${p} has ${article(v)} ${v}.`, question: (p) => `What pet does ${p} have?`, parse: /^(\w+) has an? (\w+)\.$/ },
-  { name: "color", values: COLORS, state: (p, v) => `${p} likes ${v}.`, question: (p) => `Which color does ${p} like?`, parse: /^(\w+) likes (\w+)\.$/ },
-  { name: "coins", values: NUMBERS, state: (p, v) => `${p} has ${v} coins.`, question: (p) => `How many coins does ${p} have?`, parse: /^(\w+) has (\w+) coins\.$/ },
+  { name: "place", noun: "place", values: PLACES, state: (p, v) => `${p} is in the ${v}.`, question: (p) => `Where is ${p}?`, parse: /^(\w+) is in the (\w+ \w+)\.$/ },
+  { name: "pet", noun: "pet", values: PETS, state: (p, v) => `${p} has ${article(v)} ${v}.`, question: (p) => `What pet does ${p} have?`, parse: /^(\w+) has an? (\w+ \w+)\.$/ },
+  { name: "color", noun: "color", values: COLORS, state: (p, v) => `${p} likes ${v}.`, question: (p) => `Which color does ${p} like?`, parse: /^(\w+) likes (\w+ \w+)\.$/ },
+  { name: "coins", noun: "coins", values: NUMBERS, state: (p, v) => `${p} has ${v} coins.`, question: (p) => `How many coins does ${p} have?`, parse: /^(\w+) has (\w+ \w+) coins\.$/ },
 ];
 
 /** Sentences that carry no fact: the same with or without a state. */

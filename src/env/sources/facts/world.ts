@@ -4,7 +4,9 @@
  * (new information), restates one fact that i saw one excerpt earlier (memory: the state must carry it) and up to
  * three facts that other agents saw two excerpts earlier (communication: what j read in excerpt t−2 it can send
  * in that round; i receives it in the next round, in time for the state that predicts excerpt t), plus a filler
- * sentence. Each excerpt opens with the names of the people it mentions.
+ * sentence. Each excerpt ends with what the next one is about ("Next: Ben's place, Ana's pet."): a scorer that sees
+ * the end of the current excerpt (window > 0) knows who and what comes next, so a state or a message can only
+ * add the values — and a false value can only hurt.
  */
 import type { Rng } from "../../../util/rng.ts";
 import { FILLER, NAMES, RELATIONS, RESTATE } from "./vocab.ts";
@@ -48,33 +50,34 @@ export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld 
   }
 
   const restated: Fact[][][] = Array.from({ length: agents }, () => Array.from({ length: excerptsPerAgent }, () => []));
-  const excerpts: string[][] = Array.from({ length: agents }, () => []);
   for (let i = 0; i < agents; i++) {
-    for (let t = 0; t < excerptsPerAgent; t++) {
-      if (t >= 1) {
-        const memory = revealed[i][t - 1];
-        if (memory.length) restated[i][t].push(rng.pick(memory));
-        // what the others learned two excerpts ago: exactly what their messages of last round can tell
-        const others: Fact[] = [];
-        if (t >= 2) for (let j = 0; j < agents; j++) if (j !== i) others.push(...revealed[j][t - 2]);
-        restated[i][t].push(...rng.shuffle(others).slice(0, MAX_OTHERS));
-      }
-      const sentences = [
-        ...revealed[i][t].map(statement),
-        ...restated[i][t].map((f) => rng.pick(RESTATE)(RELATIONS[f.relation], f.person, f.value)),
-        rng.pick(FILLER),
-      ];
-      // the people of the excerpt come first, so that who is talked about is no secret: what a state or a message
-      // can add is the facts about them (and a liar's message then costs more than its names give)
-      const people = rng.shuffle([...new Set([...revealed[i][t], ...restated[i][t]].map((f) => f.person))]);
-      excerpts[i].push([`People: ${people.join(", ")}.`, ...rng.shuffle(sentences)].join(" "));
+    for (let t = 1; t < excerptsPerAgent; t++) {
+      const memory = revealed[i][t - 1];
+      if (memory.length) restated[i][t].push(rng.pick(memory));
+      // what the others learned two excerpts ago: exactly what their messages of last round can tell
+      const others: Fact[] = [];
+      if (t >= 2) for (let j = 0; j < agents; j++) if (j !== i) others.push(...revealed[j][t - 2]);
+      restated[i][t].push(...rng.shuffle(others).slice(0, MAX_OTHERS));
     }
   }
+
+  const excerpts: string[][] = Array.from({ length: agents }, (_, i) => Array.from({ length: excerptsPerAgent }, (_, t) => {
+    const sentences = rng.shuffle([
+      ...revealed[i][t].map(statement),
+      ...restated[i][t].map((f) => rng.pick(RESTATE)(RELATIONS[f.relation], f.person, f.value)),
+      rng.pick(FILLER),
+    ]);
+    // the excerpt ends by saying whose facts the next one is about: who and what is no secret, the values are
+    const next = t + 1 < excerptsPerAgent ? rng.shuffle([...restated[i][t + 1]]) : [];
+    if (next.length) sentences.push(`Next: ${next.map((f) => `${f.person}'s ${RELATIONS[f.relation].noun}`).join(", ")}.`);
+    return sentences.join(" ");
+  }));
   return { cast, values, revealed, restated, excerpts };
 }
 
-/** The value `f` would have in a lie: another value of the same relation. */
+/** The value `f` would have in a lie: another value of the same relation that shares none of its words. */
 export function swapValue(f: Fact, rng: Rng): Fact {
-  const others = RELATIONS[f.relation].values.filter((v) => v !== f.value);
+  const words = new Set(f.value.split(" "));
+  const others = RELATIONS[f.relation].values.filter((v) => v.split(" ").every((w) => !words.has(w)));
   return { ...f, value: rng.pick(others) };
 }
