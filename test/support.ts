@@ -22,10 +22,12 @@ export function tmpDir(prefix = "colloquy-test-"): string {
 }
 
 /** |got − want| ≤ atol + rtol·|want| for every element; the message names the worst one. */
-export function assertClose(label: string, got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol = 0): void {
+/** Asserts |got − want| ≤ atol + rtol·|want| elementwise; returns the largest |got − want| (for diagnostics). */
+export function assertClose(label: string, got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol = 0): number {
   assert.equal(got.length, want.length, `${label}: length ${got.length} ≠ ${want.length}`);
-  let worst = -1, worstExcess = 0;
+  let worst = -1, worstExcess = 0, maxDiff = 0;
   for (let i = 0; i < got.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
     const excess = Math.abs(got[i] - want[i]) - (atol + rtol * Math.abs(want[i]));
     if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
       worst = i;
@@ -33,6 +35,7 @@ export function assertClose(label: string, got: ArrayLike<number>, want: ArrayLi
     }
   }
   if (worst >= 0) assert.fail(`${label}: element ${worst} is ${got[worst]}, want ${want[worst]} (tolerance ${atol} + ${rtol}·|want|)`);
+  return maxDiff;
 }
 
 export function maxAbs(a: ArrayLike<number>): number {

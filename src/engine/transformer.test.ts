@@ -33,7 +33,7 @@ function allLogits(m: Transformer, rows: { tokens: number[]; adapter?: any }[]):
 }
 
 for (const K of kernelVariants()) {
-  test(`[${K.name}] tiny-llama-gqa: per-token log-probs within 1e-4 of transformers, with and without the adapter`, { skip: HF.skip || K.skip }, () => {
+  test(`[${K.name}] tiny-llama-gqa: per-token log-probs within 1e-4 of transformers, with and without the adapter`, { skip: HF.skip || K.skip }, (t) => {
     const lm = loadModel(HF.path);
     const m = new Transformer(lm.config, lm.weights, K.kernels);
     const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
@@ -45,7 +45,8 @@ for (const K of kernelVariants()) {
       const got = scoreRows(m, [0, 1].map((r) => ({ tokens: ids.subarray(r * T, (r + 1) * T), adapter: ad })));
       for (const r of [0, 1]) {
         const want = tokenLogprobs(logits.subarray(r * T * V, (r + 1) * T * V), ids.subarray(r * T, (r + 1) * T), V);
-        assertClose(`${key} row ${r} log-probs`, got[r].logprobs.subarray(1), want.subarray(1), 1e-4);
+        const diff = assertClose(`${key} row ${r} log-probs`, got[r].logprobs.subarray(1), want.subarray(1), 1e-4);
+        t.diagnostic(`${key} row ${r}: largest |log-prob − transformers| ${diff.toExponential(1)} nats`);
       }
     }
   });

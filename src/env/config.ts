@@ -22,10 +22,10 @@ export interface EnvConfig {
 
 export const DEFAULT_ENV: EnvConfig = {
   rounds: 3,
-  window: 32,
+  window: 12,
   scorer: "base",
   reward: "gain",
-  social: "team",
+  social: "mixed:0.5+credit:1",
   stateTokens: 48,
   messageTokens: 24,
   messagesPerRound: 2,

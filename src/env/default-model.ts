@@ -15,7 +15,7 @@ import { type CorpusMix, pretrainDocuments } from "./pretrain-corpus.ts";
  * Bump when the text the corpus generators produce changes (facts world, prompts, pretrain-corpus.ts): the cache
  * key covers the recipe object, and this is how code changes reach it.
  */
-export const CORPUS_VERSION = 12;
+export const CORPUS_VERSION = 13;
 
 export interface DefaultModelRecipe {
   version: number;
@@ -28,7 +28,7 @@ export interface DefaultModelRecipe {
 export const DEFAULT_MODEL_RECIPE: DefaultModelRecipe = {
   version: 2,
   corpusVersion: CORPUS_VERSION,
-  mix: { episodes: 2000, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 12, copyTexts: 8000, proseChunks: 600 },
+  mix: { episodes: 2000, transcriptsPerEpisode: 6, scorerTextsPerEpisode: 12, copyTexts: 8000, proseChunks: 600 },
   valMix: { episodes: 60, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 240, proseChunks: 20 },
   // whole documents per row, a large init and a constant learning rate: the model learns to copy facts from a
   // state or an inbox into its predictions within the budget (measured: README, "The default base model")

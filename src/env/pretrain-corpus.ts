@@ -37,17 +37,18 @@ function sentencesOf(text: string): string[] {
 
 /**
  * A state as an untrained policy might write it (well-formed, mostly useless): empty, a copy of the excerpt, or
- * up to three items, each a sentence of the excerpt (a new fact, a restatement or filler), a message from the
- * inbox, or a random statement about the world. Some hold what the next excerpt needs: RL can reinforce those.
+ * up to three items, each most often a sentence copied from the excerpt (a new fact, a restatement, filler or the
+ * "Next:" line), else a message from the inbox or a random statement about the world. Some hold what the next
+ * excerpt needs: RL can reinforce those, and it can only find them if copying is what the prior does.
  */
 function priorState(rng: Rng, excerpt: string, inbox: readonly InboxEntry[]): string {
   const u = rng.float();
-  if (u < 0.2) return "";
-  if (u < 0.35) return excerpt;
+  if (u < 0.15) return "";
+  if (u < 0.25) return excerpt;
   return Array.from({ length: 1 + rng.int(3) }, () => {
     const v = rng.float();
-    if (v < 0.45) return rng.pick(sentencesOf(excerpt));
-    if (v < 0.85 && inbox.length) return rng.pick(inbox).text;
+    if (v < 0.65) return rng.pick(sentencesOf(excerpt));
+    if (v < 0.9 && inbox.length) return rng.pick(inbox).text;
     return randomStatement(rng);
   }).join(" ");
 }
@@ -58,7 +59,7 @@ function priorMessages(rng: Rng, self: number, agents: number, excerpt: string):
   return Array.from({ length: n }, () => ({
     from: self,
     to: rng.float() < 0.5 ? ("*" as const) : rng.pick(others),
-    text: rng.float() < 0.3 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
+    text: rng.float() < 0.1 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
   }));
 }
 
@@ -94,7 +95,7 @@ function scorerText(rng: Rng, ep: EpisodeText): string {
   const facts = u < 0.55 ? oracle : u < 0.75 ? oracle.filter(() => rng.float() < 0.5) : u < 0.9 ? [randomStatement(rng)] : [];
   // true facts the next excerpt does not need: the model must match person and relation, not copy any value
   const shuffled = rng.shuffle([...facts, ...distractors(rng, ep.world as FactsWorld, i, t, rng.int(4))]);
-  // the scorer's window: the end of the excerpt before (about 32 tokens), or nothing (window 0)
+  // the scorer's window: the end of the excerpt before (up to about 32 tokens), or nothing (window 0)
   const context = rng.float() < 0.8 ? `CONTEXT:${tail(ep.streams[i].slice(0, t).join(" "), 130)}\n` : "";
   if (rng.float() < 0.5) {
     // the message-value form: most facts arrive in the inbox instead of the state

@@ -5,7 +5,7 @@
  *   batch     A = G − mean of the batch (per adapter)
  *   rloo      A = G − mean of the other replicas of the same world, agent and round (leave-one-out)
  *   group     A = (G − mean) / std over the replicas (GRPO / the Markovian paper)
- * A2C uses the TD error r + γV' − V; PPO uses GAE(γ, λ).
+ * A2C uses the TD error r + γV' − V; PPO uses GAE(γ, λ); both whiten their advantages per adapter by default.
  */
 import type { Sample } from "./sample.ts";
 
@@ -87,6 +87,15 @@ export function gaeAdvantages(samples: readonly Sample[], gamma: number, lambda:
       traj[k].advantage = gae;
       traj[k].ret = gae + traj[k].value;
     }
+  }
+}
+
+/** A ← (A − mean) / std per adapter over the batch (as PPO implementations do); value targets are left alone. */
+export function whitenAdvantages(samples: readonly Sample[]): void {
+  for (const list of groupBy(samples, (s) => s.adapter).values()) {
+    const m = mean(list.map((s) => s.advantage));
+    const sd = Math.sqrt(mean(list.map((s) => (s.advantage - m) ** 2)));
+    for (const s of list) s.advantage = list.length > 1 ? (s.advantage - m) / (sd + 1e-8) : 0;
   }
 }
 

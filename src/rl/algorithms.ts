@@ -5,6 +5,8 @@
  *   a2c        w = A = r + γV(s') − V(s), V a detached value head on the prompt's last hidden state
  *   ppo        w = ρA where the clipped surrogate is active, else 0 (ρ = π/π_old); epochs × minibatches;
  *              GAE(γ, λ) across rounds; clipped value loss
+ * A2C and PPO whiten their advantages per adapter (whitenAdvantages, on by default): their baseline is a value head
+ * that starts knowing nothing, and unwhitened advantages then carry the batch's mean reward as noise.
  * Every weight is divided by the adapter's sample count (and by the completion length with lengthNorm), so
  * each adapter's gradient is a mean over its own samples. KL to the base policy enters the reward (Ziegler) or
  * the loss (w −= β dk/dlog π); the entropy bonus and the supervised term on the agent's own excerpts are extra
@@ -13,7 +15,7 @@
 import type { Backend, TrainRow } from "../engine/backend.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
 import type { Rng } from "../util/rng.ts";
-import { type BaselineState, discountedReturns, gaeAdvantages, groupBy, mean, reinforceAdvantages, tdAdvantages } from "./advantages.ts";
+import { type BaselineState, discountedReturns, gaeAdvantages, groupBy, mean, reinforceAdvantages, tdAdvantages, whitenAdvantages } from "./advantages.ts";
 import type { TrainConfig } from "./config.ts";
 import { klGradient } from "./kl.ts";
 import type { Sample } from "./sample.ts";
@@ -113,6 +115,7 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
     usesValueHead: true,
     async train(ctx, samples) {
       tdAdvantages(samples, ctx.config.gamma);
+      if (ctx.config.whitenAdvantages) whitenAdvantages(samples);
       const u = await update(ctx, policyRows(ctx, samples, (s) => s.advantage, null), sftRows(ctx, samples));
       const valueLoss = await fitValues(ctx, samples, 0);
       return { ...u, clipFraction: null, valueLoss };
@@ -123,6 +126,7 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
     async train(ctx, samples) {
       const c = ctx.config;
       gaeAdvantages(samples, c.gamma, c.lambda);
+      if (c.whitenAdvantages) whitenAdvantages(samples);
       let clipped = 0, tokens = 0, entropy = 0, gradNorm = 0, updates = 0;
       for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
         const order = ctx.rng.shuffle(samples.map((_, i) => i));

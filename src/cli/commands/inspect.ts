@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { tapeBytesPerTokenPerLayer } from "../../engine/block.ts";
 import { describeConfig } from "../../engine/config.ts";
 import { baseParamCount } from "../../engine/params.ts";
 import { loadModel } from "../../formats/load-model.ts";
@@ -24,6 +25,8 @@ export default defineCommand({
       parameters: baseParamCount(c),
       dtype: m.dtype,
       context_length: c.maxSeqLen,
+      // what a training forward keeps for backward, for rows as long as the context (attention grows with length)
+      training_activation_bytes_per_token_per_layer: tapeBytesPerTokenPerLayer(c, c.maxSeqLen),
       config: c,
       tokenizer: m.tokenizer ? { kind: m.tokenizer.kind, path: m.tokenizerPath, vocab_size: m.tokenizer.vocabSize, bos_id: m.tokenizer.bosId, eos_id: m.tokenizer.eosId } : null,
     };
@@ -34,6 +37,8 @@ export default defineCommand({
     console.log(`dtype         ${m.dtype} (computed in float32)`);
     console.log(`context       ${c.maxSeqLen} tokens`);
     console.log(`norm eps      ${c.normEps}`);
+    const tape = report.training_activation_bytes_per_token_per_layer;
+    console.log(`training      ${(tape / 1024).toFixed(1)} KiB of activations per token per layer at full context (${((tape * c.nLayers * c.maxSeqLen) / 2 ** 20).toFixed(1)} MiB per row)`);
     console.log(`tokenizer     ${report.tokenizer ? `${report.tokenizer.kind}, ${report.tokenizer.vocab_size} tokens (${m.tokenizerPath})` : "none"}`);
   },
 });
