@@ -43,6 +43,10 @@ test("smoke preset: every file and field of the run folder", () => {
   assert.equal(typeof lines[0].val_information_gain, "number");
   assert.equal(typeof lines[2].val_information_gain, "number"); // evalEvery 2
   assert.equal(lines[1].val_information_gain, null);
+  for (const i of [0, 2]) assert.equal(typeof lines[i].val_information_gain_no_messages, "number", `line ${i}: validation without messages`);
+  assert.equal(lines[1].val_information_gain_no_messages, null);
+  assert.equal(summary.val_information_gain_final, lines[3].val_information_gain, "the summary is the last validation");
+  assert.equal(summary.val_information_gain_final_no_messages, lines[3].val_information_gain_no_messages);
   const transcripts = fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(transcripts.map((t) => t.iteration))], [1, 2, 3]);
   for (const key of ["prompt", "completion", "state", "sent", "received", "information_gain", "reward", "message_values", "violations"]) assert.ok(key in transcripts[0], key);

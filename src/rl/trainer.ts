@@ -2,7 +2,7 @@
  * The training loop. One iteration: episodes on the training split (E worlds × G replicas), samples of every
  * learner-round, the base policy's log-probs for KL, values (A2C/PPO), the algorithm's update, then a metrics
  * line, sampled transcripts and a checkpoint. Validation runs before training, every `evalEvery` iterations and at
- * the end, with message delivery on and (at the end) off. Everything random flows from the config's seed, and
+ * the end, each time with message delivery on and off. Everything random flows from the config's seed, and
  * the RNG state is checkpointed: a resumed run continues exactly as an uninterrupted one.
  */
 
@@ -90,6 +90,7 @@ export class Trainer {
   private valueHeads = new Map<string, ValueHead>();
   iteration = 0;
   initial: Evaluation | null = null;
+  final: { on: Evaluation; off: Evaluation } | null = null; // the last iteration's validation, with and without messages
 
   constructor(setup: TrainerSetup) {
     this.s = setup;
@@ -155,6 +156,8 @@ export class Trainer {
     const t3 = performance.now();
 
     const val = this.shouldEvaluate() ? await this.evaluate(true) : null;
+    const valOff = val ? await this.evaluate(false) : null;
+    if (val && this.iteration === this.c.iterations) this.final = { on: val, off: valOff! };
     const summary = summarize(run);
     const learnerRecords = run.records.flat(2).filter((r) => r.kind === "learner");
     const line: MetricsLine = {
@@ -180,7 +183,7 @@ export class Trainer {
       time_score: run.seconds.score + (t2 - t1) / 1000,
       time_train: (t3 - t2) / 1000,
       val_information_gain: val?.learner_gain ?? null,
-      val_information_gain_no_messages: null,
+      val_information_gain_no_messages: valOff?.learner_gain ?? null,
       val_oracle_gain: val?.oracle_gain ?? null,
     };
     const transcripts = run.records.slice(0, c.transcriptEpisodes).flat(2).map(({ trace: _t, ...r }) => ({ iteration: this.iteration, ...r }));
@@ -213,6 +216,7 @@ export class Trainer {
     this.initial = await this.evaluate(true);
     const line = emptyLine(0, this.kl.beta);
     line.val_information_gain = this.initial.learner_gain;
+    line.val_information_gain_no_messages = (await this.evaluate(false)).learner_gain;
     line.val_oracle_gain = this.initial.oracle_gain;
     line.information_gain = this.initial.information_gain;
     this.s.run?.appendMetrics(line);

@@ -99,8 +99,9 @@ const command = defineCommand({
     if (!ckpt) await trainer.initialEvaluation();
     while (trainer.iteration < config.iterations) await trainer.step();
     bar.stop();
-    const final = await trainer.evaluate(true);
-    const noMessages = await trainer.evaluate(false);
+    // the last iteration evaluated both ways; a resumed run that was already complete evaluates again (same numbers)
+    const final = trainer.final?.on ?? (await trainer.evaluate(true));
+    const noMessages = trainer.final?.off ?? (await trainer.evaluate(false));
     const metrics = run.readMetrics() as unknown as MetricsLine[];
     const trained = metrics.filter((m) => m.reward !== null);
     const summary = {
