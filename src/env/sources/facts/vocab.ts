@@ -14,8 +14,7 @@ export function article(word: string): string {
 }
 
 export interface Relation {
-  name: string;
-  noun: string; // as in "Ben's place"
+  name: string; // also its noun, as in "Ben's place"
   values: readonly string[];
   /** canonical statement, e.g. "Ben is in the garden." */
   state: (person: string, value: string) => string;
@@ -47,10 +46,10 @@ const COLORS = product(["dark", "light", "bright", "pale"], ["red", "blue", "gre
 const NUMBERS = product(["twenty", "thirty", "forty", "fifty", "sixty"], ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]);
 
 export const RELATIONS: readonly Relation[] = [
-  { name: "place", noun: "place", values: PLACES, state: (p, v) => `${p} is in the ${v}.`, question: (p) => `Where is ${p}?`, parse: /^(\w+) is in the (\w+ \w+)\.$/ },
-  { name: "pet", noun: "pet", values: PETS, state: (p, v) => `${p} has ${article(v)} ${v}.`, question: (p) => `What pet does ${p} have?`, parse: /^(\w+) has an? (\w+ \w+)\.$/ },
-  { name: "color", noun: "color", values: COLORS, state: (p, v) => `${p} likes ${v}.`, question: (p) => `Which color does ${p} like?`, parse: /^(\w+) likes (\w+ \w+)\.$/ },
-  { name: "coins", noun: "coins", values: NUMBERS, state: (p, v) => `${p} has ${v} coins.`, question: (p) => `How many coins does ${p} have?`, parse: /^(\w+) has (\w+ \w+) coins\.$/ },
+  { name: "place", values: PLACES, state: (p, v) => `${p} is in the ${v}.`, question: (p) => `Where is ${p}?`, parse: /^(\w+) is in the (\w+ \w+)\.$/ },
+  { name: "pet", values: PETS, state: (p, v) => `${p} has ${article(v)} ${v}.`, question: (p) => `What pet does ${p} have?`, parse: /^(\w+) has an? (\w+ \w+)\.$/ },
+  { name: "color", values: COLORS, state: (p, v) => `${p} likes ${v}.`, question: (p) => `Which color does ${p} like?`, parse: /^(\w+) likes (\w+ \w+)\.$/ },
+  { name: "coins", values: NUMBERS, state: (p, v) => `${p} has ${v} coins.`, question: (p) => `How many coins does ${p} have?`, parse: /^(\w+) has (\w+ \w+) coins\.$/ },
 ];
 
 /** Sentences that carry no fact: the same with or without a state. */

@@ -69,7 +69,7 @@ export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld 
     ]);
     // the excerpt ends by saying whose facts the next one is about: who and what is no secret, the values are
     const next = t + 1 < excerptsPerAgent ? rng.shuffle([...restated[i][t + 1]]) : [];
-    if (next.length) sentences.push(`Next: ${next.map((f) => `${f.person}'s ${RELATIONS[f.relation].noun}`).join(", ")}.`);
+    if (next.length) sentences.push(`Next: ${next.map((f) => `${f.person}'s ${RELATIONS[f.relation].name}`).join(", ")}.`);
     return sentences.join(" ");
   }));
   return { cast, values, revealed, restated, excerpts };
