@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { ensureDefaultModel } from "../src/env/default-model.ts";
+import { mean } from "../src/eval/stats.ts";
 import { runCli } from "./support.ts";
 
 const dir = ensureDefaultModel();
@@ -30,9 +31,8 @@ test("facts world, honest / learner / liar: message values have the right signs 
   const values = (from: number, to: number) =>
     out.transcripts.filter((t: { agent: number }) => t.agent === from).flatMap((t: { message_values: { to: number; value: number }[] }) => t.message_values.filter((v) => v.to === to).map((v) => v.value));
   const stats = (xs: number[]) => {
-    const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
-    return { mean: m, se: sd / Math.sqrt(xs.length), n: xs.length };
+    const m = mean(xs);
+    return { mean: m.mean, se: m.sd / Math.sqrt(m.n), n: m.n };
   };
   const honest = stats(values(0, 1)), liar = stats(values(2, 1));
   const oracle = out.oracle_gain[1];

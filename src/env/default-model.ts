@@ -30,8 +30,8 @@ export const DEFAULT_MODEL_RECIPE: DefaultModelRecipe = {
   corpusVersion: CORPUS_VERSION,
   mix: { episodes: 2000, transcriptsPerEpisode: 6, scorerTextsPerEpisode: 12, copyTexts: 8000, proseChunks: 600 },
   valMix: { episodes: 60, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 240, proseChunks: 20 },
-  // whole documents per row, a large init and a constant learning rate: the model learns to copy facts from a
-  // state or an inbox into its predictions within the budget (measured: README, "The default base model")
+  // whole documents per row and a large init: the model learns to copy facts from a state or an inbox into its
+  // predictions within the budget (measured: README, "The default base model")
   pretrain: { ...DEFAULT_PRETRAIN, steps: 4000, batchSize: 8, lr: 3e-3, minLrRatio: 0.1, warmup: 30, evalEvery: 200, initStd: 0.15, seed: 0 },
 };
 

@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { DEFAULT_ENV } from "../env/config.ts";
 import { UserError } from "../util/errors.ts";
 import { readJsonFile } from "../util/fs.ts";
 
@@ -75,6 +76,9 @@ export const TrainConfigSchema = z.strictObject({
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 
+/** The environment's keys take their defaults from the environment's own (the trainer always scores the oracle). */
+const { oracle: _alwaysOn, ...ENV_DEFAULTS } = DEFAULT_ENV;
+
 export const DEFAULT_TRAIN: TrainConfig = {
   model: null,
   tokenizer: null,
@@ -85,19 +89,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   loraTargets: ["q", "k", "v", "o", "gate", "up", "down"],
   source: "facts",
   files: [],
-  rounds: 3,
-  window: 12,
-  scorer: "base",
-  reward: "gain",
-  social: "mixed:0.5+credit:1",
-  stateTokens: 48,
-  messageTokens: 24,
-  messagesPerRound: 2,
-  systemPrompt: "short",
-  temperature: 1,
-  topK: 0,
-  topP: 1,
-  violationPenalty: 0.02,
+  ...ENV_DEFAULTS,
   iterations: 60,
   episodes: 8,
   group: 4,

@@ -59,8 +59,8 @@ export default defineCommand({
   run({ args }) {
     if (args.default) {
       const dir = ensureDefaultModel({ quiet: false });
-      const info2 = readJsonFile(path.join(dir, "pretrain.json"), "default model summary") as Record<string, unknown>;
-      if (args.json) return printJson({ out: dir, ...info2 });
+      const summary = readJsonFile(path.join(dir, "pretrain.json"), "default model summary") as Record<string, unknown>;
+      if (args.json) return printJson({ out: dir, ...summary });
       console.log(dir);
       return;
     }
