@@ -47,6 +47,10 @@ test("smoke preset: every file and field of the run folder", () => {
   assert.equal(lines[1].val_information_gain_no_messages, null);
   assert.equal(summary.val_information_gain_final, lines[3].val_information_gain, "the summary is the last validation");
   assert.equal(summary.val_information_gain_final_no_messages, lines[3].val_information_gain_no_messages);
+  // the paired delivery effect: equal learner records per episode, so its mean is the difference of the means
+  const effect = summary.val_message_effect;
+  assert.ok(Math.abs(effect.mean - (summary.val_information_gain_final - summary.val_information_gain_final_no_messages)) < 1e-12, JSON.stringify(effect));
+  assert.ok(effect.se >= 0 && effect.episodes === 2, JSON.stringify(effect));
   const transcripts = fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(transcripts.map((t) => t.iteration))], [1, 2, 3]);
   for (const key of ["prompt", "completion", "state", "sent", "received", "information_gain", "reward", "message_values", "violations"]) assert.ok(key in transcripts[0], key);

@@ -22,6 +22,7 @@ export interface ScoreRequest {
   tokens: ArrayLike<number>;
   adapter: string | null;
   from?: number; // first scored token (default 1)
+  temperature?: number; // log-probs under softmax(logits / temperature) (default 1)
 }
 
 export interface TrainRow {
@@ -30,6 +31,7 @@ export interface TrainRow {
   weights: ArrayLike<number>;
   entropyWeights?: ArrayLike<number>;
   from?: number;
+  temperature?: number; // the policy is softmax(logits / temperature) (default 1)
 }
 
 export interface Backend {
@@ -100,7 +102,7 @@ export class CpuBackend implements Backend {
   async score(requests: readonly ScoreRequest[]): Promise<ScoreResult[]> {
     const out: ScoreResult[] = [];
     for (const [start, end] of chunks(requests)) {
-      out.push(...scoreRows(this.model, requests.slice(start, end).map((r) => ({ tokens: r.tokens, adapter: this.adapter(r.adapter), from: r.from }))));
+      out.push(...scoreRows(this.model, requests.slice(start, end).map((r) => ({ tokens: r.tokens, adapter: this.adapter(r.adapter), from: r.from, temperature: r.temperature }))));
     }
     return out;
   }

@@ -1,6 +1,7 @@
 /**
  * The LM head and everything computed from its logits: log-probabilities of chosen tokens, entropies, and the
  * gradient of the weighted objective  L = −Σ w_i log p(target_i) − Σ e_i H_i  (weights already normalised).
+ * With temperatures, p is softmax(logits / τ_i): the distribution a sampler at temperature τ_i draws from.
  * Logits are made a chunk of positions at a time, so a (N, V) matrix never exists.
  */
 import type { Transformer } from "./transformer.ts";
@@ -10,6 +11,7 @@ export interface HeadQuery {
   targets: Int32Array; // (P) token whose log-probability is wanted (−1: none, entropy only)
   weights: Float64Array | null; // (P) w_i, or null for no gradient
   entropyWeights: Float64Array | null; // (P) e_i, or null
+  temperatures?: Float64Array | null; // (P) τ_i > 0, or null for 1 everywhere
 }
 
 export interface HeadResult {
@@ -47,6 +49,8 @@ export function headForward(m: Transformer, hidden: Float32Array, q: HeadQuery, 
     const pos = q.positions.subarray(p0, p0 + n);
     K.gatherRows(x, hidden, pos, n, C);
     headLogits(m, logits, x, n);
+    const tau = q.temperatures ? q.temperatures.subarray(p0, p0 + n) : null;
+    if (tau) scaleRows(logits, tau, n, V);
     const w = dx && q.weights ? q.weights.subarray(p0, p0 + n) : null;
     const e = dx && q.entropyWeights ? q.entropyWeights.subarray(p0, p0 + n) : null;
     const targets = q.targets.subarray(p0, p0 + n);
@@ -55,10 +59,20 @@ export function headForward(m: Transformer, hidden: Float32Array, q: HeadQuery, 
     let anyGrad = false;
     for (let i = 0; i < n && !anyGrad; i++) anyGrad = (w !== null && targets[i] >= 0 && w[i] !== 0) || (e !== null && e[i] !== 0);
     if (!anyGrad) continue;
+    if (tau) scaleRows(logits, tau, n, V); // d/dlogits = (1/τ) · d/d(logits/τ)
     K.matmulXW(dx, logits, m.weights.lmHead, n, V, C, false);
     K.scatterAddRows(dHidden!, dx, pos, n, C);
     if (gHead) K.matmulXtY(gHead, logits, x, n, V, C);
   }
   ws.give(x, logits, dx);
   return { logprobs, entropies };
+}
+
+/** rows (n, V) ← rows / τ, row by row. */
+function scaleRows(rows: Float32Array, tau: Float64Array, n: number, V: number): void {
+  for (let i = 0; i < n; i++) {
+    if (tau[i] === 1) continue;
+    const inv = 1 / tau[i];
+    for (let v = i * V, end = v + V; v < end; v++) rows[v] *= inv;
+  }
 }

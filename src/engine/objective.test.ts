@@ -16,6 +16,7 @@ import type { ModelConfig } from "./config.ts";
 import { initBaseWeights } from "./init.ts";
 import { type Adapter, createAdapter, enableAdapterGrad } from "./lora.ts";
 import { type ObjectiveRow, objective } from "./objective.ts";
+import { scoreRows } from "./score.ts";
 import { Transformer } from "./transformer.ts";
 import type { Kernels } from "./kernels/index.ts";
 import { kernelVariants } from "./kernels/select.ts";
@@ -87,9 +88,10 @@ function randomModel(over: Partial<ModelConfig>, seed: number, kernels: Kernels)
   return m;
 }
 
-for (const K of kernelVariants()) for (const [label, over] of [
-  ["untied GQA rotate-half", {}],
-  ["tied MHA interleaved", { tiedEmbeddings: true, nKvHeads: 4, ropeStyle: "interleaved" as const }],
+for (const K of kernelVariants()) for (const [label, over, temperatures] of [
+  ["untied GQA rotate-half", {}, [1, 1]],
+  ["tied MHA interleaved", { tiedEmbeddings: true, nKvHeads: 4, ropeStyle: "interleaved" as const }, [1, 1]],
+  ["untied GQA rotate-half, rows at temperatures 0.6 and 1.7", {}, [0.6, 1.7]],
 ] as const) {
   test(`[${K.name}] finite differences: every parameter kind, LoRA A/B, entropy bonus and signed weights (${label})`, { skip: K.skip }, () => {
     const m = randomModel(over, 3, K.kernels);
@@ -105,6 +107,7 @@ for (const K of kernelVariants()) for (const [label, over] of [
         adapter: r === 0 ? adapter : null,
         weights: tokens.map((_, i) => (i === 0 ? 0 : rng.normal())),
         entropyWeights: tokens.map(() => 0.5 * rng.normal()),
+        temperature: temperatures[r],
       };
     });
     const lossAt = () => {
@@ -140,3 +143,18 @@ for (const K of kernelVariants()) for (const [label, over] of [
     }
   });
 }
+
+test("log-probs at a temperature are the log-softmax of the logits divided by it", () => {
+  const m = randomModel({}, 5, kernelVariants()[0].kernels);
+  const V = m.config.vocabSize, prefix = [1, 7, 3, 12];
+  // every token of the vocabulary after one prefix: the whole log-distribution at temperature 1 (logits up to a constant)
+  const rows = (temperature: number) => Array.from({ length: V }, (_, v) => ({ tokens: [...prefix, v], from: prefix.length, temperature }));
+  const at = (temperature: number) => scoreRows(m, rows(temperature)).map((r) => r.logprobs[prefix.length]);
+  const logits = at(1);
+  for (const tau of [0.5, 0.8, 2]) {
+    const max = Math.max(...logits.map((z) => z / tau));
+    const lse = max + Math.log(logits.reduce((s, z) => s + Math.exp(z / tau - max), 0));
+    assertClose(`temperature ${tau}`, Float64Array.from(at(tau)), Float64Array.from(logits, (z) => z / tau - lse), 1e-5, 1e-5);
+  }
+  assert.throws(() => scoreRows(m, [{ tokens: prefix, temperature: 0 }]), /temperature must be positive/);
+});

@@ -18,6 +18,7 @@ export interface ObjectiveRow {
   weights: ArrayLike<number>; // (T) w_t for token t; w_0 is unused (token 0 has no prefix)
   entropyWeights?: ArrayLike<number>; // (T) e_t, the entropy bonus of the distribution that predicts token t
   from?: number; // first token that can carry a weight (default 1); earlier positions are not scored at all
+  temperature?: number; // p = softmax(logits / temperature), the policy a sampler at that temperature follows (default 1)
 }
 
 export interface ObjectiveResult {
@@ -28,9 +29,9 @@ export interface ObjectiveResult {
 
 export function objective(m: Transformer, rows: readonly ObjectiveRow[], normaliser = 1): ObjectiveResult {
   if (!(normaliser > 0)) throw new UserError("E_BAD_NORMALISER", `objective normaliser must be positive, got ${normaliser}`);
+  const q = targetQuery(rows);
   const packed = packRows(rows.map((r) => ({ tokens: r.tokens, adapter: r.adapter ?? null })), m.config.vocabSize);
   const { hidden, tape } = m.forward(packed, true);
-  const q = targetQuery(rows);
   const P = q.positions.length;
   const weights = new Float64Array(P);
   const entropyWeights = rows.some((r) => r.entropyWeights) ? new Float64Array(P) : null;
@@ -48,7 +49,7 @@ export function objective(m: Transformer, rows: readonly ObjectiveRow[], normali
     if (entropyWeights && r.entropyWeights) entropyWeights[p] = r.entropyWeights[q.index[p]] / normaliser;
   }
   const dHidden = m.workspace.takeZeroed(hidden.length); // (N, C)
-  const head = headForward(m, hidden, { positions: q.positions, targets: q.targets, weights, entropyWeights }, dHidden);
+  const head = headForward(m, hidden, { positions: q.positions, targets: q.targets, weights, entropyWeights, temperatures: q.temperatures }, dHidden);
   m.workspace.give(hidden);
   m.backward(tape!, dHidden);
   m.workspace.give(dHidden);

@@ -30,7 +30,7 @@ export const DEFAULT_ENV: EnvConfig = {
   messageTokens: 24,
   messagesPerRound: 2,
   systemPrompt: "short",
-  temperature: 1,
+  temperature: 0.7,
   topK: 0,
   topP: 1,
   oracle: true,

@@ -51,6 +51,7 @@ export interface AgentRound {
   information_gain: number;
   oracle_gain: number | null; // gain of the oracle state (sources that know it)
   reward: number;
+  message_reward: number; // the part of the reward this round's messages can change: credit − violation penalty
   message_values: { to: number; text: string; value: number }[]; // of this round's messages, measured on delivery
   honesty: ClaimCheck | null; // claims in this round's messages checked against the world
   trace: GenerationTrace | null; // learners: what RL trains on
@@ -190,7 +191,7 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
           sent, received: inboxes[b][i], violations: parsed[b][i].violations,
           raw_logprob: raw, baseline_logprob: base, information_gain: raw - base,
           oracle_gain: k.oracle >= 0 ? lp(k.oracle) - base : null,
-          reward: 0, message_values: [], honesty, trace: traces[b][i],
+          reward: 0, message_reward: 0, message_values: [], honesty, trace: traces[b][i],
         };
       });
       slots.forEach((_, i) => {
@@ -219,7 +220,8 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       const team = mean(signal);
       roundRecords.forEach((r, i) => {
         const credit = r.message_values.reduce((s, v) => s + v.value, 0);
-        r.reward = social[i].own * signal[i] + social[i].team * team + social[i].credit * credit - env.violationPenalty * r.violations.length;
+        r.message_reward = social[i].credit * credit - env.violationPenalty * r.violations.length;
+        r.reward = social[i].own * signal[i] + social[i].team * team + r.message_reward;
       });
     }
   }

@@ -36,20 +36,25 @@ function sentencesOf(text: string): string[] {
 }
 
 /**
- * A state as an untrained policy might write it (well-formed, mostly useless): empty, a copy of the excerpt, or
- * up to three items, each most often a sentence copied from the excerpt (a new fact, a restatement, filler or the
- * "Next:" line), else a message from the inbox or a random statement about the world. Some hold what the next
- * excerpt needs: RL can reinforce those, and it can only find them if copying is what the prior does.
+ * A state as an untrained policy might write it (well-formed, mostly useless): empty, a copy of the excerpt, a copy
+ * of the whole inbox, or up to three items, each most often a sentence copied from the excerpt (a new fact, a
+ * restatement, filler or the "Next:" line) or a message from the inbox, rarely a random statement about the world.
+ * Some hold what the next excerpt needs: RL can reinforce those, and it can only find them if copying is what the
+ * prior does. Random statements stay rare: every one teaches the model to write a name or a value it was not
+ * shown, and a prior that garbles its copies gives RL nothing to reinforce. Whole copies (of the excerpt, of the
+ * inbox) are spans the model copies faithfully, where picking one sentence out needs a lookup by name that a
+ * model this small does not learn within its budget.
  */
 function priorState(rng: Rng, excerpt: string, inbox: readonly InboxEntry[]): string {
   const u = rng.float();
   if (u < 0.15) return "";
   if (u < 0.25) return excerpt;
+  if (u < 0.5 && inbox.length) return inbox.map((m) => m.text).join(" ");
   return Array.from({ length: 1 + rng.int(3) }, () => {
     const v = rng.float();
-    if (v < 0.65) return rng.pick(sentencesOf(excerpt));
-    if (v < 0.9 && inbox.length) return rng.pick(inbox).text;
-    return randomStatement(rng);
+    if (v < 0.05) return randomStatement(rng);
+    if (v < 0.45 && inbox.length) return rng.pick(inbox).text;
+    return rng.pick(sentencesOf(excerpt));
   }).join(" ");
 }
 
@@ -59,7 +64,7 @@ function priorMessages(rng: Rng, self: number, agents: number, excerpt: string):
   return Array.from({ length: n }, () => ({
     from: self,
     to: rng.float() < 0.5 ? ("*" as const) : rng.pick(others),
-    text: rng.float() < 0.1 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
+    text: rng.float() < 0.05 ? randomStatement(rng) : rng.pick(sentencesOf(excerpt)),
   }));
 }
 

@@ -13,7 +13,7 @@ import {
 function rec(o: Partial<TranscriptRecord> & { iteration: number; agent: number; kind: string }): TranscriptRecord {
   return {
     episode: 0, world: 0, round: 1, adapter: null, excerpt: "", prompt: "", completion: "", state: "", sent: [], received: [], violations: [],
-    raw_logprob: 0, baseline_logprob: 0, information_gain: 0, oracle_gain: null, reward: 0, message_values: [], honesty: null, ...o,
+    raw_logprob: 0, baseline_logprob: 0, information_gain: 0, oracle_gain: null, reward: 0, message_reward: 0, message_values: [], honesty: null, ...o,
   };
 }
 

@@ -11,7 +11,7 @@ import type { Sample } from "./sample.ts";
 function sample(o: Partial<Sample> & Pick<Sample, "episode" | "world" | "agent" | "round" | "reward">): Sample {
   return {
     adapter: "agent0", promptIds: [], completionIds: [], behaviourLogprobs: [], excerpt: "", refLogprobs: null, kl: 0,
-    hidden: null, value: 0, ret: 0, advantage: 0, ...o,
+    hidden: null, value: 0, ret: 0, advantage: 0, messageStart: 0, messageReward: 0, messageRet: 0, messageAdvantage: 0, ...o,
   };
 }
 
@@ -54,6 +54,24 @@ test("REINFORCE baselines: none, batch, RLOO over replicas, group-normalised, mo
   reinforceAdvantages(s, "moving", state, 0.9);
   assert.deepEqual(s.map((x) => x.advantage), [-2, -1, 0, 3]);
   close(state.moving.agent0, 0.9 * 3 + 0.1 * 3);
+});
+
+test("message tokens' return: their own part of r_t plus the discounted future; their advantage has its own baseline", () => {
+  // one trajectory of 3 rounds; rewards 1, 2, 4 of which the messages' parts are 0.5, −1, 3
+  const s = [1, 2, 3].map((round) => sample({ episode: 0, world: 0, agent: 0, round, reward: [1, 2, 4][round - 1], messageReward: [0.5, -1, 3][round - 1] }));
+  discountedReturns(s, 0.5);
+  [1 + 0.5 * (2 + 0.5 * 4), 2 + 0.5 * 4, 4].forEach((g, k) => close(s[k].ret, g));
+  [0.5 + 0.5 * (2 + 0.5 * 4), -1 + 0.5 * 4, 3].forEach((g, k) => close(s[k].messageRet, g));
+  // RLOO over 3 replicas: the whole return and the messages' return are baselined separately
+  const r = [[5, 1], [2, 4], [8, -2]].map(([ret, messageRet], e) => ({ ...sample({ episode: e, world: 1, agent: 0, round: 1, reward: 0 }), ret, messageRet }));
+  reinforceAdvantages(r, "rloo", { moving: {} }, 0.9);
+  [5 - 5, 2 - 6.5, 8 - 3.5].forEach((a, k) => close(r[k].advantage, a));
+  [1 - 1, 4 - -0.5, -2 - 2.5].forEach((a, k) => close(r[k].messageAdvantage, a));
+  // moving averages of the two returns are kept apart
+  const state = { moving: {} as Record<string, number> };
+  reinforceAdvantages(r, "moving", state, 0.9);
+  close(state.moving.agent0, 5);
+  close(state.moving["agent0/messages"], 1);
 });
 
 test("RLOO groups by world, agent and round, never across them; a lone sample gets no advantage", () => {

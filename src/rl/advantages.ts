@@ -5,6 +5,10 @@
  *   batch     A = G − mean of the batch (per adapter)
  *   rloo      A = G − mean of the other replicas of the same world, agent and round (leave-one-out)
  *   group     A = (G − mean) / std over the replicas (GRPO / the Markovian paper)
+ * With splitAdvantage, REINFORCE also gives the message tokens an advantage of their own, of the return they can
+ * still change: messageReward_t + γ G_{t+1}. The rest of r_t (the agent's and the team's gain this round) is fixed
+ * by the state, written before the messages, and by the other agents, who see the messages only next round; leaving
+ * it out of the message tokens' weight removes its variance without biasing the gradient (the reward-to-go argument).
  * A2C uses the TD error r + γV' − V; PPO uses GAE(γ, λ); both whiten their advantages per adapter by default.
  */
 import type { Sample } from "./sample.ts";
@@ -19,11 +23,12 @@ function trajectories(samples: readonly Sample[]): Sample[][] {
   return [...by.values()].map((t) => t.sort((a, b) => a.round - b.round));
 }
 
-/** G_t = r_t + γ G_{t+1}, within each trajectory. */
+/** G_t = r_t + γ G_{t+1} and the message tokens' messageReward_t + γ G_{t+1}, within each trajectory. */
 export function discountedReturns(samples: readonly Sample[], gamma: number): void {
   for (const traj of trajectories(samples)) {
     let g = 0;
     for (let k = traj.length - 1; k >= 0; k--) {
+      traj[k].messageRet = traj[k].messageReward + gamma * g;
       g = traj[k].reward + gamma * g;
       traj[k].ret = g;
     }
@@ -34,35 +39,44 @@ export interface BaselineState {
   moving: Record<string, number>; // per adapter
 }
 
+/** REINFORCE's advantages: of the whole return, and of the message tokens' return (their own baselines). */
 export function reinforceAdvantages(samples: readonly Sample[], kind: string, state: BaselineState, momentum: number): void {
-  const groupKey = (s: Sample) => `${s.world}/${s.agent}/${s.round}`;
-  if (kind === "none") for (const s of samples) s.advantage = s.ret;
+  const whole = baselined(samples, (s) => s.ret, kind, state, "", momentum);
+  const messages = baselined(samples, (s) => s.messageRet, kind, state, "/messages", momentum);
+  samples.forEach((s, i) => {
+    s.advantage = whole[i];
+    s.messageAdvantage = messages[i];
+  });
+}
+
+/** G − b for every sample, b the chosen baseline of the return `ret`; moving averages are kept under adapter + suffix. */
+function baselined(samples: readonly Sample[], ret: (s: Sample) => number, kind: string, state: BaselineState, suffix: string, momentum: number): number[] {
+  const out = new Map<Sample, number>();
+  if (kind === "none") for (const s of samples) out.set(s, ret(s));
   else if (kind === "moving") {
-    const byAdapter = groupBy(samples, (s) => s.adapter);
-    for (const [adapter, list] of byAdapter) {
+    for (const [adapter, list] of groupBy(samples, (s) => s.adapter + suffix)) {
       const b = state.moving[adapter] ?? 0;
-      for (const s of list) s.advantage = s.ret - b;
-      const m = mean(list.map((s) => s.ret));
+      for (const s of list) out.set(s, ret(s) - b);
+      const m = mean(list.map(ret));
       state.moving[adapter] = adapter in state.moving ? momentum * b + (1 - momentum) * m : m;
     }
   } else if (kind === "batch") {
     for (const list of groupBy(samples, (s) => s.adapter).values()) {
-      const m = mean(list.map((s) => s.ret));
-      for (const s of list) s.advantage = s.ret - m;
+      const m = mean(list.map(ret));
+      for (const s of list) out.set(s, ret(s) - m);
     }
   } else {
-    for (const list of groupBy(samples, groupKey).values()) {
+    for (const list of groupBy(samples, (s) => `${s.world}/${s.agent}/${s.round}`).values()) {
       const n = list.length;
-      const sum = list.reduce((a, s) => a + s.ret, 0);
-      if (kind === "rloo") {
-        for (const s of list) s.advantage = n > 1 ? s.ret - (sum - s.ret) / (n - 1) : 0;
-      } else {
-        const m = sum / n;
-        const sd = Math.sqrt(list.reduce((a, s) => a + (s.ret - m) ** 2, 0) / n);
-        for (const s of list) s.advantage = n > 1 ? (s.ret - m) / (sd + 1e-6) : 0;
+      const sum = list.reduce((a, s) => a + ret(s), 0);
+      const sd = Math.sqrt(list.reduce((a, s) => a + (ret(s) - sum / n) ** 2, 0) / n);
+      for (const s of list) {
+        if (n < 2) out.set(s, 0);
+        else out.set(s, kind === "rloo" ? ret(s) - (sum - ret(s)) / (n - 1) : (ret(s) - sum / n) / (sd + 1e-6));
       }
     }
   }
+  return samples.map((s) => out.get(s)!);
 }
 
 /** A2C: δ_t = r_t + γ V(s_{t+1}) − V(s_t), with V = 0 after the last round; target r_t + γV(s_{t+1}). */

@@ -1,7 +1,8 @@
 /**
  * The policy-gradient algorithms, chosen by name. Each reduces to the engine's one training call: backward of
  * L = −Σ_t w_t log π(a_t | ·) over the completion tokens, with per-token weights computed here.
- *   reinforce  w = A (baseline: none / moving / batch / rloo / group)
+ *   reinforce  w = A (baseline: none / moving / batch / rloo / group); with splitAdvantage the message tokens take
+ *              the advantage of the return they can change (advantages.ts)
  *   a2c        w = A = r + γV(s') − V(s), V a detached value head on the prompt's last hidden state
  *   ppo        w = ρA where the clipped surrogate is active, else 0 (ρ = π/π_old); epochs × minibatches;
  *              GAE(γ, λ) across rounds; clipped value loss
@@ -58,7 +59,7 @@ function policyRows(ctx: AlgorithmContext, samples: readonly Sample[], pg: Token
       weights[P + k] = w / norm;
       entropyWeights[P + k] = c.entropyCoef / norm;
     }
-    return { tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, weights, entropyWeights: c.entropyCoef ? entropyWeights : undefined, from: P };
+    return { tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, weights, entropyWeights: c.entropyCoef ? entropyWeights : undefined, from: P, temperature: c.temperature };
   });
 }
 
@@ -107,7 +108,8 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
     async train(ctx, samples) {
       discountedReturns(samples, ctx.config.gamma);
       reinforceAdvantages(samples, ctx.config.baseline, ctx.baseline, ctx.config.baselineMomentum);
-      const u = await update(ctx, policyRows(ctx, samples, (s) => s.advantage, null), sftRows(ctx, samples));
+      const split = ctx.config.splitAdvantage;
+      const u = await update(ctx, policyRows(ctx, samples, (s, k) => (split && k >= s.messageStart ? s.messageAdvantage : s.advantage), null), sftRows(ctx, samples));
       return { ...u, clipFraction: null, valueLoss: null };
     },
   },
@@ -134,7 +136,7 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
         for (let m = 0; m < c.minibatches; m++) {
           const batch = order.slice(m * size, (m + 1) * size).map((i) => samples[i]);
           if (batch.length === 0) continue;
-          const now = await ctx.backend.score(batch.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, from: s.promptIds.length })));
+          const now = await ctx.backend.score(batch.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, from: s.promptIds.length, temperature: c.temperature })));
           const current = now.map((r, i) => Array.from(r.logprobs.subarray(batch[i].promptIds.length)));
           const pg: TokenWeight = (s, k, logp) => {
             const ratio = Math.exp(logp - s.behaviourLogprobs[k]);

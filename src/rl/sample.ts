@@ -10,13 +10,17 @@ export interface Sample {
   round: number; // 1-based
   promptIds: number[];
   completionIds: number[];
-  behaviourLogprobs: number[]; // log π_old(a) of each completion token, from sampling
+  behaviourLogprobs: number[]; // log π_old(a) of each completion token at the sampling temperature
   reward: number; // the environment's reward for this round
+  messageStart: number; // index in completionIds of the first token of the message lines (the length when none)
+  messageReward: number; // the part of the reward the messages can change: their credit, the violation penalty, their KL
   excerpt: string; // the excerpt the agent read (supervised term)
-  refLogprobs: number[] | null; // log π_base(a), adapter off
+  refLogprobs: number[] | null; // log π_base(a), adapter off, at the sampling temperature
   kl: number; // KL estimate summed over the completion's tokens
   hidden: Float32Array | null; // the prompt's last hidden state (value head input)
   value: number; // V(prompt) (0 without a value head)
   ret: number; // return used as the target
   advantage: number;
+  messageRet: number; // REINFORCE with splitAdvantage: what the message tokens can still change (messageReward + γ G_{t+1})
+  messageAdvantage: number; // its advantage, for the message tokens
 }

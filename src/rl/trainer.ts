@@ -31,6 +31,7 @@ export interface Evaluation {
   learner_gain: number; // mean information gain of the learners, nats per token
   oracle_gain: number | null;
   information_gain: number[]; // per agent
+  episode_gain: number[]; // the learners' mean gain in each validation episode (the same episodes every time)
 }
 
 export interface MetricsLine {
@@ -116,10 +117,11 @@ export class Trainer {
     const run = await validationEpisodes({ backend: this.s.backend, tokenizer: this.s.tokenizer, source: this.s.source, config: this.c, slots: this.slots, deliver });
     const learners = run.records.flat(2).filter((r) => r.kind === "learner");
     const oracle = learners.map((r) => r.oracle_gain).filter((x): x is number => x !== null);
-    return { learner_gain: mean(learners.map((r) => r.information_gain)), oracle_gain: oracle.length ? mean(oracle) : null, information_gain: summarize(run).information_gain };
+    const episode_gain = run.records.map((episode) => mean(episode.flat().filter((r) => r.kind === "learner").map((r) => r.information_gain)));
+    return { learner_gain: mean(learners.map((r) => r.information_gain)), oracle_gain: oracle.length ? mean(oracle) : null, information_gain: summarize(run).information_gain, episode_gain };
   }
 
-  /** One training iteration; returns its metrics line. */
+    /** One training iteration; returns its metrics line. */
   async step(): Promise<MetricsLine> {
     const c = this.c, { backend } = this.s;
     const t0 = performance.now();
@@ -131,11 +133,23 @@ export class Trainer {
     });
     const samples = this.samples(run);
     const t1 = performance.now();
-    const refs = await backend.score(samples.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: null, from: s.promptIds.length })));
+    // the policy is the sampler's: softmax(logits / temperature). The reference is the base model at the same
+    // temperature; at a temperature other than 1 the behaviour log-probs are re-scored the same way (the sampler
+    // reports the model's own log-probs)
+    const tau = c.temperature;
+    const rescore = tau !== 1 ? samples.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, from: s.promptIds.length, temperature: tau })) : [];
+    const scored = await backend.score([...samples.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: null, from: s.promptIds.length, temperature: tau })), ...rescore]);
+    const refs = scored.slice(0, samples.length);
     samples.forEach((s, i) => {
+      if (rescore.length) s.behaviourLogprobs = Array.from(scored[samples.length + i].logprobs.subarray(s.promptIds.length));
       s.refLogprobs = Array.from(refs[i].logprobs.subarray(s.promptIds.length));
-      s.kl = mean(s.behaviourLogprobs.map((lp, k) => klPerToken(lp, s.refLogprobs![k], c.klEstimator)));
-      if (c.klMode === "reward") s.reward -= this.kl.beta * s.kl;
+      const kl = s.behaviourLogprobs.map((lp, k) => klPerToken(lp, s.refLogprobs![k], c.klEstimator));
+      s.kl = mean(kl);
+      if (c.klMode === "reward") {
+        s.reward -= this.kl.beta * s.kl;
+        // the message lines' share of the penalty: what their tokens add to the completion's mean KL
+        s.messageReward -= (this.kl.beta * kl.slice(s.messageStart).reduce((a, b) => a + b, 0)) / Math.max(1, kl.length);
+      }
     });
     if (ALGORITHMS[c.algorithm].usesValueHead) {
       const hs = await backend.lastHidden(samples.map((s) => ({ tokens: s.promptIds, adapter: s.adapter })));
@@ -205,7 +219,8 @@ export class Trainer {
       out.push({
         adapter: r.adapter, episode: r.episode, world: r.world, agent: r.agent, round: r.round,
         promptIds: r.trace.promptIds, completionIds: r.trace.completionIds, behaviourLogprobs: r.trace.logprobs,
-        reward: r.reward, excerpt: r.excerpt, refLogprobs: null, kl: 0, hidden: null, value: 0, ret: 0, advantage: 0,
+        reward: r.reward, messageStart: messageStart(this.s.tokenizer, r.trace.completionIds), messageReward: r.message_reward,
+        excerpt: r.excerpt, refLogprobs: null, kl: 0, hidden: null, value: 0, ret: 0, advantage: 0, messageRet: 0, messageAdvantage: 0,
       });
     }
     return out;
@@ -291,3 +306,20 @@ export function talkMatrix(run: EpisodeRun): number[][] {
   return m;
 }
 
+
+/** The first completion token whose text reaches the end of the state line (the message lines start there). */
+function messageStart(tok: Tokenizer, ids: readonly number[]): number {
+  for (let k = 0; k < ids.length; k++) if (tok.decode(ids.slice(0, k + 1)).includes("\n")) return k;
+  return ids.length;
+}
+
+/**
+ * What delivery is worth: the mean over validation episodes of (gain with messages − gain without), and its
+ * standard error. Both evaluations run the same episodes from the same sampling seeds, so the difference is paired.
+ */
+export function messageEffect(on: Evaluation, off: Evaluation): { mean: number; se: number; episodes: number } {
+  const d = on.episode_gain.map((g, e) => g - off.episode_gain[e]);
+  const m = mean(d);
+  const se = d.length > 1 ? Math.sqrt(d.reduce((s, x) => s + (x - m) ** 2, 0) / (d.length - 1) / d.length) : NaN;
+  return { mean: m, se, episodes: d.length };
+}

@@ -7,7 +7,7 @@ import { loadModel, requireTokenizer } from "../../formats/load-model.ts";
 import { DEFAULT_TRAIN, TrainConfigSchema, listPresets, parseOverride, presetFile, readConfigFile, resolveConfig, type TrainConfig } from "../../rl/config.ts";
 import { sourceFromConfig } from "../../rl/environment.ts";
 import { RunFolder } from "../../rl/run-folder.ts";
-import { type MetricsLine, Trainer } from "../../rl/trainer.ts";
+import { type MetricsLine, Trainer, messageEffect } from "../../rl/trainer.ts";
 import { UserError } from "../../util/errors.ts";
 import { progress } from "../../util/progress.ts";
 import { info, printJson } from "../output.ts";
@@ -113,6 +113,7 @@ const command = defineCommand({
       val_information_gain_initial: trainer.initial?.learner_gain ?? null,
       val_information_gain_final: final.learner_gain,
       val_information_gain_final_no_messages: noMessages.learner_gain,
+      val_message_effect: messageEffect(final, noMessages),
       val_oracle_gain: final.oracle_gain,
       val_information_gain_per_agent: final.information_gain,
       train_reward_first: trained[0]?.reward ?? null,
@@ -125,7 +126,7 @@ const command = defineCommand({
     if (own.json) return printJson(summary);
     const f = (x: number | null) => (x === null ? "-" : (x >= 0 ? "+" : "") + x.toFixed(4));
     info(`validation information gain (learners, nats/token): ${f(summary.val_information_gain_initial)} before → ${f(summary.val_information_gain_final)} after; ` +
-      `${f(summary.val_information_gain_final_no_messages)} with messages off; oracle ${f(summary.val_oracle_gain)}`);
+      `${f(summary.val_information_gain_final_no_messages)} with messages off (delivery worth ${f(summary.val_message_effect.mean)} ± ${summary.val_message_effect.se.toFixed(4)}); oracle ${f(summary.val_oracle_gain)}`);
     info(`run folder: ${run.dir}`);
   },
 });
