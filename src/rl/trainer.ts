@@ -121,7 +121,7 @@ export class Trainer {
     return { learner_gain: mean(learners.map((r) => r.information_gain)), oracle_gain: oracle.length ? mean(oracle) : null, information_gain: summarize(run).information_gain, episode_gain };
   }
 
-    /** One training iteration; returns its metrics line. */
+  /** One training iteration; returns its metrics line. */
   async step(): Promise<MetricsLine> {
     const c = this.c, { backend } = this.s;
     const t0 = performance.now();
@@ -136,13 +136,13 @@ export class Trainer {
     // the policy is the sampler's: softmax(logits / temperature). The reference is the base model at the same
     // temperature; at a temperature other than 1 the behaviour log-probs are re-scored the same way (the sampler
     // reports the model's own log-probs)
-    const tau = c.temperature;
-    const rescore = tau !== 1 ? samples.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, from: s.promptIds.length, temperature: tau })) : [];
-    const scored = await backend.score([...samples.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: null, from: s.promptIds.length, temperature: tau })), ...rescore]);
-    const refs = scored.slice(0, samples.length);
+    const rows = samples.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], from: s.promptIds.length, temperature: c.temperature }));
+    const rescore = c.temperature !== 1;
+    const scored = await backend.score([...rows.map((r) => ({ ...r, adapter: null })), ...(rescore ? rows.map((r, i) => ({ ...r, adapter: samples[i].adapter })) : [])]);
+    const completion = (k: number, s: Sample) => Array.from(scored[k].logprobs.subarray(s.promptIds.length));
     samples.forEach((s, i) => {
-      if (rescore.length) s.behaviourLogprobs = Array.from(scored[samples.length + i].logprobs.subarray(s.promptIds.length));
-      s.refLogprobs = Array.from(refs[i].logprobs.subarray(s.promptIds.length));
+      if (rescore) s.behaviourLogprobs = completion(samples.length + i, s);
+      s.refLogprobs = completion(i, s);
       const kl = s.behaviourLogprobs.map((lp, k) => klPerToken(lp, s.refLogprobs![k], c.klEstimator));
       s.kl = mean(kl);
       if (c.klMode === "reward") {
@@ -306,20 +306,8 @@ export function talkMatrix(run: EpisodeRun): number[][] {
   return m;
 }
 
-
-/** The first completion token whose text reaches the end of the state line (the message lines start there). */
+/** The first completion token whose text holds the end of the state line (the message lines start there). */
 function messageStart(tok: Tokenizer, ids: readonly number[]): number {
-  for (let k = 0; k < ids.length; k++) if (tok.decode(ids.slice(0, k + 1)).includes("\n")) return k;
-  return ids.length;
-}
-
-/**
- * What delivery is worth: the mean over validation episodes of (gain with messages − gain without), and its
- * standard error. Both evaluations run the same episodes from the same sampling seeds, so the difference is paired.
- */
-export function messageEffect(on: Evaluation, off: Evaluation): { mean: number; se: number; episodes: number } {
-  const d = on.episode_gain.map((g, e) => g - off.episode_gain[e]);
-  const m = mean(d);
-  const se = d.length > 1 ? Math.sqrt(d.reduce((s, x) => s + (x - m) ** 2, 0) / (d.length - 1) / d.length) : NaN;
-  return { mean: m, se, episodes: d.length };
+  const k = ids.findIndex((id) => tok.decode([id]).includes("\n"));
+  return k < 0 ? ids.length : k;
 }

@@ -4,10 +4,11 @@ import { CpuBackend } from "../../engine/backend.ts";
 import { Transformer } from "../../engine/transformer.ts";
 import { ensureDefaultModel } from "../../env/default-model.ts";
 import { loadModel, requireTokenizer } from "../../formats/load-model.ts";
+import { mean } from "../../eval/stats.ts";
 import { DEFAULT_TRAIN, TrainConfigSchema, listPresets, parseOverride, presetFile, readConfigFile, resolveConfig, type TrainConfig } from "../../rl/config.ts";
 import { sourceFromConfig } from "../../rl/environment.ts";
 import { RunFolder } from "../../rl/run-folder.ts";
-import { type MetricsLine, Trainer, messageEffect } from "../../rl/trainer.ts";
+import { type Evaluation, type MetricsLine, Trainer } from "../../rl/trainer.ts";
 import { UserError } from "../../util/errors.ts";
 import { progress } from "../../util/progress.ts";
 import { info, printJson } from "../output.ts";
@@ -150,3 +151,12 @@ function formatLine(l: MetricsLine, total: number): string {
 }
 
 export default Object.assign(command, { acceptsAnyFlag: true, usageFooter: KEYS_HELP });
+
+/**
+ * What delivery is worth: the mean over validation episodes of (gain with messages − gain without), and its
+ * standard error. Both evaluations run the same episodes from the same sampling seeds, so the difference is paired.
+ */
+function messageEffect(on: Evaluation, off: Evaluation): { mean: number; se: number; episodes: number } {
+  const d = mean(on.episode_gain.map((g, e) => g - off.episode_gain[e]));
+  return { mean: d.mean, se: d.n > 1 ? d.sd / Math.sqrt(d.n) : NaN, episodes: d.n };
+}
