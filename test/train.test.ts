@@ -56,6 +56,11 @@ test("smoke preset: every file and field of the run folder", () => {
   for (const key of ["prompt", "completion", "state", "sent", "received", "information_gain", "reward", "message_values", "violations"]) assert.ok(key in transcripts[0], key);
   const base = loadModel(model).config;
   for (const agent of ["agent0", "agent1"]) loadPeftAdapter(path.join(out, "adapters", agent), base);
+  // the run's adapters in a rollout: each learner slot with its own (`--adapter` repeated, in both forms)
+  const rollout = runCli(["rollout", `--model=${model}`, "--agents=learner,learner", `--adapter=0=${path.join(out, "adapters", "agent0")}`,
+    "--adapter", `1=${path.join(out, "adapters", "agent1")}`, "--episodes=1", "--rounds=2", "--json"]);
+  assert.equal(rollout.status, 0, rollout.stderr);
+  assert.deepEqual(JSON.parse(rollout.stdout).transcripts.map((t: { agent: number; adapter: string }) => `${t.agent}:${t.adapter}`), ["0:agent0", "1:agent1", "0:agent0", "1:agent1"]);
   const state = JSON.parse(fs.readFileSync(path.join(out, "checkpoint", "state.json"), "utf8"));
   assert.equal(state.iteration, 3);
   assert.ok(!fs.existsSync(path.join(out, "checkpoint.tmp")) && !fs.existsSync(path.join(out, "checkpoint.old")));

@@ -13,10 +13,17 @@ function last(v: Raw): string | undefined {
   return String(v);
 }
 
-/** Every value of a repeatable flag (`--adapter a --adapter b`). */
-export function many(v: Raw): string[] {
-  if (v === undefined || v === null || v === false) return [];
-  return Array.isArray(v) ? v.map(String) : [String(v)];
+/**
+ * Every value of a repeatable flag, in order (`--adapter a --adapter=b`), read from the raw arguments: citty's
+ * parsed `args` keep only the last one.
+ */
+export function many(rawArgs: readonly string[], flag: string): string[] {
+  const values: string[] = [];
+  for (let k = 0; k < rawArgs.length && rawArgs[k] !== "--"; k++) {
+    if (rawArgs[k] === `--${flag}` && k + 1 < rawArgs.length) values.push(rawArgs[++k]);
+    else if (rawArgs[k].startsWith(`--${flag}=`)) values.push(rawArgs[k].slice(flag.length + 3));
+  }
+  return values;
 }
 
 export function str(v: Raw, flag: string, fallback?: string): string {

@@ -63,6 +63,7 @@ export function slotsFrom(spec: string, learnerAdapters: ReadonlySet<number>): A
   });
 }
 
-export function fileList(v: unknown): string[] {
-  return many(v as string | string[] | undefined).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+/** `--files a.txt,b.jsonl`, given once or several times. */
+export function fileList(rawArgs: readonly string[]): string[] {
+  return many(rawArgs, "files").flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
 }

@@ -24,11 +24,11 @@ export const generateArgs = {
 export default defineCommand({
   meta: { name: "generate", description: "Generate text from a model (and optionally a LoRA adapter) with a KV cache." },
   args: generateArgs,
-  run({ args }) {
+  run({ args, rawArgs }) {
     const s = openModel(args);
     const prompt = promptIds(s, args);
     const tok = s.loaded.tokenizer;
-    const stop = many(args.stop);
+    const stop = many(rawArgs, "stop");
     if (stop.length && !tok) throw new UserError("E_NO_TOKENIZER", "--stop needs a tokenizer to decode the text", "pass --tokenizer");
     const t0 = performance.now();
     const [r] = generate(s.model, [{

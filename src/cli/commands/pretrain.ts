@@ -56,7 +56,7 @@ export function splitDocuments(docs: string[], valFraction: number): { train: st
 export default defineCommand({
   meta: { name: "pretrain", description: "Train a small base model from scratch (tokenizer included) and save it as a Hugging Face checkpoint." },
   args: pretrainArgs,
-  run({ args }) {
+  run({ args, rawArgs }) {
     if (args.default) {
       const dir = ensureDefaultModel({ quiet: false });
       const summary = readJsonFile(path.join(dir, "pretrain.json"), "default model summary") as Record<string, unknown>;
@@ -70,7 +70,7 @@ export default defineCommand({
     for (const [flag, [key]] of Object.entries(realFlags)) (cfg as unknown as Record<string, number>)[key] = num(a[flag], flag, cfg[key], { min: 0 });
     cfg.tiedEmbeddings = !args.untied;
     const field = optStr(args["text-field"]) ?? "text";
-    const files = many(args.corpus);
+    const files = many(rawArgs, "corpus");
     if (files.length === 0) throw new UserError("E_MISSING_FLAG", "--corpus is required");
     const docs = splitDocuments(files.flatMap((f) => readDocuments(f, field)), num(args["val-fraction"], "val-fraction", 0.05, { min: 0.001, max: 0.5 }));
     const out = str(args.out, "out");

@@ -30,12 +30,12 @@ export const rolloutArgs = {
 export default defineCommand({
   meta: { name: "rollout", description: "Run episodes without training: print what the agents say and the reward table." },
   args: rolloutArgs,
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const s = openModel({ ...args, adapter: undefined }, true);
     const tok = requireTokenizer(s.loaded);
     const backend = new CpuBackend(s.model);
     const withAdapter = new Set<number>();
-    for (const spec of many(args.adapter)) {
+    for (const spec of many(rawArgs, "adapter")) {
       const m = /^(\d+)=(.+)$/.exec(spec);
       if (!m) throw new UserError("E_BAD_FLAG", `--adapter ${spec}: expected <slot>=<dir>, e.g. 1=runs/x/adapters/agent1`);
       const adapter = loadPeftAdapter(m[2], s.loaded.config, `agent${m[1]}`);
@@ -48,7 +48,7 @@ export default defineCommand({
     if (!SPLITS.includes(split)) throw new UserError("E_BAD_FLAG", `--split must be one of ${SPLITS.join(", ")}`);
     const env = envConfigFrom(args);
     const seed = int(args.seed, "seed", 0);
-    const source = makeSource(optStr(args.env) ?? "facts", { seed, files: fileList(args.files) });
+    const source = makeSource(optStr(args.env) ?? "facts", { seed, files: fileList(rawArgs) });
     const run = await runEpisodes({
       backend, tokenizer: tok, source, split, slots, env, rng: new Rng(seed),
       episodes: int(args.episodes, "episodes", 4, { min: 1 }), deliver: args.deliver !== false,

@@ -76,10 +76,10 @@ export default defineCommand({
       "Requests that arrive together run as one batch; SIGINT/SIGTERM stop it cleanly.",
   },
   args: serveArgs,
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const options: ServeOptions = {
       model: optStr(args.model) ?? null, tokenizer: optStr(args.tokenizer) ?? null, run: optStr(args.run) ?? null,
-      adapters: many(args.adapter).map(parseAdapterFlag),
+      adapters: many(rawArgs, "adapter").map(parseAdapterFlag),
     };
     const limits: Partial<ServeLimits> = {
       maxBatch: int(args["max-batch"], "max-batch", 16, { min: 1 }),

@@ -53,8 +53,8 @@ function labelled(prefix: string, groups: Record<string, GroupJson>): [string, G
   return Object.entries(groups).map(([k, g]) => [`${prefix} ${k}`, g]);
 }
 
-async function runChoices(args: Args): Promise<void> {
-  const inputs = many(args.data as string | string[]);
+async function runChoices(args: Args, rawArgs: readonly string[]): Promise<void> {
+  const inputs = many(rawArgs, "data");
   const files = inputs.flatMap(choiceFiles);
   const defaultType = optStr(args.type as string | undefined) ?? typeFromPath(inputs[0]) ?? "unethical";
   let { points, skipped } = readDecisionPoints(files, defaultType);
@@ -184,7 +184,7 @@ async function runPlay(args: Args): Promise<void> {
 }
 
 /** The two modes, chosen by the flag that names their input. */
-const MODES: Record<string, { flag: string; run: (args: Args) => Promise<void> }> = {
+const MODES: Record<string, { flag: string; run: (args: Args, rawArgs: readonly string[]) => Promise<void> }> = {
   choices: { flag: "data", run: runChoices },
   play: { flag: "games", run: runPlay },
 };
@@ -192,9 +192,9 @@ const MODES: Record<string, { flag: string; run: (args: Args) => Promise<void> }
 export default defineCommand({
   meta: { name: "machiavelli", description: DESCRIPTION },
   args: machiavelliArgs,
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const chosen = Object.values(MODES).filter((m) => (args as Args)[m.flag] !== undefined);
     if (chosen.length !== 1) throw new UserError("E_BAD_FLAG", "give exactly one of --data (choice scoring) or --games (play the benchmark's games)", "colloquy eval machiavelli --help");
-    await chosen[0].run(args as Args);
+    await chosen[0].run(args as Args, rawArgs);
   },
 });
