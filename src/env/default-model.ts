@@ -15,7 +15,7 @@ import { type CorpusMix, pretrainDocuments } from "./pretrain-corpus.ts";
  * Bump when the text the corpus generators produce changes (facts world, prompts, pretrain-corpus.ts): the cache
  * key covers the recipe object, and this is how code changes reach it.
  */
-export const CORPUS_VERSION = 16;
+export const CORPUS_VERSION = 17;
 
 export interface DefaultModelRecipe {
   version: number;

@@ -23,7 +23,7 @@ test("facts: deterministic from the seed; splits and episodes never share a worl
   assert.notDeepEqual(new FactsSource(4).episode("train", 5, 3, 3).streams, a.episode("train", 5, 3, 3).streams);
 });
 
-test("facts: excerpts restate facts an agent saw one excerpt earlier or others saw two earlier; oracle and truths are true", () => {
+test("facts: the first excerpt reveals two facts about one person, later ones one; excerpts restate facts an agent saw one excerpt earlier or others saw two earlier; oracle and truths are true", () => {
   const src = new FactsSource(0);
   for (let k = 0; k < 40; k++) {
     const K = 2 + (k % 4), T = 2 + (k % 3);
@@ -32,6 +32,9 @@ test("facts: excerpts restate facts an agent saw one excerpt earlier or others s
     assert.equal(ep.streams.length, K);
     for (let i = 0; i < K; i++) {
       assert.equal(ep.streams[i].length, T + 1);
+      const [first, second, ...more] = w.revealed[i][0];
+      assert.ok(first.person === second.person && first.relation !== second.relation && more.length === 0, "the first excerpt: two facts about one person");
+      for (let t = 1; t < T; t++) assert.equal(w.revealed[i][t].length, 1, "later excerpts: one new fact");
       for (let t = 0; t <= T; t++) {
         for (const f of w.restated[i][t]) {
           const mine = w.revealed[i][t - 1].some((g) => g.person === f.person && g.relation === f.relation);

@@ -40,12 +40,18 @@ export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld 
   const values = new Map<string, string>();
   for (const person of cast) RELATIONS.forEach((r, ri) => values.set(factKey(person, ri), rng.pick(r.values)));
 
-  // each agent learns one new fact per excerpt (two in its first), never one another agent learns
+  // each agent learns one new fact per excerpt, never one another agent learns, and in its first excerpt a second
+  // fact about the same person: two statements with different names in one excerpt are where a small model
+  // confuses whose value is whose when it retells them
   const pool = rng.shuffle(cast.flatMap((person) => RELATIONS.map((_, ri) => ({ person, relation: ri, value: values.get(factKey(person, ri))! }))));
   const revealed: Fact[][][] = Array.from({ length: agents }, () => Array.from({ length: excerptsPerAgent }, () => []));
   for (let t = 0; t < rounds; t++) {
     for (let i = 0; i < agents; i++) {
-      for (let k = 0; k < (t === 0 ? 2 : 1) && pool.length; k++) revealed[i][t].push(pool.pop()!);
+      const first = pool.pop();
+      if (!first) continue;
+      revealed[i][t].push(first);
+      const second = t === 0 ? pool.findIndex((f) => f.person === first.person) : -1;
+      if (second >= 0) revealed[i][t].push(...pool.splice(second, 1));
     }
   }
 
