@@ -51,6 +51,9 @@ test("smoke preset: every file and field of the run folder", () => {
   const effect = summary.val_message_effect;
   assert.ok(Math.abs(effect.mean - (summary.val_information_gain_final - summary.val_information_gain_final_no_messages)) < 1e-12, JSON.stringify(effect));
   assert.ok(effect.se >= 0 && effect.episodes === 2, JSON.stringify(effect));
+  const before = summary.val_message_effect_initial;
+  assert.ok(Math.abs(before.mean - (lines[0].val_information_gain - lines[0].val_information_gain_no_messages)) < 1e-12, JSON.stringify(before));
+  assert.ok(before.se >= 0 && before.episodes === 2, JSON.stringify(before));
   const transcripts = fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(transcripts.map((t) => t.iteration))], [1, 2, 3]);
   for (const key of ["prompt", "completion", "state", "sent", "received", "information_gain", "reward", "message_values", "violations"]) assert.ok(key in transcripts[0], key);

@@ -78,6 +78,7 @@ interface TrainerState {
   baseline: { moving: Record<string, number> };
   valueHeads: Record<string, ReturnType<ValueHead["exportState"]>>;
   initial: Evaluation | null;
+  initialOff?: Evaluation | null; // absent in checkpoints written before it was kept
 }
 
 export class Trainer {
@@ -90,7 +91,8 @@ export class Trainer {
   private baseline = { moving: {} as Record<string, number> };
   private valueHeads = new Map<string, ValueHead>();
   iteration = 0;
-  initial: Evaluation | null = null;
+  initial: Evaluation | null = null; // the validation before training, with messages
+  initialOff: Evaluation | null = null; // and without
   final: { on: Evaluation; off: Evaluation } | null = null; // the last iteration's validation, with and without messages
 
   constructor(setup: TrainerSetup) {
@@ -231,7 +233,8 @@ export class Trainer {
     this.initial = await this.evaluate(true);
     const line = emptyLine(0, this.kl.beta);
     line.val_information_gain = this.initial.learner_gain;
-    line.val_information_gain_no_messages = (await this.evaluate(false)).learner_gain;
+    this.initialOff = await this.evaluate(false);
+    line.val_information_gain_no_messages = this.initialOff.learner_gain;
     line.val_oracle_gain = this.initial.oracle_gain;
     line.information_gain = this.initial.information_gain;
     this.s.run?.appendMetrics(line);
@@ -256,7 +259,7 @@ export class Trainer {
       const state: TrainerState & { optimizerSteps: Record<string, number> } = {
         iteration: this.iteration, rng: this.rng.state(), beta: this.kl.beta, baseline: this.baseline,
         valueHeads: Object.fromEntries([...this.valueHeads].map(([k, v]) => [k, v.exportState()])),
-        initial: this.initial, optimizerSteps: optimizers,
+        initial: this.initial, initialOff: this.initialOff, optimizerSteps: optimizers,
       };
       writeFileAtomic(path.join(dir, "state.json"), JSON.stringify(state) + "\n");
     });
@@ -282,6 +285,7 @@ export class Trainer {
     this.baseline = state.baseline;
     for (const [k, v] of Object.entries(state.valueHeads)) this.valueHeads.get(k)?.importState(v);
     this.initial = state.initial;
+    this.initialOff = state.initialOff ?? null;
   }
 }
 

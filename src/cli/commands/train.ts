@@ -115,6 +115,7 @@ const command = defineCommand({
       val_information_gain_final: final.learner_gain,
       val_information_gain_final_no_messages: noMessages.learner_gain,
       val_message_effect: messageEffect(final, noMessages),
+      val_message_effect_initial: trainer.initial && trainer.initialOff ? messageEffect(trainer.initial, trainer.initialOff) : null,
       val_oracle_gain: final.oracle_gain,
       val_information_gain_per_agent: final.information_gain,
       train_reward_first: trained[0]?.reward ?? null,
@@ -126,8 +127,9 @@ const command = defineCommand({
     run.writeSummary(summary);
     if (own.json) return printJson(summary);
     const f = (x: number | null) => (x === null ? "-" : (x >= 0 ? "+" : "") + x.toFixed(4));
+    const effect = (e: { mean: number; se: number } | null) => (e ? `${f(e.mean)} ± ${e.se.toFixed(4)}` : "-");
     info(`validation information gain (learners, nats/token): ${f(summary.val_information_gain_initial)} before → ${f(summary.val_information_gain_final)} after; ` +
-      `${f(summary.val_information_gain_final_no_messages)} with messages off (delivery worth ${f(summary.val_message_effect.mean)} ± ${summary.val_message_effect.se.toFixed(4)}); oracle ${f(summary.val_oracle_gain)}`);
+      `${f(summary.val_information_gain_final_no_messages)} with messages off (delivery worth ${effect(summary.val_message_effect)}, before training ${effect(summary.val_message_effect_initial)}); oracle ${f(summary.val_oracle_gain)}`);
     info(`run folder: ${run.dir}`);
   },
 });
