@@ -17,7 +17,7 @@ const train = runCli(["train", "--preset", "smoke", `--model=${model}`, "--agent
 const lang = (...extra: string[]) => runCli(["eval", "language", "--run", run, "--quiet", "--json", ...extra]);
 const withoutSeconds = (r: Record<string, unknown>) => ({ ...r, seconds: 0 });
 
-test("eval language: drift, honesty, matrices and role specialisation of a run", () => {
+test("eval language: drift, honesty, listening, matrices and role specialisation of a run", () => {
   assert.equal(train.status, 0, train.stderr);
   const r = lang();
   assert.equal(r.status, 0, r.stderr);
@@ -44,6 +44,11 @@ test("eval language: drift, honesty, matrices and role specialisation of a run",
   assert.equal(honest.share_true, 1);
   assert.equal(liar.share_true, 0);
   assert.equal(out.honesty.per_iteration.length, 3);
+
+  // listening: the learners receive what the scripted agents send, and keep what their states hold verbatim
+  assert.equal(out.listening.overall.length, 4);
+  assert.ok(out.listening.overall[0].received > 0 && out.listening.overall[0].kept <= out.listening.overall[0].received);
+  assert.equal(out.listening.per_iteration.length, 3);
 
   // matrices from metrics.jsonl: 3 iterations → blocks of 1
   assert.equal(out.matrices.block, 1);

@@ -7,7 +7,7 @@ import { slotsFromConfig } from "../rl/environment.ts";
 import { tinyModel, tinyTokenizer } from "../../test/tiny.ts";
 import { assertClose } from "../../test/support.ts";
 import {
-  type TranscriptRecord, blockMatrices, defaultBlock, driftSeries, honesty, roleSpecialisation, scoreTexts, swapPairs, textScore,
+  type TranscriptRecord, blockMatrices, defaultBlock, driftSeries, honesty, listening, roleSpecialisation, scoreTexts, swapPairs, textScore,
 } from "./language.ts";
 
 function rec(o: Partial<TranscriptRecord> & { iteration: number; agent: number; kind: string }): TranscriptRecord {
@@ -81,6 +81,23 @@ test("honesty: counts per sender with Wilson intervals; not checkable without a 
   assert.equal(prose.checkable, false);
   assert.match(prose.note, /not checkable: the split source/);
   assert.match(honesty([rec({ iteration: 1, agent: 0, kind: "learner" })], agents, "facts").note, /no messages/);
+});
+
+test("listening: the share of received messages a recipient's state holds verbatim, per recipient and iteration", () => {
+  const agents = ["learner", "learner"];
+  const got = (from: number, text: string) => ({ from, text });
+  const records = [
+    rec({ iteration: 1, agent: 0, kind: "learner", state: "Ben is in the east park. Ana likes pale red.", received: [got(1, "Ana likes pale red."), got(1, "Next: Ana's pet.")] }),
+    rec({ iteration: 1, agent: 1, kind: "learner", state: "Ana likes pale red." }),
+    rec({ iteration: 2, agent: 0, kind: "learner", state: "Ana likes pale", received: [got(1, " Ana likes pale red. ")] }),
+  ];
+  const l = listening(records, agents);
+  assert.deepEqual(l.overall.map((c) => [c.received, c.kept]), [[3, 1], [0, 0]]);
+  assert.ok(Math.abs(l.overall[0].share_kept! - 1 / 3) < 1e-12);
+  assert.ok(l.overall[0].share_kept_ci95![0] > 0 && l.overall[0].share_kept_ci95![1] < 1);
+  assert.equal(l.overall[1].share_kept, null); // nothing received: nothing to keep
+  assert.deepEqual(l.per_iteration.map((p) => [p.iteration, p.recipients[0].kept, p.recipients[0].received]), [[1, 1, 2], [2, 0, 1]]);
+  assert.match(listening([rec({ iteration: 1, agent: 0, kind: "learner" })], agents).note, /no delivered messages/);
 });
 
 test("blockMatrices: talk and message value averaged per block; nulls skipped", () => {

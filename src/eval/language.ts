@@ -4,6 +4,8 @@
  *              iteration: do the learners drift toward text the unchanged model cannot read (private codes)?
  *              Each text is scored on its own: [BOS] + its tokens, every token after BOS scored.
  *   honesty    per sender and iteration, the share of checkable claims in its messages that are true (facts world)
+ *   listening  per recipient and iteration, the share of the messages it received that its state passes on
+ *              verbatim: the reward is the gain of the recipient's own state, so a message it does not keep is lost
  *   matrices   who talks to whom and what the messages were worth, from metrics.jsonl, per block of iterations
  *   roles      role specialisation: the validation episodes with the adapters in place and with two agents'
  *              adapters swapped; if the agents specialised, swapping them costs information gain
@@ -177,6 +179,47 @@ export function honesty(records: readonly TranscriptRecord[], agents: readonly s
     checkable: true, note,
     per_iteration: byIteration(records).map(([iteration, rs]) => ({ iteration, senders: honestyCells(rs, agents) })),
     overall: honestyCells(records, agents),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------- listening
+
+export interface ListeningCell {
+  agent: number;
+  kind: string;
+  received: number; // messages delivered to it
+  kept: number; // of which its state that round holds the text verbatim
+  share_kept: number | null; // null: nothing received
+  share_kept_ci95: [number, number] | null; // 95% Wilson score
+}
+
+export interface Listening {
+  note: string;
+  per_iteration: { iteration: number; recipients: ListeningCell[] }[];
+  overall: ListeningCell[];
+}
+
+function listeningCells(records: readonly TranscriptRecord[], agents: readonly string[]): ListeningCell[] {
+  return agents.map((kind, agent) => {
+    let received = 0, kept = 0;
+    for (const r of records) {
+      if (r.agent !== agent) continue;
+      received += r.received.length;
+      kept += r.received.filter((m) => m.text.trim() !== "" && r.state.includes(m.text.trim())).length;
+    }
+    const w = rate(kept, received);
+    return { agent, kind, received, kept, share_kept: received ? w.rate : null, share_kept_ci95: received ? [clean(w.low), clean(w.high)] : null };
+  });
+}
+
+export function listening(records: readonly TranscriptRecord[], agents: readonly string[]): Listening {
+  const note = records.some((r) => r.received.length > 0)
+    ? "share of the messages each agent received that its state of the same round holds verbatim (95% Wilson intervals)"
+    : "no delivered messages in the transcripts";
+  return {
+    note,
+    per_iteration: byIteration(records).map(([iteration, rs]) => ({ iteration, recipients: listeningCells(rs, agents) })),
+    overall: listeningCells(records, agents),
   };
 }
 

@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import {
-  DRIFT_METHOD, type DriftPoint, LOSS_DEFINITION, type Roles, type TextScore, blockMatrices, defaultBlock, driftOverall, driftSeries, honesty, readTranscripts,
+  DRIFT_METHOD, type DriftPoint, LOSS_DEFINITION, type Roles, type TextScore, blockMatrices, defaultBlock, driftOverall, driftSeries, honesty, listening, readTranscripts,
   recordTexts, roleSpecialisation, scoreTexts, swapPairs,
 } from "../../../eval/language.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
@@ -26,7 +26,8 @@ export const languageArgs = {
 const DESCRIPTION =
   "Language health of a run: drift (perplexity of the states and messages of transcripts.jsonl under the base model, adapter off, " +
   "each text scored on its own after BOS, per iteration; learners, and the scripted agents as a reference), honesty (facts world: " +
-  "share of each sender's checkable message claims that are true, 95% Wilson intervals), the talk and message-value matrices of " +
+  "share of each sender's checkable message claims that are true, 95% Wilson intervals), listening (share of the messages each " +
+  "agent received that its state passes on verbatim), the talk and message-value matrices of " +
   "metrics.jsonl per block of iterations, and role specialisation (the run's validation episodes with the adapters in place and " +
   "with two agents' adapters swapped: change in the learners' information gain and loss, nats/token, paired 95% intervals). " +
   "Seeded and deterministic; the result is saved as <run>/eval/language.json for `colloquy report`.";
@@ -72,8 +73,9 @@ export default defineCommand({
       series, overall: driftOverall(records, scored),
     };
 
-    // honesty and matrices
+    // honesty, listening and matrices
     const honest = honesty(records, config.agents, config.source);
+    const listened = listening(records, config.agents);
     const metrics = folder.readMetrics();
     const last = Math.max(0, ...metrics.map((m) => Number(m.iteration) || 0));
     const block = args.block === undefined ? defaultBlock(last) : int(args.block, "block", 1, { min: 1 });
@@ -103,7 +105,7 @@ export default defineCommand({
 
     const result = {
       eval: "language", run: runDir, model: setup.loaded.path, source: config.source, agents: config.agents, seed: config.seed,
-      drift, honesty: honest, matrices, roles, seconds: (Date.now() - t0) / 1000,
+      drift, honesty: honest, listening: listened, matrices, roles, seconds: (Date.now() - t0) / 1000,
     };
     saveEvalResult(runDir, "language", result);
     if (args.json) return printJson(result);
@@ -115,7 +117,7 @@ const f = (x: number | null | undefined, d = 3) => (x === null || x === undefine
 const sgn = (x: number | null | undefined, d = 4) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : (x >= 0 ? "+" : "") + x.toFixed(d));
 
 function printText(r: {
-  drift: { groups: string[]; series: DriftPoint[] }; honesty: ReturnType<typeof honesty>; matrices: { block: number; blocks: ReturnType<typeof blockMatrices> };
+  drift: { groups: string[]; series: DriftPoint[] }; honesty: ReturnType<typeof honesty>; listening: ReturnType<typeof listening>; matrices: { block: number; blocks: ReturnType<typeof blockMatrices> };
   roles: Roles;
 }): void {
   const ppl = (s: TextScore | undefined) => f(s?.perplexity, 2);
@@ -125,6 +127,10 @@ function printText(r: {
   console.log(`\nhonesty: ${r.honesty.note}`);
   for (const c of r.honesty.overall) {
     console.log(`  agent ${c.agent} (${c.kind}): ${c.claims} claims, ${c.true} true` + (c.share_true === null ? "" : `, share ${f(c.share_true)} [${f(c.share_true_ci95![0])}, ${f(c.share_true_ci95![1])}]`));
+  }
+  console.log(`\nlistening: ${r.listening.note}`);
+  for (const c of r.listening.overall) {
+    console.log(`  agent ${c.agent} (${c.kind}): ${c.received} received, ${c.kept} kept` + (c.share_kept === null ? "" : `, share ${f(c.share_kept)} [${f(c.share_kept_ci95![0])}, ${f(c.share_kept_ci95![1])}]`));
   }
   const lastBlock = r.matrices.blocks[r.matrices.blocks.length - 1];
   if (lastBlock) {
