@@ -205,7 +205,7 @@ function listeningCells(records: readonly TranscriptRecord[], agents: readonly s
     for (const r of records) {
       if (r.agent !== agent) continue;
       received += r.received.length;
-      kept += r.received.filter((m) => m.text.trim() !== "" && r.state.includes(m.text.trim())).length;
+      kept += r.received.map((m) => m.text.trim()).filter((text) => text !== "" && r.state.includes(text)).length;
     }
     const w = rate(kept, received);
     return { agent, kind, received, kept, share_kept: received ? w.rate : null, share_kept_ci95: received ? [clean(w.low), clean(w.high)] : null };

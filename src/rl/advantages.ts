@@ -41,42 +41,33 @@ export interface BaselineState {
 
 /** REINFORCE's advantages: of the whole return, and of the message tokens' return (their own baselines). */
 export function reinforceAdvantages(samples: readonly Sample[], kind: string, state: BaselineState, momentum: number): void {
-  const whole = baselined(samples, (s) => s.ret, kind, state, "", momentum);
-  const messages = baselined(samples, (s) => s.messageRet, kind, state, "/messages", momentum);
-  samples.forEach((s, i) => {
-    s.advantage = whole[i];
-    s.messageAdvantage = messages[i];
-  });
+  baselined(samples, (s) => s.ret, (s, a) => (s.advantage = a), kind, state, "", momentum);
+  baselined(samples, (s) => s.messageRet, (s, a) => (s.messageAdvantage = a), kind, state, "/messages", momentum);
 }
 
-/** G − b for every sample, b the chosen baseline of the return `ret`; moving averages are kept under adapter + suffix. */
-function baselined(samples: readonly Sample[], ret: (s: Sample) => number, kind: string, state: BaselineState, suffix: string, momentum: number): number[] {
-  const out = new Map<Sample, number>();
-  if (kind === "none") for (const s of samples) out.set(s, ret(s));
+/** set(s, G − b) for every sample, b the chosen baseline of the return `ret`; moving averages are kept under adapter + suffix. */
+function baselined(samples: readonly Sample[], ret: (s: Sample) => number, set: (s: Sample, advantage: number) => void, kind: string, state: BaselineState, suffix: string, momentum: number): void {
+  if (kind === "none") for (const s of samples) set(s, ret(s));
   else if (kind === "moving") {
     for (const [adapter, list] of groupBy(samples, (s) => s.adapter + suffix)) {
       const b = state.moving[adapter] ?? 0;
-      for (const s of list) out.set(s, ret(s) - b);
+      for (const s of list) set(s, ret(s) - b);
       const m = mean(list.map(ret));
       state.moving[adapter] = adapter in state.moving ? momentum * b + (1 - momentum) * m : m;
     }
   } else if (kind === "batch") {
     for (const list of groupBy(samples, (s) => s.adapter).values()) {
       const m = mean(list.map(ret));
-      for (const s of list) out.set(s, ret(s) - m);
+      for (const s of list) set(s, ret(s) - m);
     }
   } else {
     for (const list of groupBy(samples, (s) => `${s.world}/${s.agent}/${s.round}`).values()) {
       const n = list.length;
       const sum = list.reduce((a, s) => a + ret(s), 0);
-      const sd = Math.sqrt(list.reduce((a, s) => a + (ret(s) - sum / n) ** 2, 0) / n);
-      for (const s of list) {
-        if (n < 2) out.set(s, 0);
-        else out.set(s, kind === "rloo" ? ret(s) - (sum - ret(s)) / (n - 1) : (ret(s) - sum / n) / (sd + 1e-6));
-      }
+      const sd = kind === "group" ? Math.sqrt(list.reduce((a, s) => a + (ret(s) - sum / n) ** 2, 0) / n) : 0;
+      for (const s of list) set(s, n < 2 ? 0 : kind === "rloo" ? ret(s) - (sum - ret(s)) / (n - 1) : (ret(s) - sum / n) / (sd + 1e-6));
     }
   }
-  return samples.map((s) => out.get(s)!);
 }
 
 /** A2C: δ_t = r_t + γ V(s_{t+1}) − V(s_t), with V = 0 after the last round; target r_t + γV(s_{t+1}). */
