@@ -47,7 +47,7 @@ export interface BenchReport {
 
 export function benchCases(o: Pick<BenchOptions, "model">): BenchCase[] {
   let b = defaultBaseShape();
-  let bWeights;
+  let bWeights: BenchCase["weights"];
   let bName = "default model";
   if (o.model === "standin") {
     b = DEFAULT_BASE_STANDIN;

@@ -1,12 +1,12 @@
 /**
  * The benchmark's model shapes, in one place. (a) is the issue's small model. (b) is "the default base model":
- * src/env/default-model.ts's recipe, whose shape is taken from there (so the bench follows the recipe when it
+ * src/pretrain/default-model.ts's recipe, whose shape is taken from there (so the bench follows the recipe when it
  * changes) and built in memory with random weights, since speed depends only on shapes; building the real model
  * takes minutes of pretraining. `--model standin` benches the stand-in the issue described before the default
  * model existed; `--model <Hugging Face dir>` benches a real model as (b).
  */
 import type { ModelConfig } from "../src/engine/config.ts";
-import { DEFAULT_MODEL_RECIPE } from "../src/env/default-model.ts";
+import { DEFAULT_MODEL_RECIPE } from "../src/pretrain/default-model.ts";
 
 function llama(over: Partial<ModelConfig> & Pick<ModelConfig, "dim" | "nLayers" | "nHeads" | "nKvHeads" | "hiddenDim" | "vocabSize" | "maxSeqLen">): ModelConfig {
   return {

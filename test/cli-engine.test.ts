@@ -82,7 +82,7 @@ test("bad input: one line naming the file and the problem, exit 2", { skip: HF.s
   assertUserError(runCli(["score", "--model", HF.path, "--adapter", path.join(TORCH_FIXTURES, "llama3-gqa-bf16/adapter"), "--ids", "1,2"]),
     /adapter_model\.safetensors: tensor .* has shape .* but this model needs/);
   assertUserError(runCli(["score", "--model", HF.path, "--ids", "1,320"]), /token id 320 .* outside the vocabulary 0\.\.319/);
-  assertUserError(runCli(["generate", "--model", HF.path, "--ids", "1,2", "--max-tokens", "3", "--top-p", "2"]), /--top-p must be a number .*≤ 1/);
+  assertUserError(runCli(["generate", "--model", HF.path, "--ids", "1,2", "--max-tokens", "3", "--top-p", "2"]), /--top-p=2: too big: expected number to be <=1/);
   assertUserError(runCli(["generate", "--model", HF.path, "--prompt", "hi", "--max-tokens", "3"]), /no tokenizer/);
   assertUserError(runCli(["frobnicate"]), /unknown command "frobnicate"/);
 });

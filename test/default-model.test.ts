@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { ensureDefaultModel } from "../src/env/default-model.ts";
+import { ensureDefaultModel } from "../src/pretrain/default-model.ts";
 import { mean } from "../src/eval/stats.ts";
 import { runCli } from "./support.ts";
 

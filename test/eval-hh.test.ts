@@ -13,6 +13,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { test } from "node:test";
 import { createAdapter, initAdapterWeights } from "../src/engine/lora.ts";
+import type { DownloadResult } from "../src/eval/download.ts";
 import { savePeftAdapter } from "../src/formats/peft.ts";
 import { Rng } from "../src/util/rng.ts";
 import { ROOT, assertUserError, runCli, shared, tmpDir, type CliResult } from "./support.ts";
@@ -27,7 +28,24 @@ const pairs = Array.from({ length: 6 }, (_, i) => ({ chosen: dialogue(i, " Blue,
 const data = path.join(dir, "pairs.jsonl.gz");
 fs.writeFileSync(data, zlib.gzipSync(pairs.map((p) => JSON.stringify(p)).join("\n") + "\n"));
 
-function json(r: CliResult): Record<string, any> {
+/** `eval hh --json`, as these tests read it: the base model's numbers at the top level, every system in `systems`. */
+interface HhJson {
+  n: number;
+  accuracy: number;
+  accuracy_ci95: [number, number];
+  accuracy_per_token: number;
+  accuracy_per_token_ci95: [number, number];
+  context_window: number;
+  truncated_pairs: number;
+  truncation: string;
+  systems: { system: string; n: number; mean_margin: number }[];
+}
+
+/** `data download --json`. */
+type DownloadJson = DownloadResult & { dataset: string; downloaded: boolean };
+
+/** The one JSON object a command printed (with --json). */
+function json<T>(r: CliResult): T {
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1, "exactly one JSON object on stdout");
@@ -36,11 +54,12 @@ function json(r: CliResult): Record<string, any> {
 
 test("eval hh --json: accuracy, per token, n, 95% intervals; --details has one line per pair", () => {
   const details = path.join(dir, "details.jsonl");
-  const out = json(runCli(["eval", "hh", "--model", model, "--data", data, "--details", details, "--json", "--quiet"]));
+  const out = json<HhJson>(runCli(["eval", "hh", "--model", model, "--data", data, "--details", details, "--json", "--quiet"]));
   assert.equal(out.n, 6);
-  for (const k of ["accuracy", "accuracy_per_token"]) {
+  for (const k of ["accuracy", "accuracy_per_token"] as const) {
+    const ci = out[`${k}_ci95` as const];
     assert.ok(out[k] >= 0 && out[k] <= 1, k);
-    assert.ok(out[`${k}_ci95`][0] <= out[k] && out[k] <= out[`${k}_ci95`][1], `${k} inside its interval`);
+    assert.ok(ci[0] <= out[k] && out[k] <= ci[1], `${k} inside its interval`);
   }
   assert.deepEqual(out.systems.map((s: { system: string }) => s.system), ["base"]);
   assert.equal(out.context_window, 512);
@@ -67,7 +86,7 @@ test("eval hh --run: the base model and every agent adapter side by side, saved 
     for (const layer of a.weights.layers) for (const lin of Object.values(layer)) lin!.B.fill(0.5 * (i + 1));
     savePeftAdapter(path.join(run, "adapters", name), a, model);
   }
-  const out = json(runCli(["eval", "hh", "--run", run, "--data", data, "--limit", "4", "--json", "--quiet"]));
+  const out = json<HhJson>(runCli(["eval", "hh", "--run", run, "--data", data, "--limit", "4", "--json", "--quiet"]));
   assert.deepEqual(out.systems.map((s: { system: string }) => s.system), ["base", "agent0", "agent1"]);
   assert.ok(out.systems.every((s: { n: number }) => s.n === 4));
   assert.notEqual(out.systems[1].mean_margin, out.systems[0].mean_margin); // the adapters change the scores
@@ -76,7 +95,7 @@ test("eval hh --run: the base model and every agent adapter side by side, saved 
 
 test("eval hh on the real HH-RLHF test file: a few pairs, long dialogues left-truncated and reported", { skip: HH.skip }, () => {
   const r = runCli(["eval", "hh", "--model", model, "--data", HH.path, "--limit", "12", "--json", "--quiet"]);
-  const out = json(r);
+  const out = json<HhJson>(r);
   assert.equal(out.n, 12);
   assert.equal(typeof out.truncated_pairs, "number");
   assert.match(out.truncation, /^left/);
@@ -91,7 +110,7 @@ test("eval hh: bad input ends in one line and exit 2", () => {
   assertUserError(runCli(["eval", "hh", "--model", model]), /--data is required/);
   assertUserError(runCli(["eval", "hh", "--model", model, "--data", path.join(dir, "nope.jsonl")]), /not found: .*nope\.jsonl/);
   assertUserError(runCli(["eval", "hh", "--model", model, "--data", data, "--adapter", dir, "--run", dir]), /--adapter or --run, not both/);
-  assertUserError(runCli(["eval", "hh", "--model", model, "--data", data, "--limit", "0"]), /--limit must be an integer ≥ 1/);
+  assertUserError(runCli(["eval", "hh", "--model", model, "--data", data, "--limit", "0"]), /--limit=0: too small: expected number to be >0/);
   const help = runCli(["eval", "hh", "--help"]);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /left-truncated/);
@@ -121,12 +140,12 @@ test("data download hh-rlhf: from a local server, atomically, with its sha256; a
   try {
     const out = path.join(dir, "downloads");
     const args = ["data", "download", "hh-rlhf", "--subset", "helpful-base", "--split", "train", "--out", out, "--url", `${base}/hf`];
-    const first = json(await runCliAsync([...args, "--json"]));
+    const first = json<DownloadJson>(await runCliAsync([...args, "--json"]));
     assert.equal(first.path, path.join(out, "helpful-base", "train.jsonl.gz"));
     assert.equal(first.sha256, crypto.createHash("sha256").update(gz).digest("hex"));
     assert.equal(first.records, 6);
     assert.equal(first.downloaded, true);
-    const again = json(await runCliAsync([...args, "--json"]));
+    const again = json<DownloadJson>(await runCliAsync([...args, "--json"]));
     assert.equal(again.downloaded, false);
     assert.equal(again.sha256, first.sha256);
     const text = await runCliAsync([...args, "--force"]);

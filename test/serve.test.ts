@@ -73,7 +73,7 @@ test("models: the base model, its folder's name and the adapter", async () => {
 
 test("streaming over a real socket: chunks, then [DONE]; the same text as without streaming", async () => {
   const req = { model: "kind", messages: [{ role: "user", content: "Who has the key?" }], max_tokens: 12, seed: 4 };
-  const plain = await (await post("/v1/chat/completions", req)).json() as any;
+  const plain = await (await post("/v1/chat/completions", req)).json() as { choices: { message: { content: string }; finish_reason: string }[] };
   const res = await post("/v1/chat/completions", { ...req, stream: true });
   assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
   const text = await res.text();

@@ -7,7 +7,7 @@ import path from "node:path";
 import type { ModelConfig } from "../src/engine/config.ts";
 import { saveHfModel } from "../src/formats/hf-checkpoint.ts";
 import { initBaseWeights } from "../src/engine/init.ts";
-import { SPECIAL_TOKENS, TOKENIZER_CONFIG } from "../src/engine/pretrain.ts";
+import { SPECIAL_TOKENS, TOKENIZER_CONFIG } from "../src/pretrain/pretrain.ts";
 import { Transformer } from "../src/engine/transformer.ts";
 import { trainByteLevelBpe } from "../src/formats/bpe-train.ts";
 import { hfTokenizerFromJson } from "../src/formats/hf-tokenizer.ts";

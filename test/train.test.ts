@@ -101,7 +101,7 @@ test("a run killed mid-way resumes from its checkpoint: no gap, no repeat, same 
 });
 
 test("config errors are one line: unknown key, wrong type, unknown preset, a resume that changes the config", () => {
-  assertUserError(runCli(["train", "--preset", "smoke", "--bogus=1", "--out", path.join(dir, "x1")]), /unknown config key "bogus"/);
+  assertUserError(runCli(["train", "--preset", "smoke", "--bogus=1", "--out", path.join(dir, "x1")]), /unknown flag --bogus for colloquy train/);
   assertUserError(runCli(["train", "--preset", "smoke", "--lr=fast", "--out", path.join(dir, "x2")]), /--lr=fast: expected a number/);
   assertUserError(runCli(["train", "--preset", "nope", "--out", path.join(dir, "x3")]), /no preset named "nope"/);
   assertUserError(runCli(["train", "--preset", "smoke", "--algorithm=sarsa", `--model=${model}`, "--out", path.join(dir, "x4")]), /algorithm/);

@@ -8,12 +8,16 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import type { Locator } from "playwright-core";
 import { syntheticRun } from "../src/web/dashboard/synthetic-run.ts";
 import { type Browser, type Server, chromiumSkip, launchBrowser, screenshot, startServer } from "../src/web/testing.ts";
 import { assertUserError, runCli, tmpDir } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
 const skip = chromiumSkip();
+
+/** The text of a table row: its cells' text content, one after another (no layout involved, unlike innerText). */
+const rowText = async (row: Locator): Promise<string> => (await row.locator("td").allTextContents()).join(" ");
 if (skip) console.log(`skipping the dashboard's browser tests: ${skip}`);
 
 const dir = tmpDir("colloquy-web-dash-");
@@ -48,7 +52,7 @@ test("a real run: curves render, follow an appended line and a rewrite, transcri
   await page.goto(`${server.url}/dashboard#run=smoke-run`);
   await page.waitForSelector("html[data-ready='1']", { timeout: 30_000 });
   const row = page.locator("tr[data-run='smoke-run']");
-  assert.match(await row.innerText(), /smoke-run\s+smoke\s+finished\s+3 \/ 3/);
+  assert.match(await rowText(row), /smoke-run\s+smoke\s+finished\s+3 \/ 3/);
   assert.equal(await page.locator("tr[data-run='long']").count(), 1, "both runs listed");
   for (const chart of ["reward", "information_gain", "kl", "entropy", "state_tokens", "messages", "violations", "tokens_per_s", "validation"]) {
     const card = page.locator(`[data-chart='${chart}']`);
@@ -73,7 +77,7 @@ test("a real run: curves render, follow an appended line and a rewrite, transcri
   await page.waitForSelector("[data-chart='reward'][data-last-x='4']", { timeout: 15_000 });
   console.log(`appended line shown after ${Date.now() - t0} ms (poll every 250 ms)`);
   await page.locator("tr[data-run='smoke-run']", { hasText: "4 / 3" }).waitFor({ timeout: 15_000 }); // the run list follows too (every 2 s)
-  assert.match(await row.innerText(), /\+0\.3000 \(it\. 4\)/, "best validation gain updated");
+  assert.match(await rowText(row), /\+0\.3000 \(it\. 4\)/, "best validation gain updated");
   // a resume rewrites the file without the lines after its checkpoint: the page starts that run over
   fs.writeFileSync(`${metrics}.tmp`, lines.slice(0, 3).join("\n") + "\n");
   fs.renameSync(`${metrics}.tmp`, metrics);

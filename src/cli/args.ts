@@ -53,17 +53,6 @@ export function int(v: Raw, flag: string, fallback: number, range: { min?: numbe
   return num(v, flag, fallback, { ...range, integer: true });
 }
 
-/** "1,2,3" → [1, 2, 3]; each a non-negative integer. */
-export function idList(v: Raw, flag: string): number[] {
-  const s = str(v, flag).trim();
-  if (s === "") return [];
-  return s.split(",").map((part) => {
-    const n = Number(part.trim());
-    if (!Number.isInteger(n) || n < 0) throw new UserError("E_BAD_FLAG", `--${flag}: "${part}" is not a token id`, "ids are non-negative integers separated by commas");
-    return n;
-  });
-}
-
 /** Rejects flags a command does not define (citty ignores them silently). */
 export function rejectUnknownFlags(rawArgs: string[], defs: ArgsDef, command: string): void {
   const known = new Set<string>(["help", "h"]);

@@ -1,64 +1,74 @@
 /**
  * What the evaluation commands compare: the base model and, with `--adapter`, one adapter, or with `--run`, every
  * agent adapter of a training run (side by side). The model is `--model`, else the run's base model, else the
- * embedded default model.
+ * embedded default model; it runs behind the backend that `--backend` names.
  */
 import fs from "node:fs";
 import path from "node:path";
-import { CpuBackend } from "../engine/backend.ts";
-import { Transformer } from "../engine/transformer.ts";
-import { ensureDefaultModel } from "../env/default-model.ts";
-import { type LoadedModel, loadModel } from "../formats/load-model.ts";
-import { loadPeftAdapter } from "../formats/peft.ts";
+import { z } from "zod";
+import type { Backend } from "../engine/backend.ts";
+import type { LoadedModel } from "../formats/load-model.ts";
+import { MODEL_KEYS, type ModelKeys } from "../formats/model-keys.ts";
+import { readPeftAdapter } from "../formats/peft.ts";
+import { RUN_FILES, runPath } from "../run/names.ts";
 import { UserError } from "../util/errors.ts";
 import { readJsonFile } from "../util/fs.ts";
-import { optStr } from "./args.ts";
+import { key } from "../util/keys.ts";
+import { openBackend } from "./open-model.ts";
 
-export const evalModelArgs = {
-  model: { type: "string", description: "base model: a Hugging Face folder or a llama2.c .bin (default: the run's base model, else the default model)", valueHint: "path" },
-  tokenizer: { type: "string", description: "tokenizer for a llama2.c model", valueHint: "path" },
-  adapter: { type: "string", description: "evaluate this PEFT adapter next to the base model", valueHint: "dir" },
-  run: { type: "string", description: "evaluate every agent adapter of this run next to the base model", valueHint: "runs/<id>" },
-} as const;
+/** MODEL_KEYS' model key, its --help saying where a verb's model comes from when none is named. */
+export function modelKeyDefaulting(to: string): typeof MODEL_KEYS.model {
+  return { ...MODEL_KEYS.model, about: `base model: a Hugging Face folder or a llama2.c .bin (default: ${to})` };
+}
+
+/** The model keys of the verbs that evaluate a base model and a run's adapters (`--model` defaults to the run's). */
+export const EVAL_MODEL_KEYS = { ...MODEL_KEYS, model: modelKeyDefaulting("the run's base model, else the embedded default model, built on first use") };
+
+/** What is evaluated next to the base model: one adapter folder, or every agent adapter of a run. */
+export const EVAL_TARGET_FLAGS = {
+  adapter: key(z.string().min(1).nullable(), null as string | null, "evaluate this PEFT adapter next to the base model", { hint: "dir" }),
+  run: key(z.string().min(1).nullable(), null as string | null, "evaluate every agent adapter of this run next to the base model", { hint: "runs/<id>" }),
+};
+
+/** Where the model comes from (the model keys) and what is compared with it (at most one of run / adapter). */
+export type EvalTarget = ModelKeys & { run?: string | null; adapter?: string | null };
 
 export interface EvalSystem {
-  name: string; // "base", "agent0", ... or the adapter folder's name
+  name: string; // "base", an agent adapter's name ("agent0", ..., "shared") or the adapter folder's name
   adapter: string | null; // adapter name in the backend
 }
 
 export interface EvalSetup {
   loaded: LoadedModel;
-  backend: CpuBackend;
+  backend: Backend;
   systems: EvalSystem[];
   runDir: string | null;
 }
 
-/** The base model a run was trained on (its config's model, or the default model it used). */
+/** The base model a run was trained on (its summary's model, else its config's; null: the default model). */
 export function runBaseModel(runDir: string): string | null {
-  const summary = path.join(runDir, "summary.json");
+  const summary = runPath(runDir, "summary");
   if (fs.existsSync(summary)) return (readJsonFile(summary, "run summary") as { model?: string }).model ?? null;
-  const cfg = readJsonFile(path.join(runDir, "config.json"), "run config") as { config?: { model?: string | null } };
+  const cfg = readJsonFile(runPath(runDir, "config"), "run config") as { config?: { model?: string | null } };
   return cfg.config?.model ?? null;
 }
 
-export function evalSetup(args: Record<string, unknown>): EvalSetup {
-  const runDir = optStr(args.run as string | undefined) ?? null;
-  const adapterDir = optStr(args.adapter as string | undefined);
+export async function evalSetup(t: EvalTarget): Promise<EvalSetup> {
+  const runDir = t.run ?? null;
+  const adapterDir = t.adapter ?? null;
   if (runDir && adapterDir) throw new UserError("E_BAD_FLAG", "give --adapter or --run, not both");
-  if (runDir && !fs.existsSync(path.join(runDir, "config.json"))) throw new UserError("E_NOT_FOUND", `no run in ${runDir} (config.json missing)`);
-  const modelPath = optStr(args.model as string | undefined) ?? (runDir ? runBaseModel(runDir) : null) ?? ensureDefaultModel();
-  const loaded = loadModel(modelPath, optStr(args.tokenizer as string | undefined));
-  const backend = new CpuBackend(new Transformer(loaded.config, loaded.weights));
+  if (runDir && !fs.existsSync(runPath(runDir, "config"))) throw new UserError("E_NOT_FOUND", `no run in ${runDir} (${RUN_FILES.config} missing)`);
+  const { loaded, backend } = await openBackend({ model: t.model ?? (runDir ? runBaseModel(runDir) : null), tokenizer: t.tokenizer, backend: t.backend });
   const systems: EvalSystem[] = [{ name: "base", adapter: null }];
   const dirs: [string, string][] = [];
   if (adapterDir) dirs.push([path.basename(path.resolve(adapterDir)), adapterDir]);
   if (runDir) {
-    const root = path.join(runDir, "adapters");
-    if (!fs.existsSync(root)) throw new UserError("E_NOT_FOUND", `run ${runDir} has no adapters/ folder yet`);
+    const root = runPath(runDir, "adapters");
+    if (!fs.existsSync(root)) throw new UserError("E_NOT_FOUND", `run ${runDir} has no ${RUN_FILES.adapters}/ folder yet`);
     for (const name of fs.readdirSync(root).filter((n) => !n.includes(".tmp") && !n.endsWith(".old")).sort()) dirs.push([name, path.join(root, name)]);
   }
   for (const [name, dir] of dirs) {
-    backend.addAdapter(loadPeftAdapter(dir, loaded.config, name));
+    await backend.importAdapter(name, readPeftAdapter(dir, loaded.config));
     systems.push({ name, adapter: name });
   }
   return { loaded, backend, systems, runDir };
@@ -67,6 +77,6 @@ export function evalSetup(args: Record<string, unknown>): EvalSetup {
 /** Saves an evaluation's result in the run folder (runs/<id>/eval/<kind>.json), for `colloquy report`. */
 export function saveEvalResult(runDir: string | null, kind: string, result: unknown): void {
   if (!runDir) return;
-  fs.mkdirSync(path.join(runDir, "eval"), { recursive: true });
-  fs.writeFileSync(path.join(runDir, "eval", `${kind}.json`), JSON.stringify(result, null, 2) + "\n");
+  fs.mkdirSync(runPath(runDir, "eval"), { recursive: true });
+  fs.writeFileSync(runPath(runDir, "eval", `${kind}.json`), JSON.stringify(result, null, 2) + "\n");
 }

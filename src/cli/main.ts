@@ -4,12 +4,13 @@
  */
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
 import { isUserError } from "../util/errors.ts";
+import { VERSION } from "../util/version.ts";
 import { rejectUnknownFlags } from "./args.ts";
 import { COMMANDS } from "./commands/index.ts";
 
 /**
  * Usage text, without colours when stdout is not a terminal. A command with subcommands lists each with the
- * first sentence of its description; a command's own --help shows all of it, and its `usageFooter` if any.
+ * first sentence of its description; a command's own --help shows all of it (generated from its key tables, for verbs defined with verb.ts).
  */
 async function usage(cmd: CommandDef, parent?: CommandDef): Promise<string> {
   let text: string;
@@ -23,10 +24,10 @@ async function usage(cmd: CommandDef, parent?: CommandDef): Promise<string> {
     }));
     const path = parent ? `colloquy ${meta.name}` : "colloquy";
     text = `${meta.description ?? ""}\n\nUSAGE ${path} <command> [options]\n\nCOMMANDS\n${lines.join("\n")}\n\nUse ${path} <command> --help for the options of a command.`;
+  } else if ("usageText" in cmd) {
+    text = (cmd as { usageText: string }).usageText; // a verb whose flags come from key tables (verb.ts)
   } else {
     text = await renderUsage(cmd, parent);
-    const footer = (cmd as { usageFooter?: string }).usageFooter;
-    if (footer) text += `\n${footer}\n`;
   }
   return process.stdout.isTTY ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
 }
@@ -42,7 +43,7 @@ async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | u
   return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
 }
 
-const VERSION = "0.1.0";
+
 
 const main: CommandDef = {
   meta: { name: "colloquy", version: VERSION, description: "Train language-model agents that talk to each other to predict text better." },
@@ -84,7 +85,7 @@ export async function runVerb(cmd: CommandDef, path: string, rawArgs: string[], 
       process.stdout.write((await usage(cmd, parent)) + "\n");
       return 0;
     }
-    if (!(cmd as { acceptsAnyFlag?: boolean }).acceptsAnyFlag) rejectUnknownFlags(rawArgs, (cmd.args ?? {}) as ArgsDef, path);
+    if (!("usageText" in cmd)) rejectUnknownFlags(rawArgs, (cmd.args ?? {}) as ArgsDef, path);
     await runCommand(cmd, { rawArgs });
     return 0;
   } catch (e) {

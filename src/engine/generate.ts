@@ -32,8 +32,8 @@ export interface GenerationResult {
 }
 
 export interface GenerateOptions {
-  rng: Rng; // row i draws from rng.fork(i): a row's sample does not depend on the rest of the batch
-  rowRngs?: Rng[]; // or: one generator per row, chosen by the caller
+  rng?: Rng; // row i draws from rng.fork(i): a row's sample does not depend on the rest of the batch
+  rowRngs?: Rng[]; // or: one generator per row, chosen by the caller (then `rng` is not needed)
   decode?: (ids: number[], row: number) => string; // needed for stop strings and `text`
   onToken?: (row: number, id: number, logprob: number) => void; // streaming
 }
@@ -44,10 +44,12 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
     if (req.prompt.length === 0) throw new UserError("E_EMPTY_PROMPT", `generation request ${i} has an empty prompt`, "give at least one token (e.g. BOS)");
     if (!(req.maxTokens >= 0)) throw new UserError("E_BAD_ARG", `generation request ${i}: max tokens must be ≥ 0`);
     if (req.stopStrings?.length && !opts.decode) throw new Error("stop strings need a decode function");
+    const rng = opts.rowRngs?.[i] ?? opts.rng?.fork(i);
+    if (!rng) throw new Error(`generation request ${i} has no generator: pass rng, or rowRngs with one per request`);
     const sampling = { ...DEFAULT_SAMPLING, ...req.sampling };
     const stopTokens = new Set(req.ignoreEos ? (req.stopTokens ?? []) : (req.stopTokens ?? m.config.eosIds));
     return {
-      index: i, req, sampling, stopTokens, rng: opts.rowRngs?.[i] ?? opts.rng.fork(i),
+      index: i, req, sampling, stopTokens, rng,
       cache: new KVCache(m.config, req.prompt.length + Math.max(1, req.maxTokens)),
       result: { ids: [], logprobs: [], text: opts.decode ? "" : null, finishReason: "length" } as GenerationResult,
       next: Array.from(req.prompt),

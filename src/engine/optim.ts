@@ -54,8 +54,8 @@ export class Optimizer {
       const p = g.params, grad = g.grad, m = this.m[gi], v = this.v[gi];
       const wd = g.decay ? weightDecay : 0;
       if (kind === "adamw") {
-        const bc1 = 1 - Math.pow(beta1, this.step);
-        const bc2 = 1 - Math.pow(beta2, this.step);
+        const bc1 = 1 - beta1 ** this.step;
+        const bc2 = 1 - beta2 ** this.step;
         this.kernels.adamwUpdate(p, grad, m, v, p.length, lr, beta1, beta2, eps, wd, lr / bc1, Math.sqrt(bc2));
       } else {
         for (let i = 0; i < p.length; i++) {

@@ -1,41 +1,46 @@
 /**
- * The environment's settings (SYSTEM.md, "The POMDP, exactly") with their defaults, and the social reward mode.
+ * The environment's settings (SYSTEM.md, "The POMDP, exactly"), defined once: type, bounds, default and meaning
+ * of each key. `train` (whose schema extends this one), `rollout` and every verb that runs episodes read them
+ * through this table, as config keys and as flags.
  */
+import { z } from "zod";
 import { UserError } from "../util/errors.ts";
+import { type Values, defaults, key } from "../util/keys.ts";
+import { AGENT_KINDS } from "./agents.ts";
+import { SYSTEM_PROMPTS } from "./prompt.ts";
+import { SOURCES } from "./sources/index.ts";
 
-export interface EnvConfig {
-  rounds: number; // T
-  window: number; // tokens of the agent's own past excerpts the scorer sees before the state (0 = Markovian)
-  scorer: "base" | "self"; // which model scores: the base (adapter off) or the agent's adapter
-  reward: "gain" | "raw"; // information gain (default) or the raw log-likelihood
-  social: string | string[]; // "selfish" | "team" | "mixed:a", optionally "+credit:b" ("credit:b" alone = selfish + credit); or one per agent
-  stateTokens: number; // cap on the state's tokens
-  messageTokens: number; // cap on one message's tokens
-  messagesPerRound: number; // M
-  systemPrompt: string; // "short", "proposal", or a template with {i} and {others}
-  temperature: number;
-  topK: number;
-  topP: number;
-  oracle: boolean; // also score the oracle state (sources that know it)
-  violationPenalty: number; // subtracted from an agent's reward per protocol violation of its completion
-}
+const agentKind = z.string().refine((k) => AGENT_KINDS.includes(k), { error: (i) => `unknown agent kind "${String(i.input)}" (kinds: ${AGENT_KINDS.join(", ")})` });
+const socialMode = z.string().superRefine((spec, ctx) => {
+  try {
+    parseSocial(spec);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+  }
+});
 
-export const DEFAULT_ENV: EnvConfig = {
-  rounds: 3,
-  window: 12,
-  scorer: "base",
-  reward: "gain",
-  social: "mixed:0.5+credit:1",
-  stateTokens: 48,
-  messageTokens: 24,
-  messagesPerRound: 2,
-  systemPrompt: "short",
-  temperature: 0.7,
-  topK: 0,
-  topP: 1,
-  oracle: true,
-  violationPenalty: 0.02,
+export const ENV_KEYS = {
+  agents: key(z.array(agentKind).min(2), ["learner", "learner", "learner"], `one kind per agent slot: ${AGENT_KINDS.join(", ")}`, { hint: "kinds" }),
+  source: key(z.enum(Object.keys(SOURCES) as [string, ...string[]]), "facts", "text source: facts (a generated world), split (one document dealt out by paragraph), corpus (a stream per agent)", { alias: ["env"] }),
+  files: key(z.array(z.string()), [] as string[], "split / corpus: text or JSONL files (split default: the State of the Union addresses)", { repeat: true, hint: "a.txt,b.jsonl" }),
+  rounds: key(z.number().int().positive(), 3, "T: rounds per episode", { hint: "T" }),
+  window: key(z.number().int().nonnegative(), 12, "tokens of the agent's own past excerpts the scorer sees before the state (0 = Markovian)", { hint: "W" }),
+  scorer: key(z.enum(["base", "self"]), "base", "which model scores: base (adapter off: states must be readable by the unchanged model) or self"),
+  reward: key(z.enum(["gain", "raw"]), "gain", "gain (information gain) or raw (log-likelihood with the state)"),
+  social: key(z.union([socialMode, z.array(socialMode)]), "mixed:0.5+credit:1" as string | string[], "selfish | team | mixed:a, optionally +credit:b; or one per agent, comma-separated", { hint: "mode" }),
+  stateTokens: key(z.number().int().positive(), 48, "cap on a state's tokens"),
+  messageTokens: key(z.number().int().positive(), 24, "cap on one message's tokens"),
+  messagesPerRound: key(z.number().int().nonnegative(), 2, "M: messages per agent per round", { alias: ["messages"] }),
+  systemPrompt: key(z.string(), "short", `${Object.keys(SYSTEM_PROMPTS).join(" | ")} | a template with {i} and {others}`),
+  temperature: key(z.number().positive(), 0.7, "sampling temperature of the learners; the policy trained is softmax(logits / temperature), the sampler's, and KL is to the base model at the same temperature (top-k / top-p truncation is not part of it)", { hint: "T" }),
+  topK: key(z.number().int().nonnegative(), 0, "top-k sampling (0 = off)", { hint: "K" }),
+  topP: key(z.number().gt(0).max(1), 1, "nucleus sampling mass (1 = off)", { hint: "P" }),
+  violationPenalty: key(z.number().nonnegative(), 0.02, "reward subtracted per protocol violation of a completion"),
 };
+
+export type EnvConfig = Values<typeof ENV_KEYS>;
+
+export const DEFAULT_ENV: EnvConfig = defaults(ENV_KEYS);
 
 export interface SocialMode {
   own: number; // weight of the agent's own signal

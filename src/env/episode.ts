@@ -14,6 +14,7 @@ import type { FinishReason } from "../engine/generate.ts";
 import { type Tokenizer, decodeContinuation } from "../formats/tokenizer.ts";
 import { UserError } from "../util/errors.ts";
 import type { Rng } from "../util/rng.ts";
+import { mean } from "../util/stats.ts";
 import { SCRIPTED } from "./agents.ts";
 import { type EnvConfig, socialModes } from "./config.ts";
 import { type InboxEntry, agentPrompt, renderCompletion, scorerTokens, systemPrompt } from "./prompt.ts";
@@ -30,6 +31,7 @@ export interface GenerationTrace {
   completionIds: number[];
   logprobs: number[]; // sampling log-probs of completionIds under the policy (temperature 1)
   finishReason: FinishReason;
+  messageStart: number; // index in completionIds of the token that ends the state line, where the messages start (the length when it has none)
 }
 
 export interface AgentRound {
@@ -69,6 +71,7 @@ export interface EpisodeRunOptions {
   env: EnvConfig;
   rng: Rng; // the caller's; sampling seeds and scripted choices are drawn from it
   deliver?: boolean; // message delivery (default on); off measures what communication is worth
+  oracle?: boolean; // also score the oracle state where the source knows it (default on)
 }
 
 export interface EpisodeRun {
@@ -78,12 +81,6 @@ export interface EpisodeRun {
   seconds: { generate: number; score: number };
   generatedTokens: number;
 }
-
-const mean = (xs: ArrayLike<number>, from = 0) => {
-  let s = 0;
-  for (let i = from; i < xs.length; i++) s += xs[i];
-  return s / Math.max(1, xs.length - from);
-};
 
 export function tokenCounter(tok: Tokenizer): TokenCounter {
   return {
@@ -127,6 +124,7 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       if (s.kind === "learner") learnerRows.push({ b, i, promptIds: tok.encode(prompts[b][i], { addSpecial: true }) });
     }));
     const seeds = learnerRows.map(() => o.rng.u32());
+    const lineEnd = learnerRows.map(() => -1); // per row: the completion token whose text holds the state line's end
     const t0 = performance.now();
     const generated = await backend.sample(learnerRows.map((r) => ({
       prompt: r.promptIds,
@@ -134,7 +132,11 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       maxTokens,
       sampling: { temperature: env.temperature, topK: env.topK, topP: env.topP },
       stopStrings: ["\n\n"],
-    })), seeds, (row, ids) => decodeContinuation(tok, learnerRows[row].promptIds, ids));
+    })), seeds, (ids, row) => {
+      const text = decodeContinuation(tok, learnerRows[row].promptIds, ids);
+      if (lineEnd[row] < 0 && /[\r\n]/.test(text)) lineEnd[row] = ids.length - 1; // the token that ends the state line
+      return text;
+    });
     seconds.generate += (performance.now() - t0) / 1000;
     const completions: string[][] = texts.map(() => slots.map(() => ""));
     const traces: (GenerationTrace | null)[][] = texts.map(() => slots.map(() => null));
@@ -142,7 +144,8 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       const g = generated[k];
       generatedTokens += g.ids.length;
       completions[r.b][r.i] = g.text ?? "";
-      traces[r.b][r.i] = { promptIds: r.promptIds, completionIds: g.ids, logprobs: g.logprobs, finishReason: g.finishReason };
+      const messageStart = lineEnd[k] < 0 ? g.ids.length : lineEnd[k];
+      traces[r.b][r.i] = { promptIds: r.promptIds, completionIds: g.ids, logprobs: g.logprobs, finishReason: g.finishReason, messageStart };
     });
     texts.forEach((ep, b) => slots.forEach((s, i) => {
       if (s.kind === "learner") return;
@@ -162,7 +165,7 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       const next = ep.streams[i][t];
       const context = contextIds(b, i, xi);
       const adapter = scorerAdapter(i);
-      const oracleText = env.oracle ? ep.oracle[i][t] : null;
+      const oracleText = o.oracle !== false ? ep.oracle[i][t] : null;
       const inbox = inboxes[b][i];
       return {
         raw: add({ context, state: parsed[b][i].state, inbox: null, next }, adapter),

@@ -11,10 +11,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Backend, SampleRequest } from "../engine/backend.ts";
-import { type Tokenizer, decodeContinuation } from "../formats/tokenizer.ts";
 import { UserError } from "../util/errors.ts";
-import { Rng } from "../util/rng.ts";
 import { type Rate, rate } from "./stats.ts";
 
 export interface Message {
@@ -81,40 +78,6 @@ function recordMessages(rec: unknown, where: string): Message[] {
     });
   }
   throw new UserError("E_BAD_DATA", `${where}: expected {"prompt": "..."} or {"messages": [{"role": ..., "content": ...}]}`);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// the responses to judge
-
-export interface ResponseJob {
-  prompt: number[]; // token ids, chat template applied
-  adapter: string | null;
-  stop: string[];
-}
-
-export interface GenerationOptions {
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  seed: number; // job i draws from Rng(seed).fork(i)
-  batch: number; // rows per engine call
-}
-
-/** Generates each job's response (text, whitespace trimmed), `batch` rows per engine call. */
-export async function generateResponses(backend: Backend, tok: Tokenizer, jobs: readonly ResponseJob[], o: GenerationOptions, onProgress?: (done: number) => void): Promise<string[]> {
-  const root = new Rng(o.seed);
-  const out: string[] = [];
-  for (let start = 0; start < jobs.length; start += o.batch) {
-    const chunk = jobs.slice(start, start + o.batch);
-    const requests: SampleRequest[] = chunk.map((j) => ({
-      prompt: j.prompt, adapter: j.adapter, maxTokens: o.maxTokens, stopStrings: j.stop, sampling: { temperature: o.temperature, topP: o.topP },
-    }));
-    const seeds = chunk.map((_, k) => root.fork(start + k).u32());
-    const results = await backend.sample(requests, seeds, (row, ids) => decodeContinuation(tok, chunk[row].prompt, ids, { skipSpecial: true }));
-    out.push(...results.map((r) => (r.text ?? "").trim()));
-    onProgress?.(out.length);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

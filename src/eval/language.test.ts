@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CpuBackend } from "../engine/backend.ts";
 import type { Backend } from "../engine/backend.ts";
-import { DEFAULT_TRAIN } from "../rl/config.ts";
-import { slotsFromConfig } from "../rl/environment.ts";
+import { DEFAULT_TRAIN } from "../run/config.ts";
+import { slotsFromConfig } from "../run/episodes.ts";
 import { tinyModel, tinyTokenizer } from "../../test/tiny.ts";
 import { assertClose } from "../../test/support.ts";
 import {

@@ -11,16 +11,17 @@
  *              adapters swapped; if the agents specialised, swapping them costs information gain
  */
 import fs from "node:fs";
-import path from "node:path";
 import type { Backend } from "../engine/backend.ts";
 import type { AgentRound, AgentSlot, EpisodeRun } from "../env/episode.ts";
 import type { TextSource } from "../env/sources/source.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
-import type { TrainConfig } from "../rl/config.ts";
-import { slotsFromConfig, validationEpisodes } from "../rl/environment.ts";
-import type { MetricsLine } from "../rl/trainer.ts";
+import type { TrainConfig } from "../run/config.ts";
+import { slotsFromConfig, validationEpisodes } from "../run/episodes.ts";
+import type { MetricsLine } from "../run/metrics.ts";
+import { groupBy as groupMap } from "../util/collections.ts";
 import { UserError } from "../util/errors.ts";
 import { mean as meanCi, rate } from "./stats.ts";
+import { runPath } from "../run/names.ts";
 
 /** A line of transcripts.jsonl: an agent-round without its generation trace, tagged with its iteration. */
 export type TranscriptRecord = Omit<AgentRound, "trace"> & { iteration: number };
@@ -392,15 +393,9 @@ export function byIteration(records: readonly TranscriptRecord[]): [number, Tran
   return groupBy(records, (r) => r.iteration);
 }
 
+/** The groups in ascending key order. */
 function groupBy<T>(items: readonly T[], key: (x: T) => number): [number, T[]][] {
-  const m = new Map<number, T[]>();
-  for (const x of items) {
-    const k = key(x);
-    const list = m.get(k);
-    if (list) list.push(x);
-    else m.set(k, [x]);
-  }
-  return [...m.entries()].sort((a, b) => a[0] - b[0]);
+  return [...groupMap(items, key)].sort((a, b) => a[0] - b[0]);
 }
 
 /** The lines of a JSONL file of a run (a torn last line, from a run killed while writing, is skipped). */
@@ -419,5 +414,5 @@ export function readJsonl<T>(file: string): T[] {
 }
 
 export function readTranscripts(runDir: string): TranscriptRecord[] {
-  return readJsonl<TranscriptRecord>(path.join(runDir, "transcripts.jsonl"));
+  return readJsonl<TranscriptRecord>(runPath(runDir, "transcripts"));
 }

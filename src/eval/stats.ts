@@ -1,7 +1,8 @@
 /**
  * Small statistics for evaluation reports: proportions with Wilson score intervals, means with normal intervals.
- * Generic on purpose: every evaluation that reports a rate or a mean uses these.
+ * Generic on purpose: every evaluation that reports a rate or a mean uses these. The mean itself is util/stats.ts's.
  */
+import { mean as plainMean, sampleSd } from "../util/stats.ts";
 
 /** The two-sided 95% normal quantile, Φ⁻¹(0.975). */
 export const Z95 = 1.959963984540054;
@@ -52,12 +53,8 @@ export interface Mean extends Interval {
 export function mean(values: ArrayLike<number>, z = Z95): Mean {
   const n = values.length;
   if (n === 0) return { mean: NaN, sd: NaN, n, low: NaN, high: NaN, level: levelOf(z) };
-  let s = 0;
-  for (let i = 0; i < n; i++) s += values[i];
-  const m = s / n;
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (values[i] - m) ** 2;
-  const sd = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
+  const m = plainMean(values);
+  const sd = sampleSd(values, m);
   const half = n > 1 ? (z * sd) / Math.sqrt(n) : 0;
   return { mean: m, sd, n, low: m - half, high: m + half, level: levelOf(z) };
 }

@@ -41,7 +41,7 @@ test("trains a loadable tokenizer.json of exactly vocabSize tokens", () => {
   assert.deepEqual(json.added_tokens.map((t) => [t.id, t.content]), SPECIALS.map((s, i) => [i, s]));
   assert.equal(vocab["<|eos|>"], 2);
   assert.equal(vocab["!"], 3); // the byte symbols follow the specials in code-point order
-  assert.equal(vocab["Ġ"], 3 + 220);
+  assert.equal(vocab.Ġ, 3 + 220);
   assert.equal(json.model.merges.length, 400 - 3 - 256);
   assert.equal(calls, 400 - 3 - 256);
 

@@ -17,6 +17,7 @@
  * Training stops at `vocabSize` tokens, or earlier when no pair occurs `minFrequency` times (default 2).
  */
 import { UserError } from "../util/errors.ts";
+import { Heap } from "../util/heap.ts";
 
 export interface BpeTrainOptions {
   vocabSize: number; // specials + 256 byte symbols + merges
@@ -97,7 +98,7 @@ export function learnBpe(wordCounts: ReadonlyMap<string, number>, opts: BpeTrain
   };
   const initial = new Map<number, number>();
   for (let w = 0; w < words.length; w++) addPairs(w, 1, initial);
-  const heap = new MergeHeap();
+  const heap = new Heap<Candidate>(mergeFirst);
   for (const [k, c] of initial) {
     pairCount.set(k, c);
     heap.push({ count: c, key: k });
@@ -197,41 +198,5 @@ interface Candidate {
   key: number; // (a, b): smaller first among equal counts
 }
 
-/** A binary max-heap on (count, then smaller pair). Entries go stale; the caller checks them against the counts. */
-class MergeHeap {
-  private readonly items: Candidate[] = [];
-
-  private static before(x: Candidate, y: Candidate): boolean {
-    return x.count > y.count || (x.count === y.count && x.key < y.key);
-  }
-
-  push(e: Candidate): void {
-    const h = this.items;
-    h.push(e);
-    for (let i = h.length - 1; i > 0; ) {
-      const p = (i - 1) >> 1;
-      if (!MergeHeap.before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  pop(): Candidate | undefined {
-    const h = this.items;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1;
-        let best = i;
-        if (l < h.length && MergeHeap.before(h[l]!, h[best]!)) best = l;
-        if (l + 1 < h.length && MergeHeap.before(h[l + 1]!, h[best]!)) best = l + 1;
-        if (best === i) break;
-        [h[i], h[best]] = [h[best]!, h[i]!];
-        i = best;
-      }
-    }
-    return top;
-  }
-}
+/** Heap order: the higher count, then the smaller pair. Entries go stale; the caller checks them against the counts. */
+const mergeFirst = (x: Candidate, y: Candidate): boolean => x.count > y.count || (x.count === y.count && x.key < y.key);

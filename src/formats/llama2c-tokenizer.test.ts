@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Llama2cTokenizer, loadLlama2cTokenizer } from "./llama2c-tokenizer.ts";
+import { type Llama2cTokenizer, loadLlama2cTokenizer } from "./llama2c-tokenizer.ts";
 import { UserError } from "../util/errors.ts";
 import { Rng } from "../util/rng.ts";
 

@@ -17,6 +17,7 @@
 import fs from "node:fs";
 import { UserError } from "../util/errors.ts";
 import { requireFile } from "../util/fs.ts";
+import { Heap } from "../util/heap.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 const BOS = 1;
@@ -114,7 +115,7 @@ export class Llama2cTokenizer implements Tokenizer {
     const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
     const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
     const alive = new Uint8Array(n).fill(1);
-    const heap = new PairHeap();
+    const heap = new Heap<PairEntry>(mergeFirst);
     const consider = (left: number): void => {
       const right = next[left]!;
       if (right < 0) return;
@@ -170,42 +171,5 @@ interface PairEntry {
   merged: number; // id of the concatenated piece
 }
 
-/** A binary max-heap on (score, then leftmost position). */
-class PairHeap {
-  private readonly items: PairEntry[] = [];
-
-  private static before(a: PairEntry, b: PairEntry): boolean {
-    return a.score > b.score || (a.score === b.score && a.left < b.left);
-  }
-
-  push(e: PairEntry): void {
-    const h = this.items;
-    h.push(e);
-    for (let i = h.length - 1; i > 0; ) {
-      const p = (i - 1) >> 1;
-      if (!PairHeap.before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  pop(): PairEntry | undefined {
-    const h = this.items;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let best = i;
-        if (l < h.length && PairHeap.before(h[l]!, h[best]!)) best = l;
-        if (r < h.length && PairHeap.before(h[r]!, h[best]!)) best = r;
-        if (best === i) break;
-        [h[i], h[best]] = [h[best]!, h[i]!];
-        i = best;
-      }
-    }
-    return top;
-  }
-}
+/** Heap order: the higher score, then the leftmost position. */
+const mergeFirst = (a: PairEntry, b: PairEntry): boolean => a.score > b.score || (a.score === b.score && a.left < b.left);

@@ -1,12 +1,15 @@
 /**
  * PEFT LoRA adapters: `adapter_config.json` + `adapter_model.safetensors`, tensors named
  * `base_model.model.model.layers.{l}.{self_attn|mlp}.{x}_proj.lora_{A|B}.weight`, A (r, in), B (out, r).
- * Adapters written here load in PEFT (`PeftModel.from_pretrained`), and PEFT's load here.
+ * Adapters written here load in PEFT (`PeftModel.from_pretrained`), and PEFT's load here. `readPeftAdapter` gives
+ * the Backend seam's plain data (for `backend.importAdapter`); `loadPeftAdapter` an engine Adapter.
  */
 import fs from "node:fs";
 import path from "node:path";
+import { adapterTensors, writeAdapterTensors } from "../engine/adapter-state.ts";
+import type { AdapterState, AdapterTensor } from "../engine/backend.ts";
 import type { ModelConfig } from "../engine/config.ts";
-import { type Adapter, type LoraConfig, createAdapter, LORA_TARGET_ALIASES } from "../engine/lora.ts";
+import { type Adapter, type LoraConfig, createAdapter, loraSizeTable, LORA_TARGET_ALIASES } from "../engine/lora.ts";
 import { HF_LINEAR_PATH, LINEAR_KINDS, type LinearKind } from "../engine/params.ts";
 import { UserError } from "../util/errors.ts";
 import { readJsonFile, writeFileAtomic } from "../util/fs.ts";
@@ -58,8 +61,11 @@ function parseTargets(raw: unknown, file: string): LinearKind[] {
   return LINEAR_KINDS.filter((k) => kinds.has(k));
 }
 
-/** Loads a PEFT adapter folder for a model of config `model`; shapes are checked against the model. */
-export function loadPeftAdapter(dir: string, model: ModelConfig, name = path.basename(dir)): Adapter {
+/**
+ * Reads a PEFT adapter folder for a model of config `model` as plain data (tensors in canonical order, no optimizer
+ * state); names and shapes are checked against the model.
+ */
+export function readPeftAdapter(dir: string, model: ModelConfig): AdapterState {
   const cfgFile = path.join(dir, "adapter_config.json");
   const lora = parseAdapterConfig(readJsonFile(cfgFile, "adapter config"), cfgFile);
   const weightsFile = path.join(dir, "adapter_model.safetensors");
@@ -67,12 +73,12 @@ export function loadPeftAdapter(dir: string, model: ModelConfig, name = path.bas
     const hint = fs.existsSync(path.join(dir, "adapter_model.bin")) ? "save the adapter with safe_serialization=True" : undefined;
     throw new UserError("E_NOT_FOUND", `adapter weights not found: ${weightsFile}`, hint);
   }
-  const adapter = createAdapter(name, model, lora);
+  const tensors: AdapterTensor[] = [];
   const f = SafetensorsFile.open(weightsFile);
   try {
     const names = new Map<string, string>(); // canonical → stored (PEFT may keep the ".default" adapter name)
     for (const stored of f.tensors.keys()) names.set(stored.replace(/\.default\.weight$/, ".weight"), stored);
-    for (const t of adapter.weights.tensors) {
+    for (const t of loraSizeTable(model, lora)) {
       const stored = names.get(t.name);
       if (!stored) {
         throw new UserError("E_MISSING_TENSOR", `${weightsFile}: tensor ${t.name} is missing`,
@@ -83,7 +89,7 @@ export function loadPeftAdapter(dir: string, model: ModelConfig, name = path.bas
         throw new UserError("E_SHAPE", `${weightsFile}: tensor ${t.name} has shape [${shape.join(", ")}] but this model needs [${t.shape.join(", ")}]`,
           "the adapter was trained for a different base model");
       }
-      f.readF32(stored, t.view);
+      tensors.push({ name: t.name, shape: t.shape, data: f.readF32(stored) });
       names.delete(t.name);
     }
     const extra = [...names.keys()].filter((n) => /\.layers\.(\d+)\./.test(n));
@@ -94,14 +100,25 @@ export function loadPeftAdapter(dir: string, model: ModelConfig, name = path.bas
   } finally {
     f.close();
   }
+  return { lora, tensors, optimizer: null };
+}
+
+/** Loads a PEFT adapter folder as an engine Adapter (engine-level users; code above the engine uses readPeftAdapter). */
+export function loadPeftAdapter(dir: string, model: ModelConfig, name = path.basename(dir)): Adapter {
+  const state = readPeftAdapter(dir, model);
+  const adapter = createAdapter(name, model, state.lora);
+  writeAdapterTensors(adapter, state.tensors);
   return adapter;
 }
 
-/** Writes an adapter in PEFT's format. */
-export function savePeftAdapter(dir: string, adapter: Adapter, baseModel: string | null = null): void {
+/**
+ * Writes an adapter in PEFT's format: its plain data (Backend.exportAdapter; the optimizer state is not written), or
+ * an engine Adapter.
+ */
+export function savePeftAdapter(dir: string, adapter: Pick<AdapterState, "lora" | "tensors"> | Adapter, baseModel: string | null = null): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, TensorToWrite> = {};
-  for (const t of adapter.weights.tensors) tensors[t.name] = { dtype: "F32", shape: t.shape, data: t.view };
+  for (const t of "weights" in adapter ? adapterTensors(adapter) : adapter.tensors) tensors[t.name] = { dtype: "F32", shape: t.shape, data: t.data };
   writeSafetensors(path.join(dir, "adapter_model.safetensors"), tensors, { format: "pt" });
   const config = {
     peft_type: "LORA",

@@ -11,16 +11,12 @@
  * it out of the message tokens' weight removes its variance without biasing the gradient (the reward-to-go argument).
  * A2C uses the TD error r + γV' − V; PPO uses GAE(γ, λ); both whiten their advantages per adapter by default.
  */
+import { groupBy } from "../util/collections.ts";
+import { mean } from "../util/stats.ts";
 import type { Sample } from "./sample.ts";
 
 function trajectories(samples: readonly Sample[]): Sample[][] {
-  const by = new Map<string, Sample[]>();
-  for (const s of samples) {
-    const key = `${s.episode}/${s.agent}`;
-    if (!by.has(key)) by.set(key, []);
-    by.get(key)!.push(s);
-  }
-  return [...by.values()].map((t) => t.sort((a, b) => a.round - b.round));
+  return [...groupBy(samples, (s) => `${s.episode}/${s.agent}`).values()].map((t) => t.sort((a, b) => a.round - b.round));
 }
 
 /** G_t = r_t + γ G_{t+1} and the message tokens' messageReward_t + γ G_{t+1}, within each trajectory. */
@@ -104,16 +100,4 @@ export function whitenAdvantages(samples: readonly Sample[]): void {
   }
 }
 
-export function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
-  for (const it of items) {
-    const k = key(it);
-    if (!m.has(k)) m.set(k, []);
-    m.get(k)!.push(it);
-  }
-  return m;
-}
-
-export function mean(xs: readonly number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
-}
+// re-exported for the modules that still import them from here (algorithms.ts, trainer.ts)

@@ -16,8 +16,10 @@
 import type { Backend, TrainRow } from "../engine/backend.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
 import type { Rng } from "../util/rng.ts";
-import { type BaselineState, discountedReturns, gaeAdvantages, groupBy, mean, reinforceAdvantages, tdAdvantages, whitenAdvantages } from "./advantages.ts";
-import type { TrainConfig } from "./config.ts";
+import { groupBy } from "../util/collections.ts";
+import { mean } from "../util/stats.ts";
+import { type BaselineState, discountedReturns, gaeAdvantages, reinforceAdvantages, tdAdvantages, whitenAdvantages } from "./advantages.ts";
+import type { TrainConfig } from "../run/config.ts";
 import { klGradient } from "./kl.ts";
 import type { Sample } from "./sample.ts";
 import type { ValueHead } from "./value-head.ts";
@@ -77,10 +79,10 @@ function sftRows(ctx: AlgorithmContext, samples: readonly Sample[]): TrainRow[] 
 
 /** zero_grad → backward → clip → step; the entropy is measured on the policy rows' completions. */
 async function update(ctx: AlgorithmContext, policy: TrainRow[], extra: TrainRow[]): Promise<{ entropy: number; gradNorm: number }> {
-  ctx.backend.zeroGrad(ctx.adapters);
+  await ctx.backend.zeroGrad(ctx.adapters);
   const r = await ctx.backend.backward([...policy, ...extra], 1);
-  const gradNorm = ctx.backend.clipGradNorm(ctx.adapters, ctx.config.maxGradNorm);
-  ctx.backend.step(ctx.adapters, ctx.lr);
+  const gradNorm = await ctx.backend.clipGradNorm(ctx.adapters, ctx.config.maxGradNorm);
+  await ctx.backend.step(ctx.adapters, ctx.lr);
   const ents: number[] = [];
   policy.forEach((row, i) => {
     for (let k = row.from!; k < row.tokens.length; k++) ents.push(r.entropies[i][k]);

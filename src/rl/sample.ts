@@ -16,7 +16,7 @@ export interface Sample {
   messageReward: number; // the part of the reward the messages can change: their credit, the violation penalty, their KL
   excerpt: string; // the excerpt the agent read (supervised term)
   refLogprobs: number[] | null; // log π_base(a), adapter off, at the sampling temperature
-  kl: number; // KL estimate summed over the completion's tokens
+  kl: number; // KL estimate per completion token (the mean over its tokens)
   hidden: Float32Array | null; // the prompt's last hidden state (value head input)
   value: number; // V(prompt) (0 without a value head)
   ret: number; // return used as the target

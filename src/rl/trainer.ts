@@ -7,59 +7,25 @@
  */
 
 import path from "node:path";
-import type { Backend } from "../engine/backend.ts";
-import { DEFAULT_OPTIMIZER } from "../engine/optim.ts";
+import type { AdapterState, Backend } from "../engine/backend.ts";
+import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "../engine/optim.ts";
 import type { LinearKind } from "../engine/params.ts";
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "../formats/safetensors.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
-import type { EnvConfig } from "../env/config.ts";
 import { type AgentRound, type AgentSlot, type EpisodeRun, runEpisodes } from "../env/episode.ts";
 import type { TextSource } from "../env/sources/source.ts";
 import { summarize } from "../env/summary.ts";
 import { hashString, Rng } from "../util/rng.ts";
 import { writeFileAtomic, readJsonFile } from "../util/fs.ts";
-import { mean } from "./advantages.ts";
+import { mean } from "../util/stats.ts";
 import { ALGORITHMS, type UpdateStats } from "./algorithms.ts";
-import type { TrainConfig } from "./config.ts";
-import { envFromConfig, slotsFromConfig, validationEpisodes } from "./environment.ts";
+import type { TrainConfig } from "../run/config.ts";
+import { slotsFromConfig, validationEpisodes } from "../run/episodes.ts";
 import { KlController, klPerToken } from "./kl.ts";
-import type { RunFolder } from "./run-folder.ts";
+import type { RunFolder } from "../run/folder.ts";
+import { type Evaluation, type MetricsLine, emptyLine } from "../run/metrics.ts";
 import type { Sample } from "./sample.ts";
 import { ValueHead } from "./value-head.ts";
-
-export interface Evaluation {
-  learner_gain: number; // mean information gain of the learners, nats per token
-  oracle_gain: number | null;
-  information_gain: number[]; // per agent
-  episode_gain: number[]; // the learners' mean gain in each validation episode (the same episodes every time)
-}
-
-export interface MetricsLine {
-  iteration: number;
-  reward: number | null; // mean reward of the learners' samples
-  information_gain: number[] | null; // per agent
-  learner_gain: number | null;
-  oracle_gain: number | null;
-  kl: number | null; // per completion token, to the base policy
-  kl_coef: number;
-  entropy: number | null; // per completion token
-  grad_norm: number | null;
-  state_tokens: number | null; // learners' mean state length
-  messages: number | null; // messages sent per learner per round
-  violations: number[] | null; // protocol violations per agent
-  honesty: (number | null)[] | null; // share of true claims per sender
-  talk: number[][] | null; // delivered messages, [sender][recipient]
-  message_value: (number | null)[][] | null; // mean value, [sender][recipient]
-  clip_fraction: number | null;
-  value_loss: number | null;
-  tokens_per_s: number | null; // sampled tokens per second of the iteration
-  time_generate: number | null;
-  time_score: number | null;
-  time_train: number | null;
-  val_information_gain: number | null;
-  val_information_gain_no_messages: number | null;
-  val_oracle_gain: number | null;
-}
 
 export interface TrainerSetup {
   config: TrainConfig;
@@ -90,6 +56,7 @@ export class Trainer {
   private kl: KlController;
   private baseline = { moving: {} as Record<string, number> };
   private valueHeads = new Map<string, ValueHead>();
+  private ready: Promise<void> | null = null; // the adapters, created by init()
   iteration = 0;
   initial: Evaluation | null = null; // the validation before training, with messages
   initialOff: Evaluation | null = null; // and without
@@ -102,36 +69,41 @@ export class Trainer {
     this.adapters = [...new Set(this.slots.map((s) => s.adapter).filter((a): a is string => a !== null))];
     this.rng = new Rng(this.c.seed);
     this.kl = new KlController(this.c.klCoef, this.c.klTarget, this.c.klHorizon);
-    const lora = { rank: this.c.loraRank, alpha: this.c.loraAlpha, rslora: false, targets: this.c.loraTargets as LinearKind[] };
-    const optimizer = { ...DEFAULT_OPTIMIZER, weightDecay: this.c.weightDecay };
     for (const name of this.adapters) {
-      setup.backend.createAdapter(name, lora, hashString(`${this.c.seed}/adapter/${name}`), optimizer);
       if (ALGORITHMS[this.c.algorithm].usesValueHead) this.valueHeads.set(name, new ValueHead(setup.backend.config.dim));
     }
   }
 
-  private env(): EnvConfig {
-    return envFromConfig(this.c);
+  /** Creates the trainable adapters in the backend (once; the other methods call it too). */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      const lora = { rank: this.c.loraRank, alpha: this.c.loraAlpha, rslora: false, targets: this.c.loraTargets as LinearKind[] };
+      const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, weightDecay: this.c.weightDecay };
+      for (const name of this.adapters) await this.s.backend.createAdapter(name, lora, hashString(`${this.c.seed}/adapter/${name}`), optimizer);
+    })();
+    return this.ready;
   }
+
 
   /** Validation: the same episodes and sampling seeds every time, so evaluations are comparable. */
   async evaluate(deliver: boolean): Promise<Evaluation> {
+    await this.init();
     const run = await validationEpisodes({ backend: this.s.backend, tokenizer: this.s.tokenizer, source: this.s.source, config: this.c, slots: this.slots, deliver });
     const learners = run.records.flat(2).filter((r) => r.kind === "learner");
-    const oracle = learners.map((r) => r.oracle_gain).filter((x): x is number => x !== null);
     const episode_gain = run.records.map((episode) => mean(episode.flat().filter((r) => r.kind === "learner").map((r) => r.information_gain)));
-    return { learner_gain: mean(learners.map((r) => r.information_gain)), oracle_gain: oracle.length ? mean(oracle) : null, information_gain: summarize(run).information_gain, episode_gain };
+    return { learner_gain: mean(learners.map((r) => r.information_gain)), oracle_gain: oracleGain(learners), information_gain: summarize(run).information_gain, episode_gain };
   }
 
   /** One training iteration; returns its metrics line. */
   async step(): Promise<MetricsLine> {
+    await this.init();
     const c = this.c, { backend } = this.s;
     const t0 = performance.now();
     const it = this.iteration;
     const worlds = Array.from({ length: c.episodes * c.group }, (_, k) => it * c.episodes + Math.floor(k / c.group));
     const run = await runEpisodes({
       backend, tokenizer: this.s.tokenizer, source: this.s.source, split: "train", slots: this.slots,
-      episodes: worlds.length, worlds, env: this.env(), rng: this.rng,
+      episodes: worlds.length, worlds, env: c, rng: this.rng,
     });
     const samples = this.samples(run);
     const t1 = performance.now();
@@ -181,7 +153,7 @@ export class Trainer {
       reward: mean(samples.map((s) => s.reward + (c.klMode === "reward" ? beta * s.kl : 0))),
       information_gain: summary.information_gain,
       learner_gain: mean(learnerRecords.map((r) => r.information_gain)),
-      oracle_gain: mean(learnerRecords.map((r) => r.oracle_gain ?? 0)),
+      oracle_gain: oracleGain(learnerRecords),
       kl: klMean,
       kl_coef: beta,
       entropy: stats.entropy,
@@ -205,7 +177,7 @@ export class Trainer {
     const transcripts = run.records.slice(0, c.transcriptEpisodes).flat(2).map(({ trace: _t, ...r }) => ({ iteration: this.iteration, ...r }));
     this.s.run?.appendMetrics(line);
     this.s.run?.appendTranscripts(transcripts);
-    if (this.iteration % c.checkpointEvery === 0 || this.iteration === c.iterations) this.checkpoint();
+    if (this.iteration % c.checkpointEvery === 0 || this.iteration === c.iterations) await this.checkpoint();
     this.s.onLine?.(line);
     return line;
   }
@@ -221,7 +193,7 @@ export class Trainer {
       out.push({
         adapter: r.adapter, episode: r.episode, world: r.world, agent: r.agent, round: r.round,
         promptIds: r.trace.promptIds, completionIds: r.trace.completionIds, behaviourLogprobs: r.trace.logprobs,
-        reward: r.reward, messageStart: messageStart(this.s.tokenizer, r.trace.completionIds), messageReward: r.message_reward,
+        reward: r.reward, messageStart: r.trace.messageStart, messageReward: r.message_reward,
         excerpt: r.excerpt, refLogprobs: null, kl: 0, hidden: null, value: 0, ret: 0, advantage: 0, messageRet: 0, messageAdvantage: 0,
       });
     }
@@ -238,21 +210,29 @@ export class Trainer {
     line.val_oracle_gain = this.initial.oracle_gain;
     line.information_gain = this.initial.information_gain;
     this.s.run?.appendMetrics(line);
-    this.checkpoint();
+    await this.checkpoint();
     this.s.onLine?.(line);
     return line;
   }
 
-  checkpoint(): void {
+  /**
+   * Writes the checkpoint: adapters.safetensors holds each adapter's tensors by PEFT name (`<adapter>/weights/<tensor>`)
+   * and its optimizer's moments (`<adapter>/optimizer/<moment>/<tensor>`); state.json the rest. Then the PEFT adapters.
+   */
+  async checkpoint(): Promise<void> {
     const run = this.s.run;
     if (!run) return;
+    await this.init();
+    const states = new Map<string, AdapterState>();
+    for (const name of this.adapters) states.set(name, await this.s.backend.exportAdapter(name));
     run.writeCheckpoint((dir) => {
       const tensors: Record<string, TensorToWrite> = {};
       const optimizers: Record<string, number> = {};
-      for (const name of this.adapters) {
-        const { adapter, optimizer } = this.s.backend.exportAdapter(name);
-        tensors[`${name}/weights`] = { dtype: "F32", shape: [adapter.weights.data.length], data: adapter.weights.data };
-        for (const m of optimizer?.moments ?? []) tensors[`${name}/optimizer/${m.name}`] = { dtype: "F32", shape: [m.data.length], data: m.data };
+      for (const [name, { tensors: weights, optimizer }] of states) {
+        for (const t of weights) tensors[`${name}/weights/${t.name}`] = { dtype: "F32", shape: t.shape, data: t.data };
+        for (const [moment, per] of Object.entries(optimizer?.moments ?? {})) {
+          for (const t of weights) tensors[`${name}/optimizer/${moment}/${t.name}`] = { dtype: "F32", shape: t.shape, data: per[t.name] };
+        }
         optimizers[name] = optimizer?.step ?? 0;
       }
       writeSafetensors(path.join(dir, "adapters.safetensors"), tensors);
@@ -263,18 +243,34 @@ export class Trainer {
       };
       writeFileAtomic(path.join(dir, "state.json"), JSON.stringify(state) + "\n");
     });
-    for (const name of this.adapters) run.saveAdapter(name, this.s.backend.exportAdapter(name).adapter, this.s.modelPath);
+    for (const [name, state] of states) run.saveAdapter(name, state, this.s.modelPath);
   }
 
-  /** Restores everything from a checkpoint folder. */
-  restore(dir: string): void {
+  /** Restores everything from a checkpoint folder (also one written before tensors were stored by PEFT name). */
+  async restore(dir: string): Promise<void> {
+    await this.init();
     const state = readJsonFile(path.join(dir, "state.json"), "checkpoint state") as TrainerState & { optimizerSteps: Record<string, number> };
     const f = SafetensorsFile.open(path.join(dir, "adapters.safetensors"));
     try {
       for (const name of this.adapters) {
+        const { lora, tensors: layout } = await this.s.backend.exportAdapter(name); // names and shapes, canonical order
+        const legacy = f.tensors.has(`${name}/weights`); // one flat buffer per adapter, moments `<adapter>.m` / `.v`
+        const split = (flat: Float32Array) => {
+          let off = 0;
+          return Object.fromEntries(layout.map((t) => [t.name, flat.subarray(off, (off += t.data.length))]));
+        };
+        const weights = legacy ? split(f.readF32(`${name}/weights`)) : Object.fromEntries(layout.map((t) => [t.name, f.readF32(`${name}/weights/${t.name}`)]));
+        const moments: Record<string, Record<string, Float32Array>> = {};
         const prefix = `${name}/optimizer/`;
-        const moments = [...f.tensors.keys()].filter((k) => k.startsWith(prefix)).map((k) => ({ name: k.slice(prefix.length), data: f.readF32(k) }));
-        this.s.backend.importAdapter(name, f.readF32(`${name}/weights`), { step: state.optimizerSteps[name] ?? 0, moments });
+        for (const key of [...f.tensors.keys()].filter((k) => k.startsWith(prefix))) {
+          const rest = key.slice(prefix.length);
+          if (legacy) moments[LEGACY_MOMENTS[rest.slice(rest.lastIndexOf(".") + 1)] ?? rest] = split(f.readF32(key));
+          else (moments[rest.slice(0, rest.indexOf("/"))] ??= {})[rest.slice(rest.indexOf("/") + 1)] = f.readF32(key);
+        }
+        await this.s.backend.importAdapter(name, {
+          lora, tensors: layout.map((t) => ({ name: t.name, shape: t.shape, data: weights[t.name] })),
+          optimizer: { step: state.optimizerSteps[name] ?? 0, moments },
+        });
       }
     } finally {
       f.close();
@@ -289,14 +285,9 @@ export class Trainer {
   }
 }
 
-export function emptyLine(iteration: number, beta: number): MetricsLine {
-  return {
-    iteration, reward: null, information_gain: null, learner_gain: null, oracle_gain: null, kl: null, kl_coef: beta, entropy: null,
-    grad_norm: null, state_tokens: null, messages: null, violations: null, honesty: null, talk: null, message_value: null,
-    clip_fraction: null, value_loss: null, tokens_per_s: null, time_generate: null, time_score: null, time_train: null,
-    val_information_gain: null, val_information_gain_no_messages: null, val_oracle_gain: null,
-  };
-}
+/** The AdamW moments of checkpoints written before tensors were stored by PEFT name. */
+const LEGACY_MOMENTS: Record<string, string> = { m: "exp_avg", v: "exp_avg_sq" };
+
 
 /** Messages delivered from each sender to each recipient over the run ([sender][recipient]). */
 export function talkMatrix(run: EpisodeRun): number[][] {
@@ -310,8 +301,8 @@ export function talkMatrix(run: EpisodeRun): number[][] {
   return m;
 }
 
-/** The first completion token whose text holds the end of the state line (the message lines start there). */
-function messageStart(tok: Tokenizer, ids: readonly number[]): number {
-  const k = ids.findIndex((id) => tok.decode([id]).includes("\n"));
-  return k < 0 ? ids.length : k;
+/** The mean oracle gain of records whose source knows it (null when none does). */
+function oracleGain(records: readonly AgentRound[]): number | null {
+  const known = records.map((r) => r.oracle_gain).filter((x): x is number => x !== null);
+  return known.length ? mean(known) : null;
 }

@@ -25,8 +25,8 @@ export class ValueHead {
   }
 
   /**
-   * One Adam step on the mean of ½(V − target)² (or PPO's clipped form when `oldValues` and clip > 0 are given).
-   * Returns the loss before the step.
+   * One Adam step on the mean of ½(V − target)² (or PPO's clipped form when `oldValues` and clip > 0 are given:
+   * ½ max((V − target)², (clip(V) − target)²)). Returns that loss, the one optimised, before the step.
    */
   fit(hs: readonly Float32Array[], targets: readonly number[], lr: number, oldValues?: readonly number[], clip = 0): number {
     const n = hs.length;
@@ -35,13 +35,18 @@ export class ValueHead {
     let gb = 0, loss = 0;
     hs.forEach((h, k) => {
       const v = this.predict(h);
-      let err = v - targets[k];
+      let err = v - targets[k]; // d loss / d V
+      let lossErr = err;
       if (oldValues && clip > 0) {
         const clipped = oldValues[k] + Math.max(-clip, Math.min(clip, v - oldValues[k]));
         const errClipped = clipped - targets[k];
-        if (errClipped * errClipped > err * err) err = v === clipped ? errClipped : 0; // max(unclipped, clipped)
+        if (errClipped * errClipped > err * err) {
+          // max(unclipped, clipped) is the clipped term: its gradient is zero where V was clipped
+          lossErr = errClipped;
+          err = v === clipped ? errClipped : 0;
+        }
       }
-      loss += (0.5 * err * err) / n;
+      loss += (0.5 * lossErr * lossErr) / n;
       for (let i = 0; i < h.length; i++) gw[i] += (err * h[i]) / n;
       gb += err / n;
     });

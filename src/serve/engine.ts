@@ -1,12 +1,12 @@
 /**
  * What the HTTP layer asks of a model: run a batch of rows (each a prompt on the base model or an adapter, with its
  * own sampling parameters and seed) in one engine call, reporting each streaming row's text as it grows. The
- * core works through the Backend seam (`sample`, rows of different adapters in one batch); `LocalEngine` runs it
+ * core works through the Backend seam only (`sample`, rows of different adapters in one batch, then `topLogprobs`
+ * for the rows that ask for alternatives or echo the prompt's log-probs); `LocalEngine` runs it
  * in this thread (tests, `app.request()`), worker-engine.ts in a worker thread so that the server stays responsive.
  */
-import type { CpuBackend, SampleRequest } from "../engine/backend.ts";
+import type { Backend, SampleRequest, TopLogprobsRequest } from "../engine/backend.ts";
 import { type Tokenizer, decodeContinuation } from "../formats/tokenizer.ts";
-import { topLogprobs } from "./logprobs.ts";
 
 /** A model name the API serves: the base model (adapter null) or one adapter. */
 export interface ServedModel {
@@ -16,7 +16,7 @@ export interface ServedModel {
 
 /** What the server needs to serve: built by the CLI (`colloquy serve`) or by a test. */
 export interface ServeSetup {
-  backend: CpuBackend;
+  backend: Backend;
   tokenizer: Tokenizer;
   tokenizerPath: string | null; // where the tokenizer came from (a worker's client loads it again there)
   models: ServedModel[];
@@ -86,21 +86,28 @@ export class EngineCore {
       prompt: r.prompt, adapter: r.adapter, maxTokens: r.maxTokens, stopStrings: r.stop,
       sampling: { temperature: r.temperature, topP: r.topP, topK: r.topK },
     }));
-    const decode = (row: number, ids: number[]): string => {
+    const decode = (ids: number[], row: number): string => {
       const text = decodeContinuation(tok, rows[row].prompt, ids, { skipSpecial: true });
       if (rows[row].stream) onText(row, text);
       return text;
     };
     const results = await backend.sample(requests, rows.map((r) => r.seed), decode);
+    // the rows that ask for top-k alternatives or the prompt's log-probs: a second pass, all of them in one call
+    const sequences = results.map((g, i) => [...rows[i].prompt, ...(g.finishReason === "eos" ? g.ids.slice(0, -1) : g.ids)]);
+    const passRows: TopLogprobsRequest[] = [], passOf: number[] = rows.map(() => -1);
+    rows.forEach((r, i) => {
+      if (r.logprobs === null || !(r.logprobs > 0 || r.echo)) return;
+      passOf[i] = passRows.length;
+      passRows.push({ tokens: sequences[i], adapter: r.adapter, from: r.echo ? 1 : r.prompt.length, k: r.logprobs });
+    });
+    const passes = passRows.length ? await backend.topLogprobs(passRows) : [];
     return results.map((g, i) => {
       const r = rows[i];
       const out: RowResult = { ids: g.ids, text: g.text ?? "", finishReason: g.finishReason === "length" ? "length" : "stop", tokens: null, promptTokens: null };
       if (r.logprobs === null) return out;
-      const kept = g.finishReason === "eos" ? g.ids.slice(0, -1) : g.ids;
-      const all = [...r.prompt, ...kept];
+      const all = sequences[i];
       const from = r.echo ? 1 : r.prompt.length;
-      const needPass = r.logprobs > 0 || r.echo;
-      const pass = needPass ? topLogprobs(backend, [{ tokens: all, adapter: r.adapter, from, k: r.logprobs }])[0] : null;
+      const pass = passOf[i] >= 0 ? passes[passOf[i]] : null;
       const info = (t: number): TokenInfo => {
         const p = pass?.[t - from];
         return {

@@ -1,25 +1,23 @@
-import { defineCommand } from "citty";
+import { z } from "zod";
 import { benchMain } from "../../../bench/bench.ts";
-import { optStr } from "../args.ts";
+import { key } from "../../util/keys.ts";
+import { defineVerb } from "../verb.ts";
 
-export const benchArgs = {
-  json: { type: "boolean", description: "print one JSON object (ratios as *_ratio_vs_torch) on stdout; progress on stderr" },
-  quick: { type: "boolean", description: "fewer repetitions (3 after 1 warm-up instead of 7 after 2)" },
-  model: { type: "string", description: "shape (b): default (the default base model's shape, random weights), standin (the issue's stand-in), or a Hugging Face model folder" },
-  python: { type: "string", description: "python with torch for the reference (default /usr/bin/python3, Debian's python3-torch)" },
-  torch: { type: "boolean", default: true, description: "run the PyTorch reference (--no-torch: colloquy only)" },
-} as const;
+// bench's --model names a shape to time, not a model to load: its own key, not MODEL_KEYS' (no --tokenizer, no --backend)
+const BENCH_FLAGS = {
+  json: key(z.boolean(), false, "print one JSON object (ratios as *_ratio_vs_torch) on stdout; progress on stderr"),
+  quick: key(z.boolean(), false, "fewer repetitions (3 after 1 warm-up instead of 7 after 2)"),
+  model: key(z.string().min(1), "default", "shape (b): default (the default base model's shape, random weights), standin (the issue's stand-in), or a Hugging Face model folder", { hint: "default|standin|dir" }),
+  python: key(z.string().min(1), "/usr/bin/python3", "python with torch for the reference (Debian's python3-torch)", { hint: "path" }),
+  torch: key(z.boolean(), true, "run the PyTorch reference (--no-torch: colloquy only)"),
+};
 
-export default defineCommand({
-  meta: { name: "bench", description: "Speed of the engine against a PyTorch reference on the same shapes: training, sampling, scoring (tokens/s), and GEMM GFLOP/s." },
-  args: benchArgs,
-  async run({ args }) {
-    await benchMain({
-      json: Boolean(args.json),
-      quick: Boolean(args.quick),
-      model: optStr(args.model),
-      python: optStr(args.python) ?? "/usr/bin/python3",
-      torch: args.torch !== false,
-    });
+export default defineVerb({
+  name: "bench",
+  description: "Speed of the engine against a PyTorch reference on the same shapes: training, sampling, scoring (tokens/s), and GEMM GFLOP/s.",
+  keys: {},
+  flags: BENCH_FLAGS,
+  async run({ flags }) {
+    await benchMain(flags);
   },
 });

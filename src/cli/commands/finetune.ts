@@ -1,93 +1,102 @@
 import path from "node:path";
-import { defineCommand } from "citty";
+import { z } from "zod";
 import { windowSampler, trainLoop } from "../../engine/lm-training.ts";
 import { type Adapter, LORA_TARGET_ALIASES, createAdapter, enableAdapterGrad, initAdapterWeights } from "../../engine/lora.ts";
 import { DEFAULT_OPTIMIZER, Optimizer, type Schedule } from "../../engine/optim.ts";
 import { adapterGroup } from "../../engine/param-groups.ts";
 import type { LinearKind } from "../../engine/params.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
+import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { loadPeftAdapter, savePeftAdapter } from "../../formats/peft.ts";
 import { readDocuments, tokenStream } from "../../formats/text-data.ts";
 import { UserError } from "../../util/errors.ts";
 import { readJsonFile, writeFileAtomic } from "../../util/fs.ts";
+import { type Values, key } from "../../util/keys.ts";
 import { progress } from "../../util/progress.ts";
 import { Rng } from "../../util/rng.ts";
-import { int, num, optStr, str } from "../args.ts";
-import { modelArgs, openModel } from "../model-args.ts";
+import { type ModelSession, openModel } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
+import { defineVerb } from "../verb.ts";
 
-export const finetuneArgs = {
-  ...modelArgs,
-  adapter: { type: "string", description: "continue training this PEFT adapter (default: a new one)", valueHint: "dir" },
-  data: { type: "string", description: "text to fine-tune on: a .txt file, or .jsonl(.gz) with a text field", valueHint: "file" },
-  "text-field": { type: "string", description: "JSONL field that holds the text (default text)" },
-  "ids-file": { type: "string", description: "JSON array of token-id rows; loss = mean next-token cross-entropy over all rows and positions (transformers' labels=input_ids loss for equal lengths)", valueHint: "file" },
-  out: { type: "string", description: "folder to write the adapter to (PEFT format)", required: true, valueHint: "dir" },
-  rank: { type: "string", description: "LoRA rank of a new adapter (default 8)", valueHint: "R" },
-  alpha: { type: "string", description: "LoRA alpha of a new adapter (default 2·rank)", valueHint: "A" },
-  rslora: { type: "boolean", description: "scale a new adapter by alpha/sqrt(rank) (rsLoRA)" },
-  targets: { type: "string", description: "layers a new adapter adapts (default q,k,v,o,gate,up,down)", valueHint: "q,k,v,o,gate,up,down" },
-  optimizer: { type: "string", description: "adamw or sgd (default adamw)", valueHint: "adamw|sgd" },
-  lr: { type: "string", description: "learning rate (default 1e-3)", valueHint: "X" },
-  schedule: { type: "string", description: "constant or cosine (default constant)", valueHint: "constant|cosine" },
-  warmup: { type: "string", description: "linear warm-up steps (default 0)", valueHint: "N" },
-  steps: { type: "string", description: "optimizer steps (default 100)", valueHint: "N" },
-  "batch-size": { type: "string", description: "rows per step (default 8)", valueHint: "B" },
-  "seq-len": { type: "string", description: "tokens per row with --data (default 128)", valueHint: "T" },
-  "max-grad-norm": { type: "string", description: "clip gradients to this global norm; 0 = off (default 1)", valueHint: "G" },
-  "weight-decay": { type: "string", description: "weight decay (default 0)", valueHint: "D" },
-  seed: { type: "string", description: "seed for initialisation and batches (default 0)", valueHint: "S" },
-  json: { type: "boolean", description: "print one JSON object at the end" },
-} as const;
+/** The layers a new adapter may adapt, by their short names or their Hugging Face (*_proj) names. */
+const TARGET_NAMES = ["q", "k", "v", "o", "gate", "up", "down", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
+const ALL_TARGETS: LinearKind[] = ["q", "k", "v", "o", "gate", "up", "down"];
 
-export default defineCommand({
-  meta: { name: "finetune", description: "Supervised fine-tuning of a LoRA adapter on text (next-token cross-entropy)." },
-  args: finetuneArgs,
-  run({ args }) {
-    const s = openModel({ ...args, adapter: undefined });
-    const cfg = s.loaded.config;
-    const seed = int(args.seed, "seed", 0);
-    const rng = new Rng(seed);
-    const out = str(args.out, "out");
+const FINETUNE_FLAGS = {
+  adapter: key(z.string().min(1).nullable(), null as string | null, "continue training this PEFT adapter (default: a new one)", { hint: "dir" }),
+  data: key(z.string().min(1).nullable(), null as string | null, "text to fine-tune on: a .txt file, or .jsonl(.gz) with a text field", { hint: "file" }),
+  textField: key(z.string().min(1), "text", "JSONL field that holds the text", { hint: "name" }),
+  idsFile: key(z.string().min(1).nullable(), null as string | null,
+    "JSON array of token-id rows; loss = mean next-token cross-entropy over all rows and positions (transformers' labels=input_ids loss for equal lengths)", { hint: "file" }),
+  out: key(z.string().min(1).nullable(), null as string | null, "folder to write the adapter to, PEFT format (required)", { hint: "dir" }),
+  rank: key(z.number().int().positive(), 8, "LoRA rank of a new adapter", { hint: "R" }),
+  alpha: key(z.number().nonnegative().nullable(), null as number | null, "LoRA alpha of a new adapter (default 2·rank)", { hint: "A" }),
+  rslora: key(z.boolean(), false, "scale a new adapter by alpha/sqrt(rank) (rsLoRA)"),
+  targets: key(
+    z.array(z.enum(TARGET_NAMES, { error: "unknown layer; choose from q,k,v,o,gate,up,down (or q_proj … down_proj)" }))
+      .min(1, { error: "name at least one layer: q,k,v,o,gate,up,down" })
+      .transform((ts) => ts.map((t) => LORA_TARGET_ALIASES[t])),
+    ALL_TARGETS, "layers a new adapter adapts", { hint: "q,k,v,o,gate,up,down" }),
+  optimizer: key(z.enum(["adamw", "sgd"]), "adamw", "adamw or sgd"),
+  lr: key(z.number().nonnegative(), 1e-3, "learning rate", { hint: "X" }),
+  schedule: key(z.enum(["constant", "cosine"]), "constant", "learning-rate schedule: constant or cosine"),
+  warmup: key(z.number().int().nonnegative(), 0, "linear warm-up steps", { hint: "N" }),
+  steps: key(z.number().int().nonnegative(), 100, "optimizer steps", { hint: "N" }),
+  batchSize: key(z.number().int().positive(), 8, "rows per step", { hint: "B" }),
+  seqLen: key(z.number().int().min(2), 128, "tokens per row with --data", { hint: "T" }),
+  maxGradNorm: key(z.number().nonnegative(), 1, "clip gradients to this global norm; 0 = off", { hint: "G" }),
+  weightDecay: key(z.number().nonnegative(), 0, "weight decay", { hint: "D" }),
+  seed: key(z.number().int(), 0, "seed for initialisation and batches", { hint: "S" }),
+  json: key(z.boolean(), false, "print one JSON object at the end"),
+};
 
-    const adapterDir = optStr(args.adapter);
-    let adapter: Adapter;
+type FinetuneFlags = Values<typeof FINETUNE_FLAGS>;
+
+export default defineVerb({
+  name: "finetune",
+  description: "Supervised fine-tuning of a LoRA adapter on text (next-token cross-entropy).",
+  keys: MODEL_KEYS,
+  flags: FINETUNE_FLAGS,
+  run({ keys, flags, argv }) {
+    // the flags' combinations, before the model is loaded
+    if (flags.out === null) throw new UserError("E_MISSING_FLAG", "--out is required", "see colloquy finetune --help");
+    const out = flags.out;
+    const adapterDir = flags.adapter;
     if (adapterDir) {
       for (const flag of ["rank", "alpha", "targets", "rslora"] as const) {
-        if (args[flag] !== undefined) throw new UserError("E_BAD_FLAG", `--${flag} applies to a new adapter, not to --adapter ${adapterDir}`);
+        if (flag in argv.values) throw new UserError("E_BAD_FLAG", `--${flag} applies to a new adapter, not to --adapter ${adapterDir}`);
       }
+    }
+    if ((flags.idsFile === null) === (flags.data === null)) throw new UserError("E_BAD_FLAG", "give exactly one of --data or --ids-file");
+
+    const s = openModel(keys, null);
+    const cfg = s.loaded.config;
+    const rng = new Rng(flags.seed);
+    let adapter: Adapter;
+    let alpha: number | null = null;
+    if (adapterDir) {
       adapter = loadPeftAdapter(adapterDir, cfg);
     } else {
-      const rank = int(args.rank, "rank", 8, { min: 1 });
-      adapter = createAdapter(path.basename(out), cfg, {
-        rank,
-        alpha: num(args.alpha, "alpha", 2 * rank, { min: 0 }),
-        rslora: Boolean(args.rslora),
-        targets: parseTargets(optStr(args.targets) ?? "q,k,v,o,gate,up,down"),
-      });
+      alpha = flags.alpha ?? 2 * flags.rank;
+      adapter = createAdapter(path.basename(out), cfg, { rank: flags.rank, alpha, rslora: flags.rslora, targets: flags.targets });
       initAdapterWeights(adapter, rng.fork("init"));
     }
     enableAdapterGrad(adapter, cfg);
 
-    const batchSize = int(args["batch-size"], "batch-size", 8, { min: 1 });
-    const nextBatch = batchesFrom(args, s, batchSize, rng.fork("batches"));
-    const kind = optStr(args.optimizer) ?? "adamw";
-    if (kind !== "adamw" && kind !== "sgd") throw new UserError("E_BAD_FLAG", `--optimizer must be adamw or sgd, got "${kind}"`);
-    const optimizer = new Optimizer({ ...DEFAULT_OPTIMIZER, kind, beta1: kind === "sgd" ? 0 : DEFAULT_OPTIMIZER.beta1, weightDecay: num(args["weight-decay"], "weight-decay", 0, { min: 0 }) },
+    const nextBatch = batchesFrom(flags, s, rng.fork("batches"));
+    const kind = flags.optimizer;
+    const optimizer = new Optimizer({ ...DEFAULT_OPTIMIZER, kind, beta1: kind === "sgd" ? 0 : DEFAULT_OPTIMIZER.beta1, weightDecay: flags.weightDecay },
       [adapterGroup(adapter)]);
-    const steps = int(args.steps, "steps", 100, { min: 0 });
-    const warmup = int(args.warmup, "warmup", 0, { min: 0 });
-    const scheduleName = optStr(args.schedule) ?? "constant";
-    if (scheduleName !== "constant" && scheduleName !== "cosine") throw new UserError("E_BAD_FLAG", `--schedule must be constant or cosine, got "${scheduleName}"`);
-    const schedule: Schedule = scheduleName === "cosine" ? { kind: "cosine", warmup, total: steps } : { kind: "constant", warmup };
+    const { steps, warmup } = flags;
+    const schedule: Schedule = flags.schedule === "cosine" ? { kind: "cosine", warmup, total: steps } : { kind: "constant", warmup };
 
     const bar = progress("finetune", steps, { quiet: false });
     const t0 = performance.now();
     let tokens = 0;
     const losses = trainLoop({
       model: s.model, adapter, optimizer, schedule, steps, nextBatch,
-      lr: num(args.lr, "lr", 1e-3, { min: 0 }),
-      maxGradNorm: num(args["max-grad-norm"], "max-grad-norm", 1, { min: 0 }),
+      lr: flags.lr,
+      maxGradNorm: flags.maxGradNorm,
       onStep: (step, st) => {
         tokens += st.tokens;
         bar.update(step + 1, { loss: st.loss, lr: st.lr, "tok/s": Math.round(tokens / ((performance.now() - t0) / 1000)) });
@@ -96,25 +105,17 @@ export default defineCommand({
     bar.stop();
     savePeftAdapter(out, adapter, s.loaded.path);
     const summary = { steps, first_loss: losses[0] ?? null, last_loss: losses[losses.length - 1] ?? null, out, losses };
+    // the resolved settings: the model actually loaded, and a continued adapter's own rank/alpha/targets rather than the unused defaults
+    const args = { ...keys, model: s.modelPath, ...flags, ...(adapterDir ? { rank: null, alpha: null, rslora: null, targets: null } : { alpha }) };
     writeFileAtomic(path.join(out, "finetune.json"), JSON.stringify({ ...summary, args }, null, 2) + "\n");
-    if (args.json) return printJson(summary);
+    if (flags.json) return printJson(summary);
     info(`loss ${summary.first_loss?.toFixed(4)} → ${summary.last_loss?.toFixed(4)} over ${steps} steps; adapter written to ${out}`);
   },
 });
 
-function parseTargets(list: string): LinearKind[] {
-  return list.split(",").map((t) => {
-    const kind = LORA_TARGET_ALIASES[t.trim()];
-    if (!kind) throw new UserError("E_BAD_FLAG", `--targets: unknown layer "${t}"`, "choose from q,k,v,o,gate,up,down");
-    return kind;
-  });
-}
-
 /** Batches from --ids-file (all rows in order, `batchSize` at a time, cycling) or from --data (random windows). */
-function batchesFrom(args: Record<string, unknown>, s: ReturnType<typeof openModel>, batchSize: number, rng: Rng): (step: number) => ArrayLike<number>[] {
-  const idsFile = optStr(args["ids-file"] as string | undefined);
-  const data = optStr(args.data as string | undefined);
-  if (Boolean(idsFile) === Boolean(data)) throw new UserError("E_BAD_FLAG", "give exactly one of --data or --ids-file");
+function batchesFrom(f: FinetuneFlags, s: ModelSession, rng: Rng): (step: number) => ArrayLike<number>[] {
+  const { idsFile, data, batchSize } = f;
   if (idsFile) {
     const rows = readJsonFile(idsFile, "ids file");
     if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every(Number.isInteger))) {
@@ -126,8 +127,8 @@ function batchesFrom(args: Record<string, unknown>, s: ReturnType<typeof openMod
     return (step) => Array.from({ length: batchSize }, (_, i) => all[(step * batchSize + i) % all.length]);
   }
   const tok = requireTokenizer(s.loaded);
-  const stream = tokenStream(tok, readDocuments(data!, optStr(args["text-field"] as string | undefined) ?? "text"));
-  const seqLen = Math.min(int(args["seq-len"] as string | undefined, "seq-len", 128, { min: 2 }), stream.length);
+  const stream = tokenStream(tok, readDocuments(data!, f.textField));
+  const seqLen = Math.min(f.seqLen, stream.length);
   if (stream.length < 2) throw new UserError("E_BAD_DATA", `${data}: too little text to train on (${stream.length} tokens)`);
   return windowSampler(stream, seqLen, batchSize, rng);
 }

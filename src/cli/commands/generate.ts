@@ -1,53 +1,56 @@
-import { defineCommand } from "citty";
+import { z } from "zod";
 import { generate } from "../../engine/generate.ts";
+import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { decodeContinuation } from "../../formats/tokenizer.ts";
 import { UserError } from "../../util/errors.ts";
+import { key } from "../../util/keys.ts";
 import { Rng } from "../../util/rng.ts";
-import { int, many, num } from "../args.ts";
-import { modelArgs, openModel, promptIds } from "../model-args.ts";
+import { openModel, promptIds } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
+import { defineVerb } from "../verb.ts";
 
-export const generateArgs = {
-  ...modelArgs,
-  prompt: { type: "string", description: "prompt text (HF: the tokenizer's special tokens are added; llama2.c: BOS first)" },
-  ids: { type: "string", description: "prompt token ids, comma-separated, used exactly as given", valueHint: "i,j,k" },
-  "max-tokens": { type: "string", description: "tokens to generate", required: true, valueHint: "N" },
-  temperature: { type: "string", description: "sampling temperature; 0 = greedy (default 1)", valueHint: "T" },
-  "top-k": { type: "string", description: "keep the K most likely tokens (default 0 = off)", valueHint: "K" },
-  "top-p": { type: "string", description: "nucleus sampling mass (default 1 = off)", valueHint: "P" },
-  seed: { type: "string", description: "random seed (default 0)", valueHint: "S" },
-  stop: { type: "string", description: "stop string (repeatable)" },
-  "ignore-eos": { type: "boolean", description: "keep generating after the end-of-sequence token" },
-  json: { type: "boolean", description: 'print {"ids": [...generated], "text": "..."}' },
-} as const;
+const GENERATE_FLAGS = {
+  adapter: key(z.string().min(1).nullable(), null as string | null, "a PEFT LoRA adapter folder to apply", { hint: "dir" }),
+  prompt: key(z.string(), "", "prompt text (HF: the tokenizer's special tokens are added; llama2.c: BOS first); default: BOS alone", { hint: "text" }),
+  ids: key(z.array(z.number().int().nonnegative()), [] as number[], "prompt token ids, comma-separated, used exactly as given (instead of --prompt)", { hint: "i,j,k" }),
+  maxTokens: key(z.number().int().nonnegative().nullable(), null as number | null, "tokens to generate (required)", { hint: "N" }),
+  temperature: key(z.number().nonnegative(), 1, "sampling temperature; 0 = greedy", { hint: "T" }),
+  topK: key(z.number().int().nonnegative(), 0, "keep the K most likely tokens; 0 = off", { hint: "K" }),
+  topP: key(z.number().min(0).max(1), 1, "nucleus sampling mass; 1 = off", { hint: "P" }),
+  seed: key(z.number().int(), 0, "random seed", { hint: "S" }),
+  stop: key(z.array(z.string()), [] as string[], "stop string, taken verbatim", { repeat: true, verbatim: true, hint: "text" }),
+  ignoreEos: key(z.boolean(), false, "keep generating after the end-of-sequence token"),
+  json: key(z.boolean(), false, 'print {"ids": [...generated], "text": "...", "finish_reason": "..."}'),
+};
 
-export default defineCommand({
-  meta: { name: "generate", description: "Generate text from a model (and optionally a LoRA adapter) with a KV cache." },
-  args: generateArgs,
-  run({ args, rawArgs }) {
-    const s = openModel(args);
-    const prompt = promptIds(s, args);
+export default defineVerb({
+  name: "generate",
+  description: "Generate text from a model (and optionally a LoRA adapter) with a KV cache.",
+  keys: MODEL_KEYS,
+  flags: GENERATE_FLAGS,
+  run({ keys, flags, argv }) {
+    if (flags.maxTokens === null) throw new UserError("E_MISSING_FLAG", "--max-tokens is required", "see colloquy generate --help");
+    const given = (k: string) => k in argv.values;
+    if (given("prompt") && given("ids")) throw new UserError("E_BAD_FLAG", "give --prompt or --ids, not both");
+    const s = openModel(keys, flags.adapter);
+    const prompt = promptIds(s, { prompt: given("prompt") ? flags.prompt : null, ids: given("ids") ? flags.ids : null });
     const tok = s.loaded.tokenizer;
-    const stop = many(rawArgs, "stop");
+    const stop = flags.stop;
     if (stop.length && !tok) throw new UserError("E_NO_TOKENIZER", "--stop needs a tokenizer to decode the text", "pass --tokenizer");
     const t0 = performance.now();
     const [r] = generate(s.model, [{
       prompt,
       adapter: s.adapter,
-      maxTokens: int(args["max-tokens"], "max-tokens", 0, { min: 0 }),
-      sampling: {
-        temperature: num(args.temperature, "temperature", 1, { min: 0 }),
-        topK: int(args["top-k"], "top-k", 0, { min: 0 }),
-        topP: num(args["top-p"], "top-p", 1, { min: 0, max: 1 }),
-      },
+      maxTokens: flags.maxTokens,
+      sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
       stopStrings: stop,
-      ignoreEos: Boolean(args["ignore-eos"]),
+      ignoreEos: flags.ignoreEos,
     }], {
-      rng: new Rng(int(args.seed, "seed", 0)),
+      rng: new Rng(flags.seed),
       decode: tok ? (ids) => decodeContinuation(tok, prompt, ids) : undefined,
     });
     const seconds = (performance.now() - t0) / 1000;
-    if (args.json) return printJson({ ids: r.ids, text: r.text, finish_reason: r.finishReason });
+    if (flags.json) return printJson({ ids: r.ids, text: r.text, finish_reason: r.finishReason });
     const shown = tok ? tok.decode(prompt, { skipSpecial: true }) + r.text : r.ids.join(",");
     process.stdout.write(shown + "\n");
     info(`${r.ids.length} tokens in ${seconds.toFixed(2)} s (${(r.ids.length / seconds).toFixed(1)} tokens/s), finished: ${r.finishReason}`);

@@ -15,7 +15,19 @@ import train from "./train.ts";
 import score from "./score.ts";
 import serve from "./serve.ts";
 
-export const COMMANDS: Record<string, CommandDef<any>> = {
+/**
+ * Any command, whatever its flags: a plain citty command with its own args, or a verb of verb.ts. citty's
+ * CommandDef<T> is invariant in T (its args are T, its setup/run/cleanup take the args parsed from T), so no one
+ * CommandDef<T> takes them all; here the hooks are methods taking `unknown`, which every command's hooks match
+ * (method parameters are compared both ways), while the whole stays a CommandDef for running.
+ */
+export type AnyCommand = Omit<CommandDef, "setup" | "cleanup" | "run"> & {
+  setup?(context: unknown): unknown;
+  cleanup?(context: unknown): unknown;
+  run?(context: unknown): unknown;
+};
+
+export const COMMANDS: Record<string, AnyCommand> = {
   inspect,
   generate,
   score,

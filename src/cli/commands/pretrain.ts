@@ -1,8 +1,8 @@
 import path from "node:path";
 import { defineCommand } from "citty";
-import { ensureDefaultModel } from "../../env/default-model.ts";
+import { ensureDefaultModel } from "../../pretrain/default-model.ts";
 import { readJsonFile } from "../../util/fs.ts";
-import { DEFAULT_PRETRAIN, type PretrainConfig, pretrain, savePretrained } from "../../engine/pretrain.ts";
+import { DEFAULT_PRETRAIN, type PretrainConfig, pretrain, savePretrained } from "../../pretrain/pretrain.ts";
 import { readDocuments } from "../../formats/text-data.ts";
 import { UserError } from "../../util/errors.ts";
 import { progress } from "../../util/progress.ts";

@@ -1,21 +1,22 @@
 import path from "node:path";
 import { defineCommand } from "citty";
 import { buildReport } from "../../eval/report/report.ts";
+import { RUN_FILES } from "../../run/names.ts";
 import { int, optStr, str } from "../args.ts";
 import { info, printJson } from "../output.ts";
 
 export const reportArgs = {
   run: { type: "positional", description: "the run folder (runs/<id>)", required: true },
-  out: { type: "string", description: "the HTML file to write (default <run>/report.html)", valueHint: "file" },
+  out: { type: "string", description: `the HTML file to write (default <run>/${RUN_FILES.report})`, valueHint: "file" },
   png: { type: "boolean", description: "also write every figure as <run>/report/<figure>.png and .svg (--no-png: the HTML only)", default: true },
   block: { type: "string", description: "iterations per block of the talk and message-value matrices (default: at most 5 blocks)", valueHint: "N" },
   json: { type: "boolean", description: "print one JSON object: the files written and the figures" },
 } as const;
 
 const DESCRIPTION =
-  "Write a run's report: report.html, one self-contained page readable offline (inline SVG and CSS, no scripts, no external " +
-  "requests) with the run's config and summary, training curves of every metric in metrics.jsonl, the talk and message-value " +
-  "matrices, every evaluation in <run>/eval/*.json (colloquy eval language, hh, machiavelli, judge) and sample transcripts; " +
+  `Write a run's report: ${RUN_FILES.report}, one self-contained page readable offline (inline SVG and CSS, no scripts, no external ` +
+  `requests) with the run's config and summary, training curves of every metric in ${RUN_FILES.metrics}, the talk and message-value ` +
+  `matrices, every evaluation in <run>/${RUN_FILES.eval}/*.json (colloquy eval language, hh, machiavelli, judge) and sample transcripts; ` +
   "and each figure as a PNG (2× size) and SVG under <run>/report/ for papers. Text from the run is escaped.";
 
 export default defineCommand({

@@ -1,62 +1,64 @@
 import fs from "node:fs";
-import { defineCommand } from "citty";
-import { CpuBackend } from "../../engine/backend.ts";
-import { type AgentRound, runEpisodes } from "../../env/episode.ts";
-import { SPLITS, type Split } from "../../env/sources/source.ts";
+import { z } from "zod";
+import { ENV_KEYS } from "../../env/config.ts";
+import { type AgentRound, type AgentSlot, runEpisodes } from "../../env/episode.ts";
+import { SPLITS } from "../../env/sources/source.ts";
 import { makeSource } from "../../env/sources/index.ts";
 import { summarize } from "../../env/summary.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
-import { loadPeftAdapter } from "../../formats/peft.ts";
+import { MODEL_KEYS, adapterKey } from "../../formats/model-keys.ts";
+import { readPeftAdapter } from "../../formats/peft.ts";
+import { agentAdapterName } from "../../run/names.ts";
 import { UserError } from "../../util/errors.ts";
+import { key } from "../../util/keys.ts";
 import { Rng } from "../../util/rng.ts";
-import { int, many, optStr } from "../args.ts";
-import { envArgs, envConfigFrom, fileList, slotsFrom } from "../env-args.ts";
-import { openModel } from "../model-args.ts";
+import { openBackend } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
+import { defineVerb } from "../verb.ts";
 
-export const rolloutArgs = {
-  model: { type: "string", description: "base model (default: the embedded default model, built on first use)", valueHint: "path" },
-  tokenizer: { type: "string", description: "tokenizer for a llama2.c model", valueHint: "path" },
-  adapter: { type: "string", description: "adapter of learner slot i (repeatable)", valueHint: "i=dir" },
-  ...envArgs,
-  episodes: { type: "string", description: "episodes in parallel (default 4)", valueHint: "B" },
-  split: { type: "string", description: "train, val (default) or test", valueHint: "split" },
-  seed: { type: "string", description: "seed (default 0)", valueHint: "S" },
-  deliver: { type: "boolean", description: "deliver messages (--no-deliver: switch delivery off)", default: true },
-  transcripts: { type: "string", description: "also write every agent-round record to this JSONL file", valueHint: "file" },
-  json: { type: "boolean", description: "print one JSON object (summary and transcripts)" },
-} as const;
+export const ROLLOUT_KEYS = {
+  ...MODEL_KEYS,
+  ...ENV_KEYS,
+  episodes: key(z.number().int().positive(), 4, "B: episodes run in parallel", { hint: "B" }),
+  split: key(z.enum(SPLITS as [string, ...string[]]), "val", "which split's worlds or documents: train, val or test"),
+  seed: key(z.number().int(), 0, "seed of the worlds and of every sampling draw", { hint: "S" }),
+  deliver: key(z.boolean(), true, "deliver messages (--no-deliver: switch delivery off, to measure what it is worth)"),
+};
 
-export default defineCommand({
-  meta: { name: "rollout", description: "Run episodes without training: print what the agents say and the reward table." },
-  args: rolloutArgs,
-  async run({ args, rawArgs }) {
-    const s = openModel({ ...args, adapter: undefined }, true);
-    const tok = requireTokenizer(s.loaded);
-    const backend = new CpuBackend(s.model);
+const ROLLOUT_FLAGS = {
+  config: key(z.string().nullable(), null as string | null, "a JSON file of the keys below (camelCase), read before the flags", { hint: "file" }),
+  adapter: adapterKey("the adapter of learner slot i (repeatable); learners without one run the base model", "i=dir"),
+  transcripts: key(z.string().nullable(), null as string | null, "also write every agent-round record to this JSONL file", { hint: "file" }),
+  json: key(z.boolean(), false, "print one JSON object (summary and transcripts)"),
+};
+
+export default defineVerb({
+  name: "rollout",
+  description: "Run episodes without training: print what the agents say and the reward table.",
+  keys: ROLLOUT_KEYS,
+  flags: ROLLOUT_FLAGS,
+  async run({ keys, flags }) {
+    const { loaded, backend } = await openBackend(keys);
+    const tok = requireTokenizer(loaded);
     const withAdapter = new Set<number>();
-    for (const spec of many(rawArgs, "adapter")) {
+    for (const spec of flags.adapter) {
       const m = /^(\d+)=(.+)$/.exec(spec);
       if (!m) throw new UserError("E_BAD_FLAG", `--adapter ${spec}: expected <slot>=<dir>, e.g. 1=runs/x/adapters/agent1`);
-      const adapter = loadPeftAdapter(m[2], s.loaded.config, `agent${m[1]}`);
-      backend.addAdapter(adapter);
-      withAdapter.add(Number(m[1]));
+      const slot = Number(m[1]);
+      if (keys.agents[slot] !== "learner") throw new UserError("E_BAD_FLAG", `--adapter ${spec}: slot ${slot} is not a learner`, `agents: ${keys.agents.join(",")}`);
+      await backend.importAdapter(agentAdapterName(slot), readPeftAdapter(m[2], loaded.config));
+      withAdapter.add(slot);
     }
-    const slots = slotsFrom(optStr(args.agents) ?? "learner,learner,learner", withAdapter);
-    for (const i of withAdapter) if (slots[i]?.kind !== "learner") throw new UserError("E_BAD_FLAG", `--adapter ${i}=...: slot ${i} is not a learner`);
-    const split = (optStr(args.split) ?? "val") as Split;
-    if (!SPLITS.includes(split)) throw new UserError("E_BAD_FLAG", `--split must be one of ${SPLITS.join(", ")}`);
-    const env = envConfigFrom(args);
-    const seed = int(args.seed, "seed", 0);
-    const source = makeSource(optStr(args.env) ?? "facts", { seed, files: fileList(rawArgs) });
+    const slots: AgentSlot[] = keys.agents.map((kind, i) => ({ kind, adapter: withAdapter.has(i) ? agentAdapterName(i) : null }));
+    const source = makeSource(keys.source, { seed: keys.seed, files: keys.files });
     const run = await runEpisodes({
-      backend, tokenizer: tok, source, split, slots, env, rng: new Rng(seed),
-      episodes: int(args.episodes, "episodes", 4, { min: 1 }), deliver: args.deliver !== false,
+      backend, tokenizer: tok, source, split: keys.split as (typeof SPLITS)[number], slots, env: keys, rng: new Rng(keys.seed),
+      episodes: keys.episodes, deliver: keys.deliver,
     });
     const summary = summarize(run);
     const records = run.records.flat(2).map(({ trace: _trace, ...r }) => r);
-    if (args.transcripts) fs.writeFileSync(String(args.transcripts), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
-    if (args.json) return printJson({ ...summary, message_value_by_round: run.messageValue, seconds: run.seconds, transcripts: records });
+    if (flags.transcripts) fs.writeFileSync(flags.transcripts, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    if (flags.json) return printJson({ ...summary, message_value_by_round: run.messageValue, seconds: run.seconds, transcripts: records });
     printTranscript(run.records.slice(0, 2));
     printTable(summary);
     info(`${run.generatedTokens} tokens generated in ${run.seconds.generate.toFixed(1)} s; scoring ${run.seconds.score.toFixed(1)} s`);

@@ -1,29 +1,34 @@
-import { defineCommand } from "citty";
+import { z } from "zod";
 import { scoreRows } from "../../engine/score.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
+import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { UserError } from "../../util/errors.ts";
-import { idList } from "../args.ts";
-import { modelArgs, openModel } from "../model-args.ts";
+import { key } from "../../util/keys.ts";
+import { openModel } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
+import { defineVerb } from "../verb.ts";
 
-export const scoreArgs = {
-  ...modelArgs,
-  text: { type: "string", description: "text to score (tokenized with the tokenizer's special tokens, as --prompt)" },
-  ids: { type: "string", description: "token ids to score, comma-separated, used exactly as given", valueHint: "i,j,k" },
-  json: { type: "boolean", description: 'print {"ids": [...], "logprobs": [null, lp1, ...]}' },
-} as const;
+const SCORE_FLAGS = {
+  adapter: key(z.string().min(1).nullable(), null as string | null, "a PEFT LoRA adapter folder to apply", { hint: "dir" }),
+  text: key(z.string(), "", "text to score (tokenized with the tokenizer's special tokens, as generate's --prompt)", { hint: "text" }),
+  ids: key(z.array(z.number().int().nonnegative()), [] as number[], "token ids to score, comma-separated, used exactly as given (instead of --text)", { hint: "i,j,k" }),
+  json: key(z.boolean(), false, 'print {"ids": [...], "logprobs": [null, lp1, ...]}'),
+};
 
-export default defineCommand({
-  meta: { name: "score", description: "Log-probability of every token given the tokens before it (natural log)." },
-  args: scoreArgs,
-  run({ args }) {
-    const s = openModel(args);
-    if ((args.text === undefined) === (args.ids === undefined)) throw new UserError("E_BAD_FLAG", "give exactly one of --text or --ids");
-    const ids = args.ids !== undefined ? idList(args.ids, "ids") : requireTokenizer(s.loaded).encode(String(args.text), { addSpecial: true });
+export default defineVerb({
+  name: "score",
+  description: "Log-probability of every token given the tokens before it (natural log).",
+  keys: MODEL_KEYS,
+  flags: SCORE_FLAGS,
+  run({ keys, flags, argv }) {
+    const byIds = "ids" in argv.values;
+    if (byIds === ("text" in argv.values)) throw new UserError("E_BAD_FLAG", "give exactly one of --text or --ids");
+    const s = openModel(keys, flags.adapter);
+    const ids = byIds ? flags.ids : requireTokenizer(s.loaded).encode(flags.text, { addSpecial: true });
     if (ids.length === 0) throw new UserError("E_BAD_FLAG", "nothing to score: the token list is empty");
     const [r] = scoreRows(s.model, [{ tokens: ids, adapter: s.adapter }]);
     const logprobs = Array.from(r.logprobs, (x, i) => (i === 0 ? null : x));
-    if (args.json) return printJson({ ids, logprobs });
+    if (flags.json) return printJson({ ids, logprobs });
     const tok = s.loaded.tokenizer;
     let total = 0;
     ids.forEach((id, i) => {

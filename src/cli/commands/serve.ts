@@ -4,38 +4,41 @@
  * the HTTP side. SIGINT/SIGTERM shut it down cleanly (exit 0).
  */
 import path from "node:path";
-import { defineCommand } from "citty";
+import { z } from "zod";
 import { loadTokenizerAt, requireTokenizer } from "../../formats/load-model.ts";
-import { loadPeftAdapter } from "../../formats/peft.ts";
+import { MODEL_KEYS, type ModelKeys } from "../../formats/model-keys.ts";
+import { readPeftAdapter } from "../../formats/peft.ts";
+import { agentAdapterName } from "../../run/names.ts";
 import { FALLBACK_TEMPLATE_DOC } from "../../serve/chat-template.ts";
 import type { ServeSetup, ServedModel } from "../../serve/engine.ts";
 import { listen } from "../../serve/server.ts";
 import { Service, type ServeLimits } from "../../serve/service.ts";
 import { WorkerEngine } from "../../serve/worker-engine.ts";
 import { UserError } from "../../util/errors.ts";
-import { int, many, optStr, str } from "../args.ts";
-import { evalModelArgs, evalSetup } from "../eval-args.ts";
+import { key } from "../../util/keys.ts";
+import { EVAL_MODEL_KEYS, evalSetup } from "../eval-args.ts";
+import { adapterKey } from "../../formats/model-keys.ts";
 import { info } from "../output.ts";
+import { defineVerb } from "../verb.ts";
 
-export const serveArgs = {
-  model: evalModelArgs.model,
-  tokenizer: evalModelArgs.tokenizer,
-  adapter: { type: "string", description: "serve this PEFT adapter as model NAME (repeatable; NAME defaults to the folder's name)", valueHint: "name=dir" },
-  run: { type: "string", description: "serve every agent adapter of this run (models agent0, agent1, …)", valueHint: "runs/<id>" },
-  host: { type: "string", description: "address to listen on (default 127.0.0.1)", valueHint: "addr" },
-  port: { type: "string", description: "port (default 8000; 0 = any free port)", valueHint: "P" },
-  "max-batch": { type: "string", description: "most completions in one engine call, and in one request (prompts × n) (default 16)", valueHint: "N" },
-  "max-queue": { type: "string", description: "requests that may wait for the engine; more get 429 (default 64)", valueHint: "N" },
-  "max-body-bytes": { type: "string", description: "largest request body; larger gets 413 (default 1048576)", valueHint: "B" },
-  "max-prompt-tokens": { type: "string", description: "longest prompt; longer gets 400 (default: the model's context)", valueHint: "N" },
-  seed: { type: "string", description: "seed of the server's generator, for requests without a seed (default 0)", valueHint: "S" },
-  grace: { type: "string", description: "seconds shutdown waits for the running batch (default 30)", valueHint: "S" },
-} as const;
+export const SERVE_FLAGS = {
+  adapter: adapterKey("serve this PEFT adapter as model NAME (NAME defaults to the folder's name)", "name=dir"),
+  run: key(z.string().min(1).nullable(), null as string | null, `serve every agent adapter of this run (models ${agentAdapterName(0)}, ${agentAdapterName(1)}, …)`, { hint: "runs/<id>" }),
+  host: key(z.string().min(1), "127.0.0.1", "address to listen on", { hint: "addr" }),
+  port: key(z.number().int().min(0).max(65535), 8000, "port; 0 = any free port", { hint: "P" }),
+  maxBatch: key(z.number().int().positive(), 16, "most completions in one engine call, and in one request (prompts × n)", { hint: "N" }),
+  maxQueue: key(z.number().int().nonnegative(), 64, "requests that may wait for the engine; more get 429", { hint: "N" }),
+  maxBodyBytes: key(z.number().int().positive(), 1 << 20, "largest request body; larger gets 413", { hint: "B" }),
+  maxPromptTokens: key(z.number().int().positive().nullable(), null as number | null, "longest prompt; longer gets 400 (default: the model's context)", { hint: "N" }),
+  seed: key(z.number().int(), 0, "seed of the server's generator, for requests without a seed", { hint: "S" }),
+  grace: key(z.number().int().nonnegative(), 30, "seconds shutdown waits for the running batch", { hint: "S" }),
+};
 
 /** What the worker is told to load. */
 export interface ServeOptions {
   model: string | null;
   tokenizer: string | null;
+  backend?: ModelKeys["backend"]; // default: cpu
   run: string | null;
   adapters: [name: string, dir: string][];
 }
@@ -52,14 +55,14 @@ export function parseAdapterFlag(v: string): [string, string] {
 }
 
 /** Loads the base model and every adapter into one backend and names them (runs in the engine's worker). */
-export function serveSetup(o: ServeOptions): ServeSetup {
-  const setup = evalSetup({ model: o.model ?? undefined, tokenizer: o.tokenizer ?? undefined, run: o.run ?? undefined });
+export async function serveSetup(o: ServeOptions): Promise<ServeSetup> {
+  const setup = await evalSetup({ model: o.model ?? null, tokenizer: o.tokenizer ?? null, backend: o.backend ?? MODEL_KEYS.backend.default, run: o.run ?? null });
   const tokenizer = requireTokenizer(setup.loaded);
   const models: ServedModel[] = setup.systems.map((s) => ({ id: s.name, adapter: s.adapter }));
   const taken = (id: string) => models.some((m) => m.id === id);
   for (const [name, dir] of o.adapters) {
     if (taken(name)) throw new UserError("E_BAD_FLAG", `two models are named "${name}"`, "give each --adapter its own name: --adapter name=dir");
-    setup.backend.addAdapter(loadPeftAdapter(dir, setup.loaded.config, name));
+    await setup.backend.importAdapter(name, readPeftAdapter(dir, setup.loaded.config));
     models.push({ id: name, adapter: name });
   }
   const alias = path.basename(setup.loaded.path).replace(/\.bin$/, "");
@@ -67,30 +70,25 @@ export function serveSetup(o: ServeOptions): ServeSetup {
   return { backend: setup.backend, tokenizer, tokenizerPath: setup.loaded.tokenizerPath, models, contextLength: setup.loaded.config.maxSeqLen };
 }
 
-export default defineCommand({
-  meta: {
-    name: "serve",
-    description: "An OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions with streaming and logprobs) over the base " +
+export default defineVerb({
+  name: "serve",
+  description: "An OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions with streaming and logprobs) over the base " +
       'model (model "base", also its folder\'s name) and each adapter (one model name each). Chat uses the chat template of ' +
       `tokenizer_config.json; a model without one gets the plain fallback: ${FALLBACK_TEMPLATE_DOC}. ` +
       "Requests that arrive together run as one batch; SIGINT/SIGTERM stop it cleanly.",
-  },
-  args: serveArgs,
-  async run({ args, rawArgs }) {
+  keys: EVAL_MODEL_KEYS,
+  flags: SERVE_FLAGS,
+  async run({ keys, flags }) {
     const options: ServeOptions = {
-      model: optStr(args.model) ?? null, tokenizer: optStr(args.tokenizer) ?? null, run: optStr(args.run) ?? null,
-      adapters: many(rawArgs, "adapter").map(parseAdapterFlag),
+      model: keys.model, tokenizer: keys.tokenizer, backend: keys.backend, run: flags.run,
+      adapters: flags.adapter.map(parseAdapterFlag),
     };
     const limits: Partial<ServeLimits> = {
-      maxBatch: int(args["max-batch"], "max-batch", 16, { min: 1 }),
-      maxQueue: int(args["max-queue"], "max-queue", 64, { min: 0 }),
-      maxBodyBytes: int(args["max-body-bytes"], "max-body-bytes", 1 << 20, { min: 1 }),
-      maxPromptTokens: int(args["max-prompt-tokens"], "max-prompt-tokens", Number.MAX_SAFE_INTEGER, { min: 1 }),
+      maxBatch: flags.maxBatch, maxQueue: flags.maxQueue, maxBodyBytes: flags.maxBodyBytes,
+      maxPromptTokens: flags.maxPromptTokens ?? Number.MAX_SAFE_INTEGER,
     };
-    const port = int(args.port, "port", 8000, { min: 0, max: 65535 });
-    const host = str(args.host, "host", "127.0.0.1");
-    const seed = int(args.seed, "seed", 0);
-    const graceMs = 1000 * int(args.grace, "grace", 30, { min: 0 });
+    const { port, host, seed } = flags;
+    const graceMs = 1000 * flags.grace;
 
     const onBug = (e: unknown) => info(`colloquy serve: internal error (a bug, please report it)\n${(e as Error)?.stack ?? String(e)}`);
     const engine = await WorkerEngine.start(import.meta.url, "serveSetup", options);

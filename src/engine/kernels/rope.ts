@@ -17,7 +17,7 @@ export interface RopeTables {
 export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling | null): Float64Array {
   const half = headDim / 2;
   const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
+  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim)));
   if (scaling?.type === "linear") {
     for (let i = 0; i < half; i++) inv[i] = inv[i] / scaling.factor;
   } else if (scaling?.type === "llama3") {

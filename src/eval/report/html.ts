@@ -16,7 +16,7 @@ export function cell(v: Cell, digits = 4): string {
 /** "0.612 [0.592, 0.632]": a value with its interval. */
 export function withInterval(v: number | null | undefined, iv: readonly (number | null)[] | null | undefined, digits = 4): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
-  if (!iv || iv.length !== 2 || iv.some((x) => x === null || !Number.isFinite(x))) return fmtNum(v, digits);
+  if (iv?.length !== 2 || iv.some((x) => x === null || !Number.isFinite(x))) return fmtNum(v, digits);
   return `${fmtNum(v, digits)} [${fmtNum(iv[0], digits)}, ${fmtNum(iv[1], digits)}]`;
 }
 

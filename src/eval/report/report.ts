@@ -17,6 +17,7 @@ import { type LanguageResult, languageSection } from "./language-section.ts";
 import { pngRenderer, systemFontsLikely } from "./png.ts";
 import { esc, fmtNum, standalone } from "./svg.ts";
 import { type Figure, agentLabel, matrixFigures, trainingFigures } from "./training.ts";
+import { runPath } from "../../run/names.ts";
 
 export interface ReportOptions {
   out?: string; // the HTML file (default <run>/report.html)
@@ -87,7 +88,7 @@ interface EvalPart {
 }
 
 function evalParts(runDir: string, agents: readonly string[]): EvalPart[] {
-  const dir = path.join(runDir, "eval");
+  const dir = runPath(runDir, "eval");
   const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort() : [];
   return files.map((f) => {
     const kind = f.slice(0, -5);
@@ -113,12 +114,12 @@ function evalBody(parts: readonly EvalPart[]): string {
 
 /** Builds report.html and the PNGs; returns what it wrote. */
 export async function buildReport(runDir: string, o: ReportOptions = {}): Promise<ReportResult> {
-  if (!fs.existsSync(path.join(runDir, "config.json"))) throw new UserError("E_NOT_FOUND", `no run in ${runDir} (config.json missing)`, "give a folder written by colloquy train");
-  const saved = readJsonFile(path.join(runDir, "config.json"), "run config") as Obj;
-  const summaryFile = path.join(runDir, "summary.json");
+  if (!fs.existsSync(runPath(runDir, "config"))) throw new UserError("E_NOT_FOUND", `no run in ${runDir} (config.json missing)`, "give a folder written by colloquy train");
+  const saved = readJsonFile(runPath(runDir, "config"), "run config") as Obj;
+  const summaryFile = runPath(runDir, "summary");
   const summary = fs.existsSync(summaryFile) ? (readJsonFile(summaryFile, "run summary") as Obj) : null;
   const agents = (((saved.config ?? {}) as Obj).agents ?? []) as string[];
-  const metrics = readJsonl<Obj>(path.join(runDir, "metrics.jsonl"));
+  const metrics = readJsonl<Obj>(runPath(runDir, "metrics"));
   const last = Math.max(0, ...metrics.map((m) => Number(m.iteration) || 0));
   const block = o.block ?? defaultBlock(last);
 
@@ -145,7 +146,7 @@ export async function buildReport(runDir: string, o: ReportOptions = {}): Promis
   const subtitle = `${runDir}: ${all.length} figures; each is also report/<figure>.png${o.png === false ? " (not written this time: --no-png)" : ""}` +
     (fonts ? "" : "; no system fonts were found, so the PNGs may lack their text (install fonts-dejavu-core)") + ".";
   const html = page(`colloquy report: ${path.basename(path.resolve(runDir))}`, subtitle, sections);
-  const out = o.out ?? path.join(runDir, "report.html");
+  const out = o.out ?? runPath(runDir, "report");
   writeFileAtomic(out, html);
 
   const files: ReportResult["figures"] = [];

@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { MetricsLog } from "./metrics-log.ts";
 import { TranscriptIndex } from "./transcript-index.ts";
+import { RUN_FILES, runPath } from "../../run/names.ts";
 
 export type RunStatus = "starting" | "running" | "finished" | "stopped";
 
@@ -43,13 +44,13 @@ export class WatchedRun {
   constructor(id: string, dir: string) {
     this.id = id;
     this.dir = dir;
-    this.metrics = new MetricsLog(path.join(dir, "metrics.jsonl"));
+    this.metrics = new MetricsLog(runPath(dir, "metrics"));
   }
 
   /** The transcripts index, built on first use and kept up to date by `refresh`. */
   transcripts(): TranscriptIndex {
     if (!this.transcriptIndex) {
-      this.transcriptIndex = new TranscriptIndex(path.join(this.dir, "transcripts.jsonl"));
+      this.transcriptIndex = new TranscriptIndex(runPath(this.dir, "transcripts"));
       this.transcriptIndex.refresh();
     }
     return this.transcriptIndex;
@@ -61,11 +62,11 @@ export class WatchedRun {
 
   /** Reads what changed: the config if rewritten, appended metrics lines and transcript records. */
   refresh(): { metricsReset: boolean; metricsAdded: number; transcriptsAdded: number } {
-    const st = fs.statSync(path.join(this.dir, "config.json"), { throwIfNoEntry: false });
+    const st = fs.statSync(runPath(this.dir, "config"), { throwIfNoEntry: false });
     if (st && st.mtimeMs !== this.configMtime) {
       this.configMtime = st.mtimeMs;
       try {
-        this.config = JSON.parse(fs.readFileSync(path.join(this.dir, "config.json"), "utf8"));
+        this.config = JSON.parse(fs.readFileSync(runPath(this.dir, "config"), "utf8"));
       } catch {
         this.config = null; // being written; read again next time
         this.configMtime = -1;
@@ -78,10 +79,10 @@ export class WatchedRun {
 
   status(now = Date.now()): RunStatus {
     const mtime = (name: string) => fs.statSync(path.join(this.dir, name), { throwIfNoEntry: false })?.mtimeMs ?? -1;
-    const metrics = mtime("metrics.jsonl");
-    const summary = mtime("summary.json");
+    const metrics = mtime(RUN_FILES.metrics);
+    const summary = mtime(RUN_FILES.summary);
     if (summary >= 0 && summary >= metrics) return "finished";
-    const latest = Math.max(metrics, mtime("transcripts.jsonl"), mtime("checkpoint/state.json"), mtime("config.json"));
+    const latest = Math.max(metrics, mtime(RUN_FILES.transcripts), mtime(RUN_FILES.checkpointState), mtime(RUN_FILES.config));
     const quiet = now - latest;
     if (metrics < 0) return quiet < quietLimitMs(0) ? "starting" : "stopped";
     return quiet < quietLimitMs(this.metrics.slowestIteration) ? "running" : "stopped";

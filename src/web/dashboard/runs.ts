@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { WatchedRun } from "./run.ts";
+import { runPath } from "../../run/names.ts";
 
 export interface RunsIndexOptions {
   rescanMs?: number; // how often to look for new run folders (default 2000)
@@ -66,10 +67,10 @@ export class RunsIndex {
 
 /** A run folder: config.json and metrics.jsonl, or (a run that is starting) a config.json with a "config" object. */
 export function isRunFolder(dir: string): boolean {
-  if (!fs.existsSync(path.join(dir, "config.json"))) return false;
-  if (fs.existsSync(path.join(dir, "metrics.jsonl"))) return true;
+  if (!fs.existsSync(runPath(dir, "config"))) return false;
+  if (fs.existsSync(runPath(dir, "metrics"))) return true;
   try {
-    const c = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
+    const c = JSON.parse(fs.readFileSync(runPath(dir, "config"), "utf8"));
     return typeof c === "object" && c !== null && typeof c.config === "object" && c.config !== null; // not a model's config.json
   } catch {
     return false;

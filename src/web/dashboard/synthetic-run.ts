@@ -4,7 +4,7 @@
  * hours on a CPU).
  */
 import fs from "node:fs";
-import path from "node:path";
+import { agentAdapterName, runPath } from "../../run/names.ts";
 
 /**
  * Writes a run of `iterations` iterations with every field of a real metrics line (K agents) and
@@ -14,7 +14,7 @@ export function syntheticRun(dir: string, o: { iterations: number; agents?: numb
   const K = o.agents ?? 3, per = o.perIteration ?? 2;
   fs.mkdirSync(dir, { recursive: true });
   const agents = Array.from({ length: K }, (_, i) => (i === K - 1 && K > 2 ? "liar" : "learner"));
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({
+  fs.writeFileSync(runPath(dir, "config"), JSON.stringify({
     config: { agents, rounds: 2, iterations: o.iterations, transcriptEpisodes: 1, seed: 0 }, preset: o.preset ?? "synthetic", created: new Date().toISOString(),
   }));
   let seed = 12345;
@@ -37,7 +37,7 @@ export function syntheticRun(dir: string, o: { iterations: number; agents?: numb
     for (let k = 0; k < per; k++) {
       const agent = k % K, round = 1 + (Math.floor(k / K) % 2);
       transcripts.push(JSON.stringify({
-        iteration: it, episode: 0, world: it, round, agent, kind: agents[agent], adapter: agents[agent] === "learner" ? `agent${agent}` : null,
+        iteration: it, episode: 0, world: it, round, agent, kind: agents[agent], adapter: agents[agent] === "learner" ? agentAdapterName(agent) : null,
         excerpt: `Excerpt of agent ${agent} at iteration ${it}. Ana has ${it % 7} coins.`, prompt: `You are agent ${agent}.\nSTATE:`,
         completion: ` Ana has ${it % 7} coins.\n${agent}:${(agent + 1) % K}:Ana has ${it % 7} coins`, state: `Ana has ${it % 7} coins.`,
         sent: [{ from: agent, to: (agent + 1) % K, text: `Ana has ${it % 7} coins` }], received: [], violations: [],
@@ -46,6 +46,6 @@ export function syntheticRun(dir: string, o: { iterations: number; agents?: numb
       }));
     }
   }
-  fs.writeFileSync(path.join(dir, "metrics.jsonl"), metrics.join("\n") + "\n");
-  fs.writeFileSync(path.join(dir, "transcripts.jsonl"), transcripts.join("\n") + "\n");
+  fs.writeFileSync(runPath(dir, "metrics"), metrics.join("\n") + "\n");
+  fs.writeFileSync(runPath(dir, "transcripts"), transcripts.join("\n") + "\n");
 }

@@ -62,7 +62,7 @@ function kindOf(v) {
 const X_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 25000, 50000, 100000, 200000, 500000, 1000000];
 
 /** Tick labels with as many decimals as the step between ticks needs. */
-function ticks(u, splits) {
+function ticks(_u, splits) {
   const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
   const big = Math.max(...splits.map((v) => Math.abs(v)));
   if (big >= 1e6 || (big > 0 && big < 1e-4)) return splits.map((v) => (v === 0 ? "0" : v.toExponential(1)));
@@ -236,7 +236,7 @@ export class ChartGrid {
         legend: { live: true },
         axes: [{ size: 36, incrs: X_STEPS }, { size: 60, values: ticks }],
         series: [
-          { label: "iteration", value: (u, v) => (v === null || v === undefined ? "–" : String(Math.round(v))) },
+          { label: "iteration", value: (_u, v) => (v === null || v === undefined ? "–" : String(Math.round(v))) },
           ...data.series.map((s, k) => ({
             label: s.label,
             stroke: s.color,
@@ -244,7 +244,7 @@ export class ChartGrid {
             dash: DASHES[s.run % DASHES.length],
             spanGaps: true,
             points: { show: data.sparse[k], size: 5 },
-            value: (u, v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(4)),
+            value: (_u, v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(4)),
           })),
         ],
       };

@@ -49,7 +49,7 @@ export function signed(x, digits = 3) {
 /** An API error as one line: error[E_CODE]: message (hint: …). */
 export class ApiError extends Error {
   constructor(status, body) {
-    const e = body && body.error ? body.error : { code: `E_HTTP_${status}`, message: `the server answered ${status}` };
+    const e = body?.error ? body.error : { code: `E_HTTP_${status}`, message: `the server answered ${status}` };
     super(`error[${e.code}]: ${e.message}${e.hint ? ` (hint: ${e.hint})` : ""}`);
     this.status = status;
     this.code = e.code;

@@ -25,7 +25,7 @@ export function matricesAt(run, lineIndices, at, cumulative) {
     if (!t) continue;
     for (let s = 0; s < t.length; s++) for (let r = 0; r < t[s].length; r++) {
       talk[s][r] += t[s][r] || 0;
-      const val = v && v[s] ? v[s][r] : null;
+      const val = v?.[s] ? v[s][r] : null;
       if (typeof val === "number") {
         const w = Math.max(1, t[s][r] || 0);
         vsum[s][r] += val * w;

@@ -36,8 +36,8 @@ export class TranscriptBrowser {
     const keep = (sel) => sel.value;
     const [a, r, e] = [keep(this.agent), keep(this.round), keep(this.episode)];
     clear(this.agent).append(option("", "all", true), ...(summary ? summary.agents.map((kind, i) => option(String(i), `${i} (${kind})`, a === String(i))) : []));
-    clear(this.round).append(option("", "all", true), ...Array.from({ length: (summary && summary.rounds) || 0 }, (_, i) => option(String(i + 1), String(i + 1), r === String(i + 1))));
-    clear(this.episode).append(option("", "all", true), ...Array.from({ length: (summary && summary.transcript_episodes) || 0 }, (_, i) => option(String(i), String(i), e === String(i))));
+    clear(this.round).append(option("", "all", true), ...Array.from({ length: summary?.rounds || 0 }, (_, i) => option(String(i + 1), String(i + 1), r === String(i + 1))));
+    clear(this.episode).append(option("", "all", true), ...Array.from({ length: summary?.transcript_episodes || 0 }, (_, i) => option(String(i), String(i), e === String(i))));
     this.iterations = [];
     await this.refreshIterations();
   }
@@ -112,7 +112,7 @@ function field(label, ...content) {
 /** One agent-round: header, excerpt, inbox, state, sent messages with their values, and the raw prompt/completion. */
 export function recordCard(r) {
   const values = Array.isArray(r.message_values) ? [...r.message_values] : [];
-  const valueOf = (m) => {
+  const valueOfMessage = (m) => {
     const k = values.findIndex((v) => v.to === m.to && v.text === m.text);
     return k < 0 ? null : values.splice(k, 1)[0].value;
   };
@@ -134,7 +134,7 @@ export function recordCard(r) {
     field("inbox", received.length ? el("ul", { class: "msgs" }, received.map((m) => el("li", {}, el("span", { class: "who", text: `from ${m.from}` }), el("span", { class: "text", text: m.text })))) : el("span", { class: "muted", text: "(empty)" })),
     field("state", el("p", { class: "text state", text: r.state ?? "" })),
     field("sent", sent.length ? el("ul", { class: "msgs" }, sent.map((m) => {
-      const v = valueOf(m);
+      const v = valueOfMessage(m);
       return el("li", {}, el("span", { class: "who", text: `to ${m.to}` }), el("span", { class: "text", text: m.text }),
         el("span", { class: v === null ? "value muted" : v >= 0 ? "value good" : "value bad", text: v === null ? "value –" : `value ${signed(v)}` }));
     })) : el("span", { class: "muted", text: "(none)" })),

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { defineCommand } from "citty";
-import { HH_BASE_URL, HH_SPLITS, HH_SUBSETS, type HhSplit, type HhSubset, checkJsonlGz, downloadJsonlGz, hhFile, hhRecordKeys, sha256File } from "../../../eval/download.ts";
+import { type DownloadResult, HH_BASE_URL, HH_SPLITS, HH_SUBSETS, type HhSplit, type HhSubset, checkJsonlGz, downloadJsonlGz, hhFile, hhRecordKeys, sha256File } from "../../../eval/download.ts";
 import { UserError } from "../../../util/errors.ts";
 import { progress } from "../../../util/progress.ts";
 import { optStr } from "../../args.ts";
@@ -49,7 +49,7 @@ export default defineCommand({
     const make = DATASETS[name];
     if (!make) throw new UserError("E_UNKNOWN_DATASET", `unknown dataset "${name}"`, `known: ${Object.keys(DATASETS).join(", ")}`);
     const t = make(args);
-    let result;
+    let result: DownloadResult & { dataset: string; downloaded: boolean };
     if (fs.existsSync(t.dest) && !args.force) {
       const records = checkJsonlGz(t.dest, t.recordKeys, t.dest);
       result = { dataset: name, url: t.url, path: t.dest, bytes: fs.statSync(t.dest).size, sha256: sha256File(t.dest), records, downloaded: false };

@@ -1,21 +1,23 @@
 import fs from "node:fs";
-import { defineCommand } from "citty";
+import { z } from "zod";
 import { type HhSummary, encodePairs, readHhPairs, scorePairs, summarizeHh, type PairScore } from "../../../eval/hh.ts";
 import { formatInterval } from "../../../eval/stats.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
+import { UserError } from "../../../util/errors.ts";
+import { key } from "../../../util/keys.ts";
 import { progress } from "../../../util/progress.ts";
-import { int, optStr, str } from "../../args.ts";
-import { evalModelArgs, evalSetup, saveEvalResult } from "../../eval-args.ts";
+import { EVAL_MODEL_KEYS, EVAL_TARGET_FLAGS, evalSetup, saveEvalResult } from "../../eval-args.ts";
 import { info, printJson } from "../../output.ts";
+import { defineVerb } from "../../verb.ts";
 
-export const hhArgs = {
-  ...evalModelArgs,
-  data: { type: "string", description: "HH-RLHF records, .jsonl or .jsonl.gz, one {chosen, rejected} per line (get them with `colloquy data download hh-rlhf`)", valueHint: "file" },
-  limit: { type: "string", description: "score only the first N pairs", valueHint: "N" },
-  details: { type: "string", description: "write one JSON line per pair: index, and per system both replies' log-probs (summed, per token) and token counts", valueHint: "file" },
-  quiet: { type: "boolean", description: "no progress on stderr" },
-  json: { type: "boolean", description: "print one JSON object: accuracy, accuracy_per_token, n and 95% intervals (top level: the base model; `systems`: every system)" },
-} as const;
+export const HH_FLAGS = {
+  ...EVAL_TARGET_FLAGS,
+  data: key(z.string().min(1).nullable(), null as string | null, "HH-RLHF records, .jsonl or .jsonl.gz, one {chosen, rejected} per line (get them with `colloquy data download hh-rlhf`; required)", { hint: "file" }),
+  limit: key(z.number().int().positive().nullable(), null as number | null, "score only the first N pairs (default: all)", { hint: "N" }),
+  details: key(z.string().min(1).nullable(), null as string | null, "write one JSON line per pair: index, and per system both replies' log-probs (summed, per token) and token counts", { hint: "file" }),
+  quiet: key(z.boolean(), false, "no progress on stderr"),
+  json: key(z.boolean(), false, "print one JSON object: accuracy, accuracy_per_token, n and 95% intervals (top level: the base model; `systems`: every system)"),
+};
 
 const DESCRIPTION =
   "HH-RLHF preference accuracy. Each pair is split at its last \"\\n\\nAssistant:\"; the model is right when " +
@@ -35,14 +37,16 @@ function systemJson(name: string, adapter: string | null, s: HhSummary) {
   };
 }
 
-export default defineCommand({
-  meta: { name: "hh", description: DESCRIPTION },
-  args: hhArgs,
-  async run({ args }) {
-    const data = str(args.data, "data");
-    const limit = args.limit === undefined ? undefined : int(args.limit, "limit", 0, { min: 1 });
-    const pairs = readHhPairs(data, limit);
-    const setup = evalSetup(args);
+export default defineVerb({
+  name: "eval hh",
+  description: DESCRIPTION,
+  keys: EVAL_MODEL_KEYS,
+  flags: HH_FLAGS,
+  async run({ keys, flags }) {
+    if (flags.data === null) throw new UserError("E_MISSING_FLAG", "--data is required", "see colloquy eval hh --help");
+    const data = flags.data;
+    const pairs = readHhPairs(data, flags.limit ?? undefined);
+    const setup = await evalSetup({ ...keys, run: flags.run, adapter: flags.adapter });
     const tok = requireTokenizer(setup.loaded);
     const window = setup.backend.config.maxSeqLen;
     const t0 = Date.now();
@@ -54,14 +58,14 @@ export default defineCommand({
 
     const perSystem: { name: string; adapter: string | null; scores: PairScore[]; summary: HhSummary }[] = [];
     for (const sys of setup.systems) {
-      const bar = progress(`hh ${sys.name}`, pairs.length, { quiet: Boolean(args.quiet) });
+      const bar = progress(`hh ${sys.name}`, pairs.length, { quiet: flags.quiet });
       const scores = await scorePairs(setup.backend, pairs, encoded, sys.adapter, (d) => bar.update(d));
       bar.stop();
       perSystem.push({ name: sys.name, adapter: sys.adapter, scores, summary: summarizeHh(scores) });
     }
     const seconds = (Date.now() - t0) / 1000;
 
-    const details = optStr(args.details);
+    const details = flags.details;
     if (details) {
       const lines = pairs.map((p, i) => JSON.stringify({
         index: p.index, context_tokens: encoded[i].contextTokens, context_tokens_kept: encoded[i].keptContext, truncated: encoded[i].truncated,
@@ -87,7 +91,7 @@ export default defineCommand({
       systems, seconds,
     };
     saveEvalResult(setup.runDir, "hh", result);
-    if (args.json) return printJson(result);
+    if (flags.json) return printJson(result);
     console.log(`HH-RLHF preference accuracy: ${data}, ${pairs.length} pairs; context window ${window} tokens, ${truncated} pairs left-truncated`);
     console.log(`${"system".padEnd(14)} ${"accuracy (summed) [95% CI]".padEnd(27)} ${"per token [95% CI]".padEnd(27)} ties  margin (nats)`);
     for (const s of perSystem) {

@@ -1,12 +1,12 @@
 /** `colloquy eval <kind>`: the registry of evaluations. Each kind lives in its own file. */
 import { defineCommand } from "citty";
-import type { CommandDef } from "citty";
+import type { AnyCommand } from "../index.ts";
 import hh from "./hh.ts";
 import judge from "./judge.ts";
 import language from "./language.ts";
 import machiavelli from "./machiavelli.ts";
 
-export const EVALS: Record<string, CommandDef<any>> = {
+export const EVALS: Record<string, AnyCommand> = {
   hh,
   machiavelli,
   judge,

@@ -1,41 +1,48 @@
 import fs from "node:fs";
 import path from "node:path";
-import { defineCommand } from "citty";
+import { z } from "zod";
 import {
-  type JudgeEndpoint, type JudgeRecord, JUDGE_KEY_VARS, generateResponses, judgeApiKey, judgePairs, listJudgeModels, publicUrl,
+  type JudgeEndpoint, type JudgeRecord, JUDGE_KEY_VARS, judgeApiKey, judgePairs, listJudgeModels, publicUrl,
   questionText, readJudgePrompts, summarizeJudgements,
 } from "../../../eval/judge.ts";
+import { systemResponses } from "../../../eval/responses.ts";
 import { formatInterval } from "../../../eval/stats.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
-import { loadPeftAdapter } from "../../../formats/peft.ts";
+import { MODEL_KEYS } from "../../../formats/model-keys.ts";
+import { readPeftAdapter } from "../../../formats/peft.ts";
+import { agentAdapterName, runPath } from "../../../run/names.ts";
 import { chatFormat } from "../../../serve/chat-template.ts";
 import { UserError } from "../../../util/errors.ts";
+import { kebab, key } from "../../../util/keys.ts";
 import { progress } from "../../../util/progress.ts";
-import { int, num, optStr, str } from "../../args.ts";
-import { evalSetup, runBaseModel, saveEvalResult } from "../../eval-args.ts";
+import { evalSetup, modelKeyDefaulting, runBaseModel, saveEvalResult } from "../../eval-args.ts";
 import { info, printJson } from "../../output.ts";
+import { defineVerb } from "../../verb.ts";
 
-export const judgeArgs = {
-  "judge-url": { type: "string", description: "the judge's OpenAI-compatible API base URL, e.g. http://127.0.0.1:8000/v1 (key: $COLLOQUY_JUDGE_API_KEY, else $OPENAI_API_KEY)", valueHint: "url", required: true },
-  "judge-model": { type: "string", description: "the judge model (default: the first model the endpoint lists)", valueHint: "name" },
-  a: { type: "string", description: 'system a: "base", an adapter folder, or run:<run dir>:<agent>', valueHint: "system", required: true },
-  b: { type: "string", description: "system b, the same forms", valueHint: "system", required: true },
-  prompts: { type: "string", description: ".txt (one prompt per line) or .jsonl ({\"prompt\"} or {\"messages\"} per line)", valueHint: "file", required: true },
-  model: { type: "string", description: "base model of both systems (default: the base model of a run:… system, else the default model)", valueHint: "path" },
-  tokenizer: { type: "string", description: "tokenizer for a llama2.c model", valueHint: "path" },
-  limit: { type: "string", description: "judge only the first N prompts", valueHint: "N" },
-  "max-tokens": { type: "string", description: "tokens per response (default 64)", valueHint: "N" },
-  temperature: { type: "string", description: "sampling temperature of the responses (default 0.7; 0 = greedy)", valueHint: "T" },
-  "top-p": { type: "string", description: "nucleus sampling mass of the responses (default 1)", valueHint: "P" },
-  seed: { type: "string", description: "seed of the responses and of the judge's requests (default 0)", valueHint: "S" },
-  "judge-max-tokens": { type: "string", description: "tokens the judge may answer with (default 16)", valueHint: "N" },
-  concurrency: { type: "string", description: "judge requests in flight at once (default 4)", valueHint: "N" },
-  timeout: { type: "string", description: "seconds per judge request (default 120)", valueHint: "S" },
-  retries: { type: "string", description: "tries again after a 429, a 5xx or a network error, waiting 0.5 s, 1 s, 2 s, … (default 3)", valueHint: "N" },
-  details: { type: "string", description: "write one JSON line per prompt: the responses, both verdicts (answer and reading) and the outcome", valueHint: "file" },
-  quiet: { type: "boolean", description: "no progress on stderr" },
-  json: { type: "boolean", description: "print one JSON object: counts, win/tie/loss rates with 95% Wilson intervals" },
-} as const;
+const optional = (about: string, hint: string) => key(z.string().min(1).nullable(), null as string | null, about, { hint });
+
+export const JUDGE_FLAGS = {
+  judgeUrl: optional("the judge's OpenAI-compatible API base URL, e.g. http://127.0.0.1:8000/v1 (key: $COLLOQUY_JUDGE_API_KEY, else $OPENAI_API_KEY; required)", "url"),
+  judgeModel: optional("the judge model (default: the first model the endpoint lists)", "name"),
+  a: optional(`system a: "base", an adapter folder, or run:<run dir>:<agent> (required)`, "system"),
+  b: optional("system b, the same forms (required)", "system"),
+  prompts: optional(".txt (one prompt per line) or .jsonl ({\"prompt\"} or {\"messages\"} per line) (required)", "file"),
+  limit: key(z.number().int().positive().nullable(), null as number | null, "judge only the first N prompts (default: all)", { hint: "N" }),
+  maxTokens: key(z.number().int().positive(), 64, "tokens per response", { hint: "N" }),
+  temperature: key(z.number().nonnegative(), 0.7, "sampling temperature of the responses; 0 = greedy", { hint: "T" }),
+  topP: key(z.number().min(0).max(1), 1, "nucleus sampling mass of the responses", { hint: "P" }),
+  seed: key(z.number().int(), 0, "seed of the responses and of the judge's requests", { hint: "S" }),
+  judgeMaxTokens: key(z.number().int().positive(), 16, "tokens the judge may answer with", { hint: "N" }),
+  concurrency: key(z.number().int().positive(), 4, "judge requests in flight at once", { hint: "N" }),
+  timeout: key(z.number().min(1), 120, "seconds per judge request", { hint: "S" }),
+  retries: key(z.number().int().nonnegative(), 3, "tries again after a 429, a 5xx or a network error, waiting 0.5 s, 1 s, 2 s, …", { hint: "N" }),
+  details: optional("write one JSON line per prompt: the responses, both verdicts (answer and reading) and the outcome", "file"),
+  quiet: key(z.boolean(), false, "no progress on stderr"),
+  json: key(z.boolean(), false, "print one JSON object: counts, win/tie/loss rates with 95% Wilson intervals"),
+};
+
+/** The judge's flags without which it cannot start, in the order they are checked. */
+const REQUIRED = ["judgeUrl", "a", "b", "prompts"] as const;
 
 const DESCRIPTION =
   "Pairwise LLM-as-judge with position swap. Systems a and b answer every prompt (generated here, seeded; chat " +
@@ -56,9 +63,9 @@ function parseSystem(spec: string, flag: string): SystemSpec {
   const run = /^run:(.+):([^:/\\]+)$/.exec(spec);
   if (run) {
     const [, runDir, agent] = run;
-    const dir = path.join(runDir, "adapters", agent);
+    const dir = runPath(runDir, "adapters", agent);
     if (!fs.existsSync(path.join(dir, "adapter_config.json"))) {
-      throw new UserError("E_NOT_FOUND", `--${flag} ${spec}: no adapter ${agent} in ${path.join(runDir, "adapters")}`, "run:<run dir>:<agent>, e.g. run:runs/x:agent0");
+      throw new UserError("E_NOT_FOUND", `--${flag} ${spec}: no adapter ${agent} in ${runPath(runDir, "adapters")}`, `run:<run dir>:<agent>, e.g. run:runs/x:${agentAdapterName(0)}`);
     }
     return { label: spec, adapterDir: dir, runDir };
   }
@@ -74,33 +81,27 @@ function detailLine(r: JudgeRecord): string {
   });
 }
 
-export default defineCommand({
-  meta: { name: "judge", description: DESCRIPTION },
-  args: judgeArgs,
-  async run({ args }) {
+export default defineVerb({
+  name: "eval judge",
+  description: DESCRIPTION,
+  keys: { ...MODEL_KEYS, model: modelKeyDefaulting("the base model of a run:… system, else the embedded default model") },
+  flags: JUDGE_FLAGS,
+  async run({ keys, flags }) {
     const t0 = Date.now();
-    const quiet = Boolean(args.quiet);
-    const a = parseSystem(str(args.a, "a"), "a");
-    const b = parseSystem(str(args.b, "b"), "b");
-    const limit = args.limit === undefined ? undefined : int(args.limit, "limit", 0, { min: 1 });
-    const prompts = readJudgePrompts(str(args.prompts, "prompts"), limit);
-    const gen = {
-      maxTokens: int(args["max-tokens"], "max-tokens", 64, { min: 1 }),
-      temperature: num(args.temperature, "temperature", 0.7, { min: 0 }),
-      topP: num(args["top-p"], "top-p", 1, { min: 0, max: 1 }),
-      seed: int(args.seed, "seed", 0),
-      batch: 8,
-    };
+    for (const k of REQUIRED) {
+      if (flags[k] === null) throw new UserError("E_MISSING_FLAG", `--${kebab(k)} is required`, "see colloquy eval judge --help");
+    }
+    const quiet = flags.quiet;
+    const a = parseSystem(flags.a!, "a");
+    const b = parseSystem(flags.b!, "b");
+    const prompts = readJudgePrompts(flags.prompts!, flags.limit ?? undefined);
+    const gen = { maxTokens: flags.maxTokens, temperature: flags.temperature, topP: flags.topP, seed: flags.seed, batch: 8 };
     const endpoint: JudgeEndpoint = {
-      baseUrl: str(args["judge-url"], "judge-url"), apiKey: judgeApiKey(),
-      timeoutMs: 1000 * num(args.timeout, "timeout", 120, { min: 1 }), retries: int(args.retries, "retries", 3, { min: 0 }), retryDelayMs: 500,
+      baseUrl: flags.judgeUrl!, apiKey: judgeApiKey(), timeoutMs: 1000 * flags.timeout, retries: flags.retries, retryDelayMs: 500,
     };
-    const judgeOpts = {
-      maxTokens: int(args["judge-max-tokens"], "judge-max-tokens", 16, { min: 1 }), seed: gen.seed,
-      concurrency: int(args.concurrency, "concurrency", 4, { min: 1 }),
-    };
+    const judgeOpts = { maxTokens: flags.judgeMaxTokens, seed: gen.seed, concurrency: flags.concurrency };
     const url = publicUrl(endpoint.baseUrl);
-    let judgeModel = optStr(args["judge-model"]);
+    let judgeModel = flags.judgeModel;
     if (!judgeModel) {
       const listed = await listJudgeModels(endpoint);
       if (listed.length === 0) throw new UserError("E_JUDGE_HTTP", `the judge at ${url} lists no models`, "name one with --judge-model");
@@ -109,37 +110,27 @@ export default defineCommand({
 
     // the responses: both systems on one backend, every prompt, one batch of rows at a time
     const runDir = a.runDir ?? b.runDir;
-    const setup = evalSetup({ model: optStr(args.model) ?? (runDir ? runBaseModel(runDir) : null) ?? undefined, tokenizer: optStr(args.tokenizer) });
+    const setup = await evalSetup({ ...keys, model: keys.model ?? (runDir ? runBaseModel(runDir) : null) });
     const tok = requireTokenizer(setup.loaded);
-    const adapterOf = (s: SystemSpec, name: string): string | null => {
+    const adapterOf = async (s: SystemSpec, name: string): Promise<string | null> => {
       if (!s.adapterDir) return null;
-      setup.backend.addAdapter(loadPeftAdapter(s.adapterDir, setup.loaded.config, name));
+      await setup.backend.importAdapter(name, readPeftAdapter(s.adapterDir, setup.loaded.config));
       return name;
     };
-    const systems = [adapterOf(a, "judge-a"), adapterOf(b, "judge-b")];
+    const systems = [await adapterOf(a, "judge-a"), await adapterOf(b, "judge-b")];
     const format = chatFormat(tok);
-    const context = setup.loaded.config.maxSeqLen;
-    const encoded = prompts.map((p) => {
-      const ids = tok.encode(format.render(p.messages), { addSpecial: format.addSpecial });
-      if (ids.length + 1 > context) throw new UserError("E_BAD_DATA", `the prompt at line ${p.index} has ${ids.length} tokens, more than the model's context of ${context} leaves room for`);
-      return ids;
+    const { responses, maxTokens } = await systemResponses(setup.backend, tok, format, prompts, systems, gen, {
+      context: setup.loaded.config.maxSeqLen, log: (m) => info(`judge: ${m}`), progress: (n) => progress("judge: responses", n, { quiet }),
     });
-    if (gen.maxTokens > context - Math.max(...encoded.map((e) => e.length))) {
-      gen.maxTokens = context - Math.max(...encoded.map((e) => e.length));
-      info(`judge: responses are cut to ${gen.maxTokens} tokens to fit the model's context of ${context}`);
-    }
-    const jobs = encoded.flatMap((ids) => systems.map((adapter) => ({ prompt: ids, adapter, stop: format.stop })));
-    const genBar = progress("judge: responses", jobs.length, { quiet });
-    const responses = await generateResponses(setup.backend, tok, jobs, gen, (d) => genBar.update(d));
-    genBar.stop();
+    gen.maxTokens = maxTokens;
 
-    const items = prompts.map((p, i) => ({ index: p.index, question: questionText(p.messages), a: responses[2 * i], b: responses[2 * i + 1] }));
+    const items = prompts.map((p, i) => ({ index: p.index, question: questionText(p.messages), a: responses[i][0], b: responses[i][1] }));
     const judgeBar = progress("judge: verdicts", 2 * items.length, { quiet });
     const records = await judgePairs(endpoint, judgeModel, items, judgeOpts, (d) => judgeBar.update(d));
     judgeBar.stop();
     const s = summarizeJudgements(records.map((r) => ({ outcome: r.outcome, flip: r.flip, ab: r.ab.verdict, ba: r.ba.verdict })));
 
-    const details = optStr(args.details);
+    const details = flags.details;
     if (details) fs.writeFileSync(details, records.map(detailLine).join("\n") + "\n");
     const ci = (r: { low: number; high: number }) => [r.low, r.high];
     const result = {
@@ -156,7 +147,7 @@ export default defineCommand({
       seconds: (Date.now() - t0) / 1000,
     };
     saveEvalResult(runDir, "judge", result);
-    if (args.json) return printJson(result);
+    if (flags.json) return printJson(result);
     const line = (name: string, r: typeof s.winRate, note: string) =>
       console.log(`${name.padEnd(6)} ${r.n > 0 ? formatInterval(r.rate, r) : "-".padEnd(20)}  ${note}`);
     console.log(`judge ${judgeModel} at ${url}: a = ${a.label}, b = ${b.label}; ${s.prompts} prompts, both orders (${2 * s.prompts} verdicts)`);

@@ -1,27 +1,33 @@
-import { defineCommand } from "citty";
+import { z } from "zod";
 import {
   DRIFT_METHOD, type DriftPoint, LOSS_DEFINITION, type Roles, type TextScore, blockMatrices, defaultBlock, driftOverall, driftSeries, honesty, listening, readTranscripts,
   recordTexts, roleSpecialisation, scoreTexts, swapPairs,
 } from "../../../eval/language.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
-import { type TrainConfig, resolveConfig } from "../../../rl/config.ts";
-import { slotsFromConfig, sourceFromConfig } from "../../../rl/environment.ts";
-import { RunFolder } from "../../../rl/run-folder.ts";
+import { MODEL_KEYS } from "../../../formats/model-keys.ts";
+import { slotsFromConfig, sourceFromConfig } from "../../../run/episodes.ts";
+import { RunFolder } from "../../../run/folder.ts";
+import { RUN_FILES } from "../../../run/names.ts";
 import { UserError } from "../../../util/errors.ts";
+import { key } from "../../../util/keys.ts";
 import { type Progress, progress } from "../../../util/progress.ts";
-import { int, optStr, str } from "../../args.ts";
-import { evalSetup, saveEvalResult } from "../../eval-args.ts";
+import { evalSetup, modelKeyDefaulting, saveEvalResult } from "../../eval-args.ts";
 import { info, printJson } from "../../output.ts";
+import { defineVerb } from "../../verb.ts";
 
-export const languageArgs = {
-  run: { type: "string", description: "the run folder to evaluate", valueHint: "runs/<id>", required: true },
-  model: { type: "string", description: "base model (default: the run's base model)", valueHint: "path" },
-  tokenizer: { type: "string", description: "tokenizer for a llama2.c model (default: the run's)", valueHint: "path" },
-  swap: { type: "string", description: "role specialisation: all (default: every pair of learners with their own adapters), i,j (agents i and j only), or none (skip)", valueHint: "all|i,j|none" },
-  block: { type: "string", description: "iterations per block of the talk and message-value matrices (default: at most 5 blocks)", valueHint: "N" },
-  quiet: { type: "boolean", description: "no progress on stderr" },
-  json: { type: "boolean", description: "print one JSON object (also saved as <run>/eval/language.json)" },
-} as const;
+export const LANGUAGE_KEYS = {
+  ...MODEL_KEYS,
+  model: modelKeyDefaulting("the run's base model"),
+  tokenizer: { ...MODEL_KEYS.tokenizer, about: "tokenizer: tokenizer.json or its folder (HF), tok*.bin (llama2.c); default: the run's, else the model's own" },
+};
+
+export const LANGUAGE_FLAGS = {
+  run: key(z.string().min(1).nullable(), null as string | null, "the run folder to evaluate (required)", { hint: "runs/<id>" }),
+  swap: key(z.string(), "all", "role specialisation: all (every pair of learners with their own adapters), i,j (agents i and j only), or none (skip)", { hint: "all|i,j|none" }),
+  block: key(z.number().int().positive().nullable(), null as number | null, "iterations per block of the talk and message-value matrices (default: at most 5 blocks)", { hint: "N" }),
+  quiet: key(z.boolean(), false, "no progress on stderr"),
+  json: key(z.boolean(), false, "print one JSON object (also saved as <run>/eval/language.json)"),
+};
 
 const DESCRIPTION =
   "Language health of a run: drift (perplexity of the states and messages of transcripts.jsonl under the base model, adapter off, " +
@@ -32,29 +38,30 @@ const DESCRIPTION =
   "with two agents' adapters swapped: change in the learners' information gain and loss, nats/token, paired 95% intervals). " +
   "Seeded and deterministic; the result is saved as <run>/eval/language.json for `colloquy report`.";
 
-function parseSwap(v: string | undefined): [number, number] | "all" | "none" {
-  const s = (v ?? "all").trim();
+function parseSwap(v: string): [number, number] | "all" | "none" {
+  const s = v.trim();
   if (s === "all" || s === "none") return s;
   const m = /^(\d+),(\d+)$/.exec(s);
   if (!m) throw new UserError("E_BAD_FLAG", `--swap ${s}: expected all, none, or two agent indices like 0,1`);
   return [Number(m[1]), Number(m[2])];
 }
 
-export default defineCommand({
-  meta: { name: "language", description: DESCRIPTION },
-  args: languageArgs,
-  async run({ args }) {
+export default defineVerb({
+  name: "eval language",
+  description: DESCRIPTION,
+  keys: LANGUAGE_KEYS,
+  flags: LANGUAGE_FLAGS,
+  async run({ keys, flags }) {
     const t0 = Date.now();
-    const runDir = str(args.run, "run");
-    const swap = parseSwap(optStr(args.swap));
+    if (flags.run === null) throw new UserError("E_MISSING_FLAG", "--run is required", "see colloquy eval language --help");
+    const runDir = flags.run;
+    const swap = parseSwap(flags.swap);
     const folder = new RunFolder(runDir);
-    const saved = folder.readConfig() as { config?: Record<string, unknown> };
-    if (!saved.config) throw new UserError("E_BAD_RUN", `${runDir}/config.json has no "config" object`, "is this a folder written by colloquy train?");
-    const config: TrainConfig = resolveConfig([saved.config]);
+    const config = folder.trainConfig();
     if (Array.isArray(swap)) swapPairs(slotsFromConfig(config), swap); // a bad pair fails before any work
-    const setup = evalSetup({ run: runDir, model: args.model, tokenizer: optStr(args.tokenizer) ?? config.tokenizer ?? undefined });
+    const setup = await evalSetup({ ...keys, tokenizer: keys.tokenizer ?? config.tokenizer ?? null, run: runDir });
     const tok = requireTokenizer(setup.loaded);
-    const quiet = Boolean(args.quiet);
+    const quiet = flags.quiet;
 
     // drift
     const records = readTranscripts(runDir);
@@ -69,7 +76,7 @@ export default defineCommand({
     const drift = {
       method: DRIFT_METHOD, model: setup.loaded.path, groups: [...new Set(series.flatMap((p) => Object.keys(p.groups)))],
       scripted_kinds: [...new Set(config.agents.filter((k) => k !== "learner"))],
-      note: records.length ? null : "no transcripts.jsonl records (a run with 0 iterations or transcriptEpisodes 0)",
+      note: records.length ? null : `no ${RUN_FILES.transcripts} records (a run with 0 iterations or transcriptEpisodes 0)`,
       series, overall: driftOverall(records, scored),
     };
 
@@ -78,10 +85,10 @@ export default defineCommand({
     const listened = listening(records, config.agents);
     const metrics = folder.readMetrics();
     const last = Math.max(0, ...metrics.map((m) => Number(m.iteration) || 0));
-    const block = args.block === undefined ? defaultBlock(last) : int(args.block, "block", 1, { min: 1 });
+    const block = flags.block ?? defaultBlock(last);
     const matrices = {
       block,
-      note: "from metrics.jsonl (every training episode): talk = messages delivered per iteration, [sender][recipient], mean over the block; " +
+      note: `from ${RUN_FILES.metrics} (every training episode): talk = messages delivered per iteration, [sender][recipient], mean over the block; ` +
         "message_value = mean over the block's iterations of the mean value of delivered messages, nats/token (null: none delivered)",
       blocks: blockMatrices(metrics, block),
     };
@@ -93,7 +100,7 @@ export default defineCommand({
     } else {
       const have = new Set(setup.systems.map((s) => s.adapter));
       for (const s of slotsFromConfig(config)) {
-        if (s.adapter !== null && !have.has(s.adapter)) throw new UserError("E_NOT_FOUND", `run ${runDir} has no adapter ${s.adapter} in adapters/`, "has the run finished its first checkpoint?");
+        if (s.adapter !== null && !have.has(s.adapter)) throw new UserError("E_NOT_FOUND", `run ${runDir} has no adapter ${s.adapter} in ${RUN_FILES.adapters}/`, "has the run finished its first checkpoint?");
       }
       const bars: { roles?: Progress } = {};
       roles = await roleSpecialisation({
@@ -108,7 +115,7 @@ export default defineCommand({
       drift, honesty: honest, listening: listened, matrices, roles, seconds: (Date.now() - t0) / 1000,
     };
     saveEvalResult(runDir, "language", result);
-    if (args.json) return printJson(result);
+    if (flags.json) return printJson(result);
     printText(result);
   },
 });
@@ -145,5 +152,5 @@ function printText(r: {
         `loss ${f(s.learner_loss, 4)} (Δ ${sgn(s.delta_loss.mean)} [${sgn(s.delta_loss.ci95[0])}, ${sgn(s.delta_loss.ci95[1])}])`);
     }
   }
-  info("language: saved eval/language.json");
+  info(`language: saved ${RUN_FILES.eval}/language.json`);
 }

@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { defineCommand } from "citty";
+import { z } from "zod";
 import { type ChoiceGroup, choiceFiles, encodePoints, readDecisionPoints, scorePoints, summarizeChoices, typeFromPath, type PointScore } from "../../../eval/machiavelli/choices.ts";
 import { CHOICE_NORMS, type ChoiceNorm, modelChooser } from "../../../eval/machiavelli/chooser.ts";
 import { gameDataRoot, listGames, loadGame } from "../../../eval/machiavelli/game-data.ts";
@@ -7,29 +7,32 @@ import { type Playthrough, playGame } from "../../../eval/machiavelli/player.ts"
 import { formatInterval } from "../../../eval/stats.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
 import { UserError } from "../../../util/errors.ts";
+import { type Values, key } from "../../../util/keys.ts";
 import { progress } from "../../../util/progress.ts";
 import { Rng } from "../../../util/rng.ts";
-import { int, many, num, optStr } from "../../args.ts";
-import { type EvalSetup, evalModelArgs, evalSetup, saveEvalResult } from "../../eval-args.ts";
+import { EVAL_MODEL_KEYS, EVAL_TARGET_FLAGS, type EvalSetup, evalSetup, saveEvalResult } from "../../eval-args.ts";
 import { info, printJson } from "../../output.ts";
+import { defineVerb } from "../../verb.ts";
 
-export const machiavelliArgs = {
-  ...evalModelArgs,
-  data: { type: "string", description: "choice scoring: decision points, a .jsonl(.gz) file or a folder of them ({context, answer (the unethical choice), alt_answers, type?} per line); repeatable", valueHint: "file|dir" },
-  type: { type: "string", description: "choice scoring: annotation type of records without a \"type\" field (default: <type> of a folder named <type>-choices, else \"unethical\")", valueHint: "name" },
-  limit: { type: "string", description: "choice scoring: only the first N decision points", valueHint: "N" },
-  games: { type: "string", description: "play: the benchmark's game_data folder (trees/, scenarios/, annotations_clean/, game_metadata.json)", valueHint: "dir" },
-  game: { type: "string", description: "play: games to play, comma-separated (default: every game in the folder)", valueHint: "id,id" },
-  "max-steps": { type: "string", description: "play: decisions per game before the playthrough is cut (default 1000)", valueHint: "N" },
-  "max-nodes": { type: "string", description: "play: scene-graph nodes visited per game before it is cut (default 100000)", valueHint: "N" },
-  "context-scenes": { type: "string", description: "play: recent scene texts given as context to each choice (default 5)", valueHint: "N" },
-  norm: { type: "string", description: "play: option score, sum (log p of the option) or mean (per token); default sum", valueHint: "sum|mean" },
-  temperature: { type: "string", description: "play: 0 = take the most likely option (default); > 0 = sample from softmax(score / T)", valueHint: "T" },
-  seed: { type: "string", description: "play: seed for sampled options and for branches the tree cannot decide (default 0)", valueHint: "S" },
-  details: { type: "string", description: "write one JSON line per decision point (choice scoring) or per decision taken (play)", valueHint: "file" },
-  quiet: { type: "boolean", description: "no progress on stderr" },
-  json: { type: "boolean", description: "print one JSON object (top level: the base model; `systems`: every system)" },
-} as const;
+const NORMS = Object.keys(CHOICE_NORMS) as [ChoiceNorm, ...ChoiceNorm[]];
+
+export const MACHIAVELLI_FLAGS = {
+  ...EVAL_TARGET_FLAGS,
+  data: key(z.array(z.string().min(1)), [] as string[], "choice scoring: decision points, a .jsonl(.gz) file or a folder of them ({context, answer (the unethical choice), alt_answers, type?} per line)", { repeat: true, verbatim: true, hint: "file|dir" }),
+  type: key(z.string().min(1).nullable(), null as string | null, "choice scoring: annotation type of records without a \"type\" field (default: <type> of a folder named <type>-choices, else \"unethical\")", { hint: "name" }),
+  limit: key(z.number().int().positive().nullable(), null as number | null, "choice scoring: only the first N decision points (default: all)", { hint: "N" }),
+  games: key(z.string().min(1).nullable(), null as string | null, "play: the benchmark's game_data folder (trees/, scenarios/, annotations_clean/, game_metadata.json)", { hint: "dir" }),
+  game: key(z.array(z.string()).nullable(), null as string[] | null, "play: games to play, comma-separated (default: every game in the folder)", { hint: "id,id" }),
+  maxSteps: key(z.number().int().positive(), 1000, "play: decisions per game before the playthrough is cut", { hint: "N" }),
+  maxNodes: key(z.number().int().positive(), 100000, "play: scene-graph nodes visited per game before it is cut", { hint: "N" }),
+  contextScenes: key(z.number().int().positive(), 5, "play: recent scene texts given as context to each choice", { hint: "N" }),
+  norm: key(z.enum(NORMS), "sum" as ChoiceNorm, "play: option score, sum (log p of the option) or mean (per token)"),
+  temperature: key(z.number().nonnegative(), 0, "play: 0 = take the most likely option; > 0 = sample from softmax(score / T)", { hint: "T" }),
+  seed: key(z.number().int(), 0, "play: seed for sampled options and for branches the tree cannot decide", { hint: "S" }),
+  details: key(z.string().min(1).nullable(), null as string | null, "write one JSON line per decision point (choice scoring) or per decision taken (play)", { hint: "file" }),
+  quiet: key(z.boolean(), false, "no progress on stderr"),
+  json: key(z.boolean(), false, "print one JSON object (top level: the base model; `systems`: every system)"),
+};
 
 const DESCRIPTION =
   "MACHIAVELLI (Pan et al. 2023). Choice scoring (--data): at each decision point, every choice is scored as " +
@@ -41,7 +44,7 @@ const DESCRIPTION =
   "The player walks the pre-built scene tree, not the ChoiceScript engine: branches that depend on game variables " +
   "are drawn with the seed. Contexts longer than the model's window are left-truncated (the most recent text is kept).";
 
-type Args = Record<string, unknown>;
+type Args = Values<typeof EVAL_MODEL_KEYS> & Values<typeof MACHIAVELLI_FLAGS>;
 
 function groupJson(g: ChoiceGroup) {
   return { n: g.n, rate: g.rate.rate, rate_ci95: [g.rate.low, g.rate.high], rate_per_token: g.rate_per_token.rate, rate_per_token_ci95: [g.rate_per_token.low, g.rate_per_token.high], chance: g.chance };
@@ -53,14 +56,14 @@ function labelled(prefix: string, groups: Record<string, GroupJson>): [string, G
   return Object.entries(groups).map(([k, g]) => [`${prefix} ${k}`, g]);
 }
 
-async function runChoices(args: Args, rawArgs: readonly string[]): Promise<void> {
-  const inputs = many(rawArgs, "data");
+async function runChoices(args: Args): Promise<void> {
+  const inputs = args.data;
   const files = inputs.flatMap(choiceFiles);
-  const defaultType = optStr(args.type as string | undefined) ?? typeFromPath(inputs[0]) ?? "unethical";
+  const defaultType = args.type ?? typeFromPath(inputs[0]) ?? "unethical";
   let { points, skipped } = readDecisionPoints(files, defaultType);
-  if (args.limit !== undefined) points = points.slice(0, int(args.limit as string, "limit", 0, { min: 1 }));
+  if (args.limit !== null) points = points.slice(0, args.limit);
   if (points.length === 0) throw new UserError("E_BAD_DATA", `no decision point with alternatives in ${inputs.join(", ")}`);
-  const setup = evalSetup(args);
+  const setup = await evalSetup(args);
   const window = setup.backend.config.maxSeqLen;
   const encoded = encodePoints(requireTokenizer(setup.loaded), points, window);
   const truncated = encoded.filter((e) => e.truncated).length;
@@ -68,11 +71,11 @@ async function runChoices(args: Args, rawArgs: readonly string[]): Promise<void>
   const t0 = Date.now();
   const per: { name: string; adapter: string | null; scores: PointScore[] }[] = [];
   for (const sys of setup.systems) {
-    const bar = progress(`machiavelli ${sys.name}`, points.length, { quiet: Boolean(args.quiet) });
+    const bar = progress(`machiavelli ${sys.name}`, points.length, { quiet: args.quiet });
     per.push({ name: sys.name, adapter: sys.adapter, scores: await scorePoints(setup.backend, encoded, sys.adapter, (d) => bar.update(d)) });
     bar.stop();
   }
-  const details = optStr(args.details as string | undefined);
+  const details = args.details;
   if (details) {
     fs.writeFileSync(details, points.map((p, i) => JSON.stringify({
       source: p.source, line: p.line, type: p.type, choices: [p.unethical, ...p.others], unethical: 0, truncated: encoded[i].truncated,
@@ -124,18 +127,15 @@ function sumCounts(plays: readonly Playthrough[]): Record<string, number> {
 
 async function runPlay(args: Args): Promise<void> {
   const root = gameDataRoot(String(args.games));
-  const games = optStr(args.game as string | undefined)?.split(",").map((g) => g.trim()).filter(Boolean) ?? listGames(root);
+  const games = args.game?.filter(Boolean) ?? listGames(root);
   if (games.length === 0) throw new UserError("E_NOT_FOUND", `no games in ${root}/trees`);
   const loaded = games.map((g) => loadGame(root, g));
-  const norm = (optStr(args.norm as string | undefined) ?? "sum") as ChoiceNorm;
-  if (!(norm in CHOICE_NORMS)) throw new UserError("E_BAD_FLAG", `--norm must be one of ${Object.keys(CHOICE_NORMS).join(", ")}, got "${norm}"`);
+  const norm = args.norm;
   const settings = {
-    max_steps: int(args["max-steps"] as string, "max-steps", 1000, { min: 1 }),
-    max_nodes: int(args["max-nodes"] as string, "max-nodes", 100000, { min: 1 }),
-    context_scenes: int(args["context-scenes"] as string, "context-scenes", 5, { min: 1 }),
-    norm, temperature: num(args.temperature as string, "temperature", 0, { min: 0 }), seed: int(args.seed as string, "seed", 0),
+    max_steps: args.maxSteps, max_nodes: args.maxNodes, context_scenes: args.contextScenes,
+    norm, temperature: args.temperature, seed: args.seed,
   };
-  const setup: EvalSetup = evalSetup(args);
+  const setup: EvalSetup = await evalSetup(args);
   const tok = requireTokenizer(setup.loaded);
   const t0 = Date.now();
   const results: { name: string; adapter: string | null; plays: Playthrough[]; truncated: number }[] = [];
@@ -144,7 +144,7 @@ async function runPlay(args: Args): Promise<void> {
     let truncated = 0;
     for (const game of loaded) {
       const rng = new Rng(settings.seed).fork(game.id);
-      const bar = progress(`machiavelli ${sys.name} ${game.id}`, settings.max_steps, { quiet: Boolean(args.quiet) });
+      const bar = progress(`machiavelli ${sys.name} ${game.id}`, settings.max_steps, { quiet: args.quiet });
       const chooser = modelChooser({ backend: setup.backend, tokenizer: tok, adapter: sys.adapter, norm, temperature: settings.temperature, rng: rng.fork("choices"), onTruncate: () => truncated++ });
       let decisions = 0;
       plays.push(await playGame(game, async (c, ch) => {
@@ -155,7 +155,7 @@ async function runPlay(args: Args): Promise<void> {
     }
     results.push({ name: sys.name, adapter: sys.adapter, plays, truncated });
   }
-  const details = optStr(args.details as string | undefined);
+  const details = args.details;
   if (details) {
     const lines = results.flatMap((r) => r.plays.flatMap((p) => p.decisions.map((d, step) => JSON.stringify({ system: r.name, game: p.game, step, node: d.node, choices: d.choices, action: d.action }))));
     fs.writeFileSync(details, lines.join("\n") + (lines.length ? "\n" : ""));
@@ -184,17 +184,19 @@ async function runPlay(args: Args): Promise<void> {
 }
 
 /** The two modes, chosen by the flag that names their input. */
-const MODES: Record<string, { flag: string; run: (args: Args, rawArgs: readonly string[]) => Promise<void> }> = {
+const MODES: Record<string, { flag: keyof typeof MACHIAVELLI_FLAGS; run: (args: Args) => Promise<void> }> = {
   choices: { flag: "data", run: runChoices },
   play: { flag: "games", run: runPlay },
 };
 
-export default defineCommand({
-  meta: { name: "machiavelli", description: DESCRIPTION },
-  args: machiavelliArgs,
-  async run({ args, rawArgs }) {
-    const chosen = Object.values(MODES).filter((m) => (args as Args)[m.flag] !== undefined);
+export default defineVerb({
+  name: "eval machiavelli",
+  description: DESCRIPTION,
+  keys: EVAL_MODEL_KEYS,
+  flags: MACHIAVELLI_FLAGS,
+  async run({ keys, flags, argv }) {
+    const chosen = Object.values(MODES).filter((m) => m.flag in argv.values);
     if (chosen.length !== 1) throw new UserError("E_BAD_FLAG", "give exactly one of --data (choice scoring) or --games (play the benchmark's games)", "colloquy eval machiavelli --help");
-    await chosen[0].run(args as Args, rawArgs);
+    await chosen[0].run({ ...keys, ...flags });
   },
 });

@@ -1,11 +1,11 @@
 /** `colloquy human-eval <step>`: blinded pairwise comparison by people: make-pairs, serve, results. */
 import { defineCommand } from "citty";
-import type { CommandDef } from "citty";
+import type { AnyCommand } from "../index.ts";
 import makePairs from "./make-pairs.ts";
 import results from "./results.ts";
 import serve from "./serve.ts";
 
-export const HUMAN_EVAL_STEPS: Record<string, CommandDef<any>> = {
+export const HUMAN_EVAL_STEPS: Record<string, AnyCommand> = {
   "make-pairs": makePairs,
   serve,
   results,

@@ -4,7 +4,7 @@ import { defineCommand } from "citty";
 import { formatInterval, type Rate } from "../../../eval/stats.ts";
 import { answersCsv } from "../../../web/human-eval/csv.ts";
 import { summarizeAnswers } from "../../../web/human-eval/stats.ts";
-import { EvalStore } from "../../../web/human-eval/store.ts";
+import { type AnswerRow, EvalStore } from "../../../web/human-eval/store.ts";
 import { optStr, str } from "../../args.ts";
 import { info, printJson } from "../../output.ts";
 
@@ -31,7 +31,7 @@ export default defineCommand({
   async run({ args }) {
     const dbFile = str(args.db, "db", "eval.sqlite");
     const store = EvalStore.open(dbFile, { mustExist: true });
-    let rows, counts;
+    let rows: AnswerRow[], counts: ReturnType<EvalStore["counts"]>;
     try {
       rows = store.answers();
       counts = store.counts();

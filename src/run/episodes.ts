@@ -5,10 +5,10 @@
  */
 import type { Backend } from "../engine/backend.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
-import type { EnvConfig } from "../env/config.ts";
 import { type AgentSlot, type EpisodeRun, runEpisodes } from "../env/episode.ts";
 import { makeSource } from "../env/sources/index.ts";
 import type { TextSource } from "../env/sources/source.ts";
+import { SHARED_ADAPTER_NAME, agentAdapterName } from "../run/names.ts";
 import { Rng } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
 
@@ -16,16 +16,8 @@ export function sourceFromConfig(c: TrainConfig): TextSource {
   return makeSource(c.source, { seed: c.seed, files: c.files });
 }
 
-export function envFromConfig(c: TrainConfig): EnvConfig {
-  return {
-    rounds: c.rounds, window: c.window, scorer: c.scorer, reward: c.reward, social: c.social, stateTokens: c.stateTokens,
-    messageTokens: c.messageTokens, messagesPerRound: c.messagesPerRound, systemPrompt: c.systemPrompt,
-    temperature: c.temperature, topK: c.topK, topP: c.topP, oracle: true, violationPenalty: c.violationPenalty,
-  };
-}
-
 export function slotsFromConfig(c: TrainConfig): AgentSlot[] {
-  return c.agents.map((kind, i) => ({ kind, adapter: kind === "learner" ? (c.sharedAdapter ? "shared" : `agent${i}`) : null }));
+  return c.agents.map((kind, i) => ({ kind, adapter: kind === "learner" ? (c.sharedAdapter ? SHARED_ADAPTER_NAME : agentAdapterName(i)) : null }));
 }
 
 export interface ValidationOptions {
@@ -42,6 +34,6 @@ export function validationEpisodes(o: ValidationOptions): Promise<EpisodeRun> {
   const c = o.config;
   return runEpisodes({
     backend: o.backend, tokenizer: o.tokenizer, source: o.source, split: "val", slots: o.slots,
-    episodes: c.evalEpisodes, env: envFromConfig(c), rng: new Rng(`${c.seed}/eval`), deliver: o.deliver,
+    episodes: c.evalEpisodes, env: c, rng: new Rng(`${c.seed}/eval`), deliver: o.deliver,
   });
 }

@@ -1,36 +1,40 @@
 /**
- * The k most likely tokens at given positions of given sequences, for the API's `logprobs` / `top_logprobs`.
+ * The k most likely tokens at given positions of given sequences (the HTTP API's `logprobs` / `top_logprobs`).
  * Generation reports only the chosen token's log-probability, so this is a second pass: one forward over the
  * whole sequence (prompt and generated tokens), then the LM head at the positions asked for, a chunk at a time.
- * The Backend seam has no such call yet; this reads the CPU backend's model directly.
  */
-import type { CpuBackend } from "../engine/backend.ts";
-import { packRows } from "../engine/batch.ts";
-import { headLogits } from "../engine/head.ts";
-import { logSoftmax } from "../engine/sample.ts";
+import { UserError } from "../util/errors.ts";
+import { packRows } from "./batch.ts";
+import { headLogits } from "./head.ts";
+import type { Adapter } from "./lora.ts";
+import { logSoftmax } from "./sample.ts";
+import type { Transformer } from "./transformer.ts";
 
-export interface TopRow {
-  tokens: readonly number[]; // (T) the whole sequence
-  adapter: string | null;
+export interface TopLogprobsRow {
+  tokens: ArrayLike<number>; // (T) the whole sequence
+  adapter?: Adapter | null;
   from: number; // first position whose token is predicted (≥ 1)
   k: number; // alternatives per position (0: only the chosen token)
 }
 
 export interface PositionLogprobs {
-  logprob: number; // log p(tokens[t] | tokens[<t])
+  logprob: number; // log p(tokens[t] | tokens[<t]), nats
   top: { id: number; logprob: number }[]; // (k) most likely first; ties by lower id
 }
 
 /** Positions predicted per head chunk. */
 const CHUNK = 32;
 
-/** For each row, the log-probs of tokens[from..T−1] and the top k at each of those positions. */
-export function topLogprobs(backend: CpuBackend, rows: readonly TopRow[]): PositionLogprobs[][] {
-  const m = backend.model;
+/** For each row, the log-probs of tokens[from..T−1] and the top k at each of those positions (one forward per row). */
+export function topLogprobs(m: Transformer, rows: readonly TopLogprobsRow[]): PositionLogprobs[][] {
   const C = m.config.dim, V = m.config.vocabSize;
+  rows.forEach((r, ri) => {
+    if (!Number.isInteger(r.from) || r.from < 1) throw new UserError("E_BAD_FROM", `row ${ri}: first predicted token ${r.from} must be ≥ 1`);
+    if (!Number.isInteger(r.k) || r.k < 0) throw new UserError("E_BAD_ARG", `row ${ri}: k must be an integer ≥ 0, got ${r.k}`);
+  });
   return rows.map((r) => {
     if (r.tokens.length <= r.from) return [];
-    const packed = packRows([{ tokens: r.tokens, adapter: backend.adapter(r.adapter) }], V);
+    const packed = packRows([{ tokens: r.tokens, adapter: r.adapter ?? null }], V);
     const { hidden } = m.forward(packed, false); // (T, C)
     const out: PositionLogprobs[] = [];
     for (let t0 = r.from; t0 < r.tokens.length; t0 += CHUNK) {
@@ -43,6 +47,7 @@ export function topLogprobs(backend: CpuBackend, rows: readonly TopRow[]): Posit
         out.push({ logprob: lsm[r.tokens[t0 + i]], top: topK(lsm, r.k) });
       }
     }
+    m.workspace.give(hidden);
     return out;
   });
 }

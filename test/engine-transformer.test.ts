@@ -7,24 +7,24 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { TORCH_CASES, TORCH_FIXTURES, assertClose, shared, tmpDir, tokenLogprobs } from "../../test/support.ts";
-import { loadModel } from "../formats/load-model.ts";
-import { loadPeftAdapter } from "../formats/peft.ts";
-import { SafetensorsFile, encodeSafetensors } from "../formats/safetensors.ts";
-import { packRows } from "./batch.ts";
-import { generate } from "./generate.ts";
-import { headLogits } from "./head.ts";
-import { KVCache } from "./kv-cache.ts";
-import { scoreRows } from "./score.ts";
-import { f32 } from "./tensor.ts";
-import { Transformer } from "./transformer.ts";
-import { kernelVariants } from "./kernels/select.ts";
-import type { Kernels } from "./kernels/index.ts";
-import { Rng } from "../util/rng.ts";
+import { TORCH_CASES, TORCH_FIXTURES, assertClose, shared, tmpDir, tokenLogprobs } from "./support.ts";
+import { loadModel } from "../src/formats/load-model.ts";
+import { loadPeftAdapter } from "../src/formats/peft.ts";
+import { SafetensorsFile, encodeSafetensors } from "../src/formats/safetensors.ts";
+import { type RowInput, packRows } from "../src/engine/batch.ts";
+import { generate } from "../src/engine/generate.ts";
+import { headLogits } from "../src/engine/head.ts";
+import { KVCache } from "../src/engine/kv-cache.ts";
+import { scoreRows } from "../src/engine/score.ts";
+import { f32 } from "../src/engine/tensor.ts";
+import { Transformer } from "../src/engine/transformer.ts";
+import { kernelVariants } from "../src/engine/kernels/select.ts";
+import type { Kernels } from "../src/engine/kernels/index.ts";
+import { Rng } from "../src/util/rng.ts";
 
 const HF = shared("fixtures/hf-llama/tiny-llama-gqa");
 
-function allLogits(m: Transformer, rows: { tokens: number[]; adapter?: any }[]): Float32Array {
+function allLogits(m: Transformer, rows: readonly RowInput[]): Float32Array {
   const packed = packRows(rows, m.config.vocabSize);
   const { hidden } = m.forward(packed, false);
   const out = f32(packed.N * m.config.vocabSize);
@@ -127,7 +127,7 @@ for (const K of kernelVariants()) {
     const chunks = [rows[1].slice(0, 5), ...rows[1].slice(5).map((t) => [t])];
     let pos = 0;
     for (const chunk of chunks) {
-      const got = allLogits(m, [{ tokens: chunk, adapter, cache } as any]);
+      const got = allLogits(m, [{ tokens: chunk, adapter, cache }]);
       assertClose(`positions ${pos}..${pos + chunk.length - 1}`, got, full.subarray(pos * V, (pos + chunk.length) * V), 2e-5, 1e-5);
       pos += chunk.length;
     }

@@ -1,18 +1,18 @@
 /**
- * The embedded default base model: built on first use by pretraining on the corpus of pretrain-corpus.ts (the
+ * The embedded default base model: built on first use by pretraining on the corpus of corpus.ts (the
  * facts world in every form the environment uses, plus State of the Union prose from npm), cached in the user's
  * cache folder under a name that changes with the recipe, and reproducible from its seed. Nothing is downloaded.
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DEFAULT_PRETRAIN, type PretrainConfig, pretrain, savePretrained } from "../engine/pretrain.ts";
+import { DEFAULT_PRETRAIN, type PretrainConfig, pretrain, savePretrained } from "./pretrain.ts";
 import { hashString, Rng } from "../util/rng.ts";
 import { progress } from "../util/progress.ts";
-import { type CorpusMix, pretrainDocuments } from "./pretrain-corpus.ts";
+import { type CorpusMix, pretrainDocuments } from "./corpus.ts";
 
 /**
- * Bump when the text the corpus generators produce changes (facts world, prompts, pretrain-corpus.ts): the cache
+ * Bump when the text the corpus generators produce changes (facts world, prompts, corpus.ts): the cache
  * key covers the recipe object, and this is how code changes reach it.
  */
 export const CORPUS_VERSION = 17;

@@ -7,19 +7,19 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { TORCH_CASES, TORCH_FIXTURES, assertClose, maxAbs, shared } from "../../test/support.ts";
-import { loadModel } from "../formats/load-model.ts";
-import { loadPeftAdapter } from "../formats/peft.ts";
-import { SafetensorsFile } from "../formats/safetensors.ts";
-import { Rng } from "../util/rng.ts";
-import type { ModelConfig } from "./config.ts";
-import { initBaseWeights } from "./init.ts";
-import { type Adapter, createAdapter, enableAdapterGrad } from "./lora.ts";
-import { type ObjectiveRow, objective } from "./objective.ts";
-import { scoreRows } from "./score.ts";
-import { Transformer } from "./transformer.ts";
-import type { Kernels } from "./kernels/index.ts";
-import { kernelVariants } from "./kernels/select.ts";
+import { TORCH_CASES, TORCH_FIXTURES, assertClose, maxAbs, shared } from "./support.ts";
+import { loadModel } from "../src/formats/load-model.ts";
+import { loadPeftAdapter } from "../src/formats/peft.ts";
+import { SafetensorsFile } from "../src/formats/safetensors.ts";
+import { Rng } from "../src/util/rng.ts";
+import type { ModelConfig } from "../src/engine/config.ts";
+import { initBaseWeights } from "../src/engine/init.ts";
+import { type Adapter, createAdapter, enableAdapterGrad } from "../src/engine/lora.ts";
+import { type ObjectiveRow, objective } from "../src/engine/objective.ts";
+import { scoreRows } from "../src/engine/score.ts";
+import { Transformer } from "../src/engine/transformer.ts";
+import type { Kernels } from "../src/engine/kernels/index.ts";
+import { kernelVariants } from "../src/engine/kernels/select.ts";
 
 /** Cross-entropy rows: w = 1 on every token after the first; normaliser = number of targets (transformers' loss). */
 function ceRows(rows: number[][], adapter: Adapter | null): { rows: ObjectiveRow[]; n: number } {

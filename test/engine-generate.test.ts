@@ -2,17 +2,17 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { shared } from "../../test/support.ts";
-import { loadModel } from "../formats/load-model.ts";
-import { decodeContinuation } from "../formats/tokenizer.ts";
-import { Rng } from "../util/rng.ts";
-import { generate } from "./generate.ts";
-import { initBaseWeights } from "./init.ts";
-import { Transformer } from "./transformer.ts";
-import type { ModelConfig } from "./config.ts";
-import { scoreRows } from "./score.ts";
-import type { Kernels } from "./kernels/index.ts";
-import { kernelVariants } from "./kernels/select.ts";
+import { shared } from "./support.ts";
+import { loadModel } from "../src/formats/load-model.ts";
+import { decodeContinuation } from "../src/formats/tokenizer.ts";
+import { Rng } from "../src/util/rng.ts";
+import { generate } from "../src/engine/generate.ts";
+import { initBaseWeights } from "../src/engine/init.ts";
+import { Transformer } from "../src/engine/transformer.ts";
+import type { ModelConfig } from "../src/engine/config.ts";
+import { scoreRows } from "../src/engine/score.ts";
+import type { Kernels } from "../src/engine/kernels/index.ts";
+import { kernelVariants } from "../src/engine/kernels/select.ts";
 
 const STORIES = shared("data/models/stories260K");
 

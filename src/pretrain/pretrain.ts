@@ -14,12 +14,12 @@ import type { Tokenizer } from "../formats/tokenizer.ts";
 import { UserError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
-import type { ModelConfig } from "./config.ts";
-import { initBaseWeights } from "./init.ts";
-import { documentSampler, evalLogprobSum, trainLoop } from "./lm-training.ts";
-import { Optimizer } from "./optim.ts";
-import { baseGroups } from "./param-groups.ts";
-import { Transformer } from "./transformer.ts";
+import type { ModelConfig } from "../engine/config.ts";
+import { initBaseWeights } from "../engine/init.ts";
+import { documentSampler, evalLogprobSum, trainLoop } from "../engine/lm-training.ts";
+import { Optimizer } from "../engine/optim.ts";
+import { baseGroups } from "../engine/param-groups.ts";
+import { Transformer } from "../engine/transformer.ts";
 
 export const SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>"]; // ids 0, 1, 2
 

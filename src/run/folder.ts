@@ -12,9 +12,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { savePeftAdapter } from "../formats/peft.ts";
-import type { Adapter } from "../engine/lora.ts";
+import type { AdapterState } from "../engine/backend.ts";
 import { UserError } from "../util/errors.ts";
 import { readJsonFile, writeFileAtomic } from "../util/fs.ts";
+import { type TrainConfig, resolveConfig } from "./config.ts";
+import { RUN_FILES } from "./names.ts";
 
 export class RunFolder {
   readonly dir: string;
@@ -23,33 +25,42 @@ export class RunFolder {
     this.dir = dir;
   }
 
-  file(name: string): string {
-    return path.join(this.dir, name);
+  file(...parts: string[]): string {
+    return path.join(this.dir, ...parts);
   }
 
   create(config: object): void {
-    if (fs.existsSync(this.file("config.json"))) {
+    if (fs.existsSync(this.file(RUN_FILES.config))) {
       throw new UserError("E_RUN_EXISTS", `${this.dir} already holds a run`, `resume it with --resume ${this.dir}, or choose another --out`);
     }
     fs.mkdirSync(this.dir, { recursive: true });
-    writeFileAtomic(this.file("config.json"), JSON.stringify(config, null, 2) + "\n");
+    writeFileAtomic(this.file(RUN_FILES.config), JSON.stringify(config, null, 2) + "\n");
   }
 
   readConfig(): Record<string, unknown> {
-    return readJsonFile(this.file("config.json"), "run config") as Record<string, unknown>;
+    return readJsonFile(this.file(RUN_FILES.config), "run config") as Record<string, unknown>;
+  }
+
+  /** The run's training config, checked against today's keys (keys added since it was written take their defaults). */
+  trainConfig(): TrainConfig {
+    const saved = this.readConfig().config;
+    if (typeof saved !== "object" || saved === null) {
+      throw new UserError("E_BAD_RUN", `${this.file(RUN_FILES.config)} has no "config" object`, "is this a folder written by colloquy train?");
+    }
+    return resolveConfig([{ values: saved as Record<string, unknown>, where: this.file(RUN_FILES.config) }]);
   }
 
   appendMetrics(line: object): void {
-    fs.appendFileSync(this.file("metrics.jsonl"), JSON.stringify(line) + "\n");
+    fs.appendFileSync(this.file(RUN_FILES.metrics), JSON.stringify(line) + "\n");
   }
 
   appendTranscripts(records: readonly object[]): void {
-    if (records.length) fs.appendFileSync(this.file("transcripts.jsonl"), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    if (records.length) fs.appendFileSync(this.file(RUN_FILES.transcripts), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
   }
 
   /** Keeps only lines whose `iteration` is below `next` (and drops a torn last line). */
   truncateLogs(next: number): void {
-    for (const name of ["metrics.jsonl", "transcripts.jsonl"]) {
+    for (const name of [RUN_FILES.metrics, RUN_FILES.transcripts]) {
       const f = this.file(name);
       if (!fs.existsSync(f)) continue;
       const kept = fs.readFileSync(f, "utf8").split("\n").filter((line) => {
@@ -65,13 +76,14 @@ export class RunFolder {
   }
 
   readMetrics(): Record<string, unknown>[] {
-    const f = this.file("metrics.jsonl");
+    const f = this.file(RUN_FILES.metrics);
     if (!fs.existsSync(f)) return [];
     return fs.readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
   }
 
-  saveAdapter(agent: string, adapter: Adapter, baseModel: string): void {
-    const dst = path.join(this.dir, "adapters", agent);
+  /** Writes adapters/<agent>/ in PEFT's format from an adapter's plain data (Backend.exportAdapter). */
+  saveAdapter(agent: string, adapter: AdapterState, baseModel: string): void {
+    const dst = this.file(RUN_FILES.adapters, agent);
     const tmp = `${dst}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
     savePeftAdapter(tmp, adapter, baseModel);
@@ -80,7 +92,7 @@ export class RunFolder {
 
   /** Writes a checkpoint folder through `write(tmpDir)` and swaps it into place. */
   writeCheckpoint(write: (dir: string) => void): void {
-    const dst = this.file("checkpoint");
+    const dst = this.file(RUN_FILES.checkpoint);
     const tmp = `${dst}.tmp`;
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { recursive: true });
@@ -90,14 +102,14 @@ export class RunFolder {
 
   /** The checkpoint folder to resume from (a swap interrupted half-way leaves `.old`), or null. */
   checkpointDir(): string | null {
-    const dst = this.file("checkpoint");
+    const dst = this.file(RUN_FILES.checkpoint);
     if (fs.existsSync(path.join(dst, "state.json"))) return dst;
     const old = `${dst}.old`;
     return fs.existsSync(path.join(old, "state.json")) ? old : null;
   }
 
   writeSummary(summary: object): void {
-    writeFileAtomic(this.file("summary.json"), JSON.stringify(summary, null, 2) + "\n");
+    writeFileAtomic(this.file(RUN_FILES.summary), JSON.stringify(summary, null, 2) + "\n");
   }
 }
 

@@ -11,12 +11,12 @@
  * Worlds come from the facts source's training split only.
  */
 import type { Rng } from "../util/rng.ts";
-import { agentPrompt, renderCompletion, renderInbox, systemPrompt, type InboxEntry } from "./prompt.ts";
-import { chunk, defaultCorpusFiles, documentsOf, loadDocuments } from "./sources/documents.ts";
-import { FactsSource } from "./sources/facts/index.ts";
-import { NAMES, RELATIONS } from "./sources/facts/vocab.ts";
-import { type FactsWorld, factKey, statement } from "./sources/facts/world.ts";
-import type { EpisodeText, Split } from "./sources/source.ts";
+import { agentPrompt, renderCompletion, renderInbox, systemPrompt, type InboxEntry } from "../env/prompt.ts";
+import { chunk, defaultCorpusFiles, documentsOf, loadDocuments } from "../env/sources/documents.ts";
+import { FactsSource } from "../env/sources/facts/index.ts";
+import { NAMES, RELATIONS } from "../env/sources/facts/vocab.ts";
+import { type FactsWorld, factKey, statement } from "../env/sources/facts/world.ts";
+import type { EpisodeText, Split } from "../env/sources/source.ts";
 
 export interface CorpusMix {
   episodes: number; // facts-world episodes drawn

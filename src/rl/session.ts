@@ -1,0 +1,124 @@
+/**
+ * A training run from start to summary: the rules for starting and resuming a run folder, the loop, and the
+ * outcome written to summary.json (the validation gain before and after, and what message delivery is worth,
+ * paired over the same validation episodes).
+ */
+import type { Backend } from "../engine/backend.ts";
+import type { Tokenizer } from "../formats/tokenizer.ts";
+import { UserError } from "../util/errors.ts";
+import { mean, sampleSd } from "../util/stats.ts";
+import { VERSION } from "../util/version.ts";
+import { type TrainConfig, resolveConfig } from "../run/config.ts";
+import { sourceFromConfig } from "../run/episodes.ts";
+import { RunFolder } from "../run/folder.ts";
+import { RUN_FILES } from "../run/names.ts";
+import type { Evaluation, MetricsLine } from "../run/metrics.ts";
+import { Trainer } from "./trainer.ts";
+
+/** Keys a resumed run may change: only how far it goes. */
+const RESUMABLE_KEYS = new Set(["iterations"]);
+
+/** A new run folder holding the resolved config and where it came from. */
+export function startRun(dir: string, config: TrainConfig, origin: { preset: string | null; configFile: string | null; flags: Record<string, string> }): RunFolder {
+  const run = new RunFolder(dir);
+  run.create({
+    config, preset: origin.preset, config_file: origin.configFile, overrides: origin.flags,
+    versions: { colloquy: VERSION, node: process.version }, created: new Date().toISOString(),
+  });
+  return run;
+}
+
+/** An existing run folder and its saved config, with the changes a resume may make (`changes`: key → value). */
+export function resumeRun(dir: string, changes: Record<string, unknown>): { run: RunFolder; config: TrainConfig } {
+  const run = new RunFolder(dir);
+  for (const k of Object.keys(changes)) {
+    if (!RESUMABLE_KEYS.has(k)) throw new UserError("E_BAD_FLAG", `--${k} cannot change when resuming (only ${[...RESUMABLE_KEYS].map((r) => `--${r}`).join(", ")} can)`);
+  }
+  const config = resolveConfig([{ values: run.trainConfig(), where: run.file(RUN_FILES.config) }, { values: changes, where: "flags" }]);
+  return { run, config };
+}
+
+export interface RunOptions {
+  run: RunFolder;
+  config: TrainConfig;
+  backend: Backend;
+  tokenizer: Tokenizer;
+  modelPath: string;
+  onLine?: (line: MetricsLine) => void;
+  onStart?: (resumedAfter: number | null) => void;
+}
+
+/** Trains from the run's last checkpoint (or from scratch) to `config.iterations`, evaluates, writes summary.json. */
+export async function trainRun(o: RunOptions): Promise<RunSummary> {
+  const { run, config } = o;
+  const trainer = new Trainer({ config, backend: o.backend, tokenizer: o.tokenizer, source: sourceFromConfig(config), run, modelPath: o.modelPath, onLine: o.onLine });
+  await trainer.init();
+  const ckpt = run.checkpointDir();
+  if (ckpt) await trainer.restore(ckpt);
+  run.truncateLogs(ckpt ? trainer.iteration + 1 : 0);
+  o.onStart?.(ckpt ? trainer.iteration : null);
+  const t0 = performance.now();
+  if (!ckpt) await trainer.initialEvaluation();
+  while (trainer.iteration < config.iterations) await trainer.step();
+  // the last iteration evaluated both ways; a resumed run that was already complete evaluates again (same numbers)
+  const final = trainer.final?.on ?? (await trainer.evaluate(true));
+  const noMessages = trainer.final?.off ?? (await trainer.evaluate(false));
+  const trained = (run.readMetrics() as unknown as MetricsLine[]).filter((m) => m.reward !== null);
+  const summary: RunSummary = {
+    run: run.dir,
+    iterations: trainer.iteration,
+    algorithm: config.algorithm,
+    agents: config.agents,
+    model: o.modelPath,
+    val_information_gain_initial: trainer.initial?.learner_gain ?? null,
+    val_information_gain_final: final.learner_gain,
+    val_information_gain_final_no_messages: noMessages.learner_gain,
+    val_message_effect: messageEffect(final, noMessages),
+    val_message_effect_initial: trainer.initial && trainer.initialOff ? messageEffect(trainer.initial, trainer.initialOff) : null,
+    val_oracle_gain: final.oracle_gain,
+    val_information_gain_per_agent: final.information_gain,
+    train_reward_first: trained[0]?.reward ?? null,
+    train_reward_last: trained[trained.length - 1]?.reward ?? null,
+    kl_last: trained[trained.length - 1]?.kl ?? null,
+    seconds_this_session: (performance.now() - t0) / 1000,
+    adapters: trainer.adapters.map((a) => run.file(RUN_FILES.adapters, a)),
+  };
+  run.writeSummary(summary);
+  return summary;
+}
+
+export interface MessageEffect {
+  mean: number;
+  se: number;
+  episodes: number;
+}
+
+export interface RunSummary {
+  run: string;
+  iterations: number;
+  algorithm: TrainConfig["algorithm"];
+  agents: string[];
+  model: string;
+  val_information_gain_initial: number | null;
+  val_information_gain_final: number;
+  val_information_gain_final_no_messages: number;
+  val_message_effect: MessageEffect;
+  val_message_effect_initial: MessageEffect | null;
+  val_oracle_gain: number | null;
+  val_information_gain_per_agent: number[];
+  train_reward_first: number | null;
+  train_reward_last: number | null;
+  kl_last: number | null;
+  seconds_this_session: number;
+  adapters: string[];
+}
+
+/**
+ * What delivery is worth: the mean over validation episodes of (gain with messages − gain without), and its
+ * standard error. Both evaluations run the same episodes from the same sampling seeds, so the difference is paired.
+ */
+export function messageEffect(on: Evaluation, off: Evaluation): MessageEffect {
+  const d = on.episode_gain.map((g, e) => g - off.episode_gain[e]);
+  const m = d.length ? mean(d) : NaN;
+  return { mean: m, se: d.length > 1 ? sampleSd(d, m) / Math.sqrt(d.length) : NaN, episodes: d.length };
+}
