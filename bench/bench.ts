@@ -66,15 +66,40 @@ export function benchCases(o: Pick<BenchOptions, "model">): BenchCase[] {
     { ...common, id: "train_full", kind: "train_full", shape: "a", config: SHAPE_A, rank: 0, label: `train full, B8×256, (a) ${shapeA}` },
     { ...common, id: "sample", kind: "sample", shape: "a", config: SHAPE_A, batch: 16, label: `sample 16 rows × 128 new, (a)` },
     { ...common, id: "score", kind: "score", shape: "a", config: SHAPE_A, batch: 16, label: `score 16 × 256 tokens, (a)` },
-    { ...common, id: "train_lora_b", kind: "train_lora", shape: "b", config: { ...b, maxSeqLen: Math.max(b.maxSeqLen, 256) }, weights: bWeights, label: `train LoRA r8, B8×256, (b) ${shapeB}` },
-    { ...common, id: "sample_b", kind: "sample", shape: "b", config: b, weights: bWeights, batch: 16, label: `sample 16 rows × 128 new, (b)` },
+    {
+      ...common,
+      id: "train_lora_b",
+      kind: "train_lora",
+      shape: "b",
+      config: { ...b, maxSeqLen: Math.max(b.maxSeqLen, 256) },
+      weights: bWeights,
+      label: `train LoRA r8, B8×256, (b) ${shapeB}`,
+    },
+    {
+      ...common,
+      id: "sample_b",
+      kind: "sample",
+      shape: "b",
+      config: b,
+      weights: bWeights,
+      batch: 16,
+      label: `sample 16 rows × 128 new, (b)`,
+    },
   ];
 }
 
 function torchSpec(c: BenchCase, warmup: number): Record<string, unknown> {
   return {
-    case: c.kind, model: torchModel(c.config), batch: c.batch, seq: c.seq, prompt: c.prompt, new_tokens: c.newTokens,
-    rank: c.rank, alpha: c.alpha, seed: c.seed, warmup,
+    case: c.kind,
+    model: torchModel(c.config),
+    batch: c.batch,
+    seq: c.seq,
+    prompt: c.prompt,
+    new_tokens: c.newTokens,
+    rank: c.rank,
+    alpha: c.alpha,
+    seed: c.seed,
+    warmup,
   };
 }
 
@@ -83,8 +108,10 @@ const log = (s: string) => process.stderr.write(s + "\n");
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const kernels = defaultKernels();
   const { addon, reason } = loadNativeAddon();
-  if (kernels.name !== "native") log(`bench: WARNING: colloquy runs on its ${kernels.name} kernels (${reason || "COLLOQUY_KERNELS"}): expect it to be far slower`);
-  const warmup = o.quick ? 1 : 2, reps = o.quick ? 3 : 7;
+  if (kernels.name !== "native")
+    log(`bench: WARNING: colloquy runs on its ${kernels.name} kernels (${reason || "COLLOQUY_KERNELS"}): expect it to be far slower`);
+  const warmup = o.quick ? 1 : 2,
+    reps = o.quick ? 3 : 7;
   let torch: TorchRef | null = null;
   let torchReason: string | null = null;
   if (o.torch) {
@@ -92,13 +119,26 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     torch = started.ref;
     torchReason = started.reason || null;
     if (!torch) log(`bench: no PyTorch reference (${started.reason}); colloquy only`);
-    else log(`bench: torch ${torch.check.torch}, BLAS ${torch.check.openblas ? "OpenBLAS" : "NOT OpenBLAS"}, 1024² matmul ${torch.check.matmul_1024_gflops.toFixed(0)} GFLOP/s`);
+    else
+      log(
+        `bench: torch ${torch.check.torch}, BLAS ${torch.check.openblas ? "OpenBLAS" : "NOT OpenBLAS"}, 1024² matmul ${torch.check.matmul_1024_gflops.toFixed(0)} GFLOP/s`,
+      );
   }
   const report: BenchReport = {
-    kernels: kernels.name, threads: addon?.threads() ?? 1, cpu: os.cpus()[0]?.model ?? "unknown", load_average: [os.loadavg()[0], NaN],
-    torch: torch?.check ?? null, torch_unavailable: torchReason, cases: [], peak: null, gemm: [],
+    kernels: kernels.name,
+    threads: addon?.threads() ?? 1,
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    load_average: [os.loadavg()[0], NaN],
+    torch: torch?.check ?? null,
+    torch_unavailable: torchReason,
+    cases: [],
+    peak: null,
+    gemm: [],
   };
-  if (report.load_average[0] > os.cpus().length) log(`bench: the machine is busy (load average ${report.load_average[0].toFixed(1)} on ${os.cpus().length} cores): expect noisy numbers`);
+  if (report.load_average[0] > os.cpus().length)
+    log(
+      `bench: the machine is busy (load average ${report.load_average[0].toFixed(1)} on ${os.cpus().length} cores): expect noisy numbers`,
+    );
   try {
     for (const c of benchCases(o)) {
       log(`bench: ${c.label} ...`);
@@ -106,16 +146,21 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       for (let i = 0; i < warmup; i++) run();
       if (torch) await torch.prepare(torchSpec(c, warmup));
       // alternate: colloquy, torch, colloquy, torch ... so that both see the same machine
-      const mine: number[] = [], theirs: number[] = [];
+      const mine: number[] = [],
+        theirs: number[] = [];
       for (let i = 0; i < reps; i++) {
         mine.push(timeOnce(run));
         if (torch) theirs.push(await torch.runOnce());
       }
-      const a = timing(tokens, mine), b = torch ? timing(tokens, theirs) : null;
+      const a = timing(tokens, mine),
+        b = torch ? timing(tokens, theirs) : null;
       const ratio = b ? a.tokens_per_s / b.tokens_per_s : null;
       report.cases.push({ id: c.id, label: c.label, colloquy: a, torch: b, ratio });
       report[`${c.id}_ratio_vs_torch`] = ratio;
-      log(`bench:   colloquy ${a.tokens_per_s.toFixed(0)} tok/s` + (b ? `, torch ${b.tokens_per_s.toFixed(0)} tok/s, ratio ${ratio!.toFixed(2)}` : ""));
+      log(
+        `bench:   colloquy ${a.tokens_per_s.toFixed(0)} tok/s` +
+          (b ? `, torch ${b.tokens_per_s.toFixed(0)} tok/s, ratio ${ratio!.toFixed(2)}` : ""),
+      );
     }
   } finally {
     torch?.close();
@@ -134,23 +179,36 @@ const fmt = (x: number | null | undefined, d = 0) => (x === null || x === undefi
 export function formatReport(r: BenchReport): string {
   const lines: string[] = [];
   const w = Math.max(...r.cases.map((c) => c.label.length), 10);
-  lines.push(`colloquy bench: ${r.kernels} kernels, ${r.threads} threads, ${r.cpu}; load average ${fmt(r.load_average[0], 1)} → ${fmt(r.load_average[1], 1)}`);
-  if (r.torch) lines.push(`torch ${r.torch.torch}: ${r.torch.openblas ? "OpenBLAS" : "no OpenBLAS (unfair anchor)"}, OPENBLAS_NUM_THREADS=${r.torch.openblas_threads}, torch threads ${r.torch.torch_threads}, 1024² matmul ${fmt(r.torch.matmul_1024_gflops)} GFLOP/s`);
+  lines.push(
+    `colloquy bench: ${r.kernels} kernels, ${r.threads} threads, ${r.cpu}; load average ${fmt(r.load_average[0], 1)} → ${fmt(r.load_average[1], 1)}`,
+  );
+  if (r.torch)
+    lines.push(
+      `torch ${r.torch.torch}: ${r.torch.openblas ? "OpenBLAS" : "no OpenBLAS (unfair anchor)"}, OPENBLAS_NUM_THREADS=${r.torch.openblas_threads}, torch threads ${r.torch.torch_threads}, 1024² matmul ${fmt(r.torch.matmul_1024_gflops)} GFLOP/s`,
+    );
   else lines.push(`torch: unavailable (${r.torch_unavailable ?? "--no-torch"})`);
   lines.push("");
   lines.push(`${"case".padEnd(w)} | ${"colloquy tok/s".padStart(14)} | ${"torch tok/s".padStart(11)} | ${"ratio".padStart(5)}`);
   lines.push(`${"-".repeat(w)}-|-${"-".repeat(14)}-|-${"-".repeat(11)}-|-${"-".repeat(5)}`);
   for (const c of r.cases) {
-    lines.push(`${c.label.padEnd(w)} | ${fmt(c.colloquy.tokens_per_s).padStart(14)} | ${fmt(c.torch?.tokens_per_s).padStart(11)} | ${fmt(c.ratio, 2).padStart(5)}`);
+    lines.push(
+      `${c.label.padEnd(w)} | ${fmt(c.colloquy.tokens_per_s).padStart(14)} | ${fmt(c.torch?.tokens_per_s).padStart(11)} | ${fmt(c.ratio, 2).padStart(5)}`,
+    );
   }
   if (r.peak) {
     const p = r.peak;
     lines.push("");
-    lines.push(`CPU peak: ${p.clock_ghz.toFixed(2)} GHz (measured) × ${p.fma_pipes} FMA pipes × ${p.lanes} lanes (${p.simd}) × 2 = ${p.peak_gflops_per_core.toFixed(0)} GFLOP/s per core, ${p.peak_gflops_all.toFixed(0)} on ${p.threads} threads; an FMA loop reaches ${p.fma_loop_gflops_1.toFixed(0)} / ${p.fma_loop_gflops_all.toFixed(0)}`);
+    lines.push(
+      `CPU peak: ${p.clock_ghz.toFixed(2)} GHz (measured) × ${p.fma_pipes} FMA pipes × ${p.lanes} lanes (${p.simd}) × 2 = ${p.peak_gflops_per_core.toFixed(0)} GFLOP/s per core, ${p.peak_gflops_all.toFixed(0)} on ${p.threads} threads; an FMA loop reaches ${p.fma_loop_gflops_1.toFixed(0)} / ${p.fma_loop_gflops_all.toFixed(0)}`,
+    );
     const gw = Math.max(...r.gemm.map((g) => g.label.length));
-    lines.push(`${"matrix product (colloquy native)".padEnd(gw)} | ${"1 thread GFLOP/s".padStart(21)} | ${`${p.threads} threads GFLOP/s`.padStart(22)}`);
+    lines.push(
+      `${"matrix product (colloquy native)".padEnd(gw)} | ${"1 thread GFLOP/s".padStart(21)} | ${`${p.threads} threads GFLOP/s`.padStart(22)}`,
+    );
     for (const g of r.gemm) {
-      lines.push(`${g.label.padEnd(gw)} | ${`${fmt(g.gflops_1)} (${fmt(g.pct_peak_1)}% peak)`.padStart(21)} | ${`${fmt(g.gflops_all)} (${fmt(g.pct_peak_all)}% peak)`.padStart(22)}`);
+      lines.push(
+        `${g.label.padEnd(gw)} | ${`${fmt(g.gflops_1)} (${fmt(g.pct_peak_1)}% peak)`.padStart(21)} | ${`${fmt(g.gflops_all)} (${fmt(g.pct_peak_all)}% peak)`.padStart(22)}`,
+      );
     }
   }
   return lines.join("\n");

@@ -66,7 +66,8 @@ function model(c: BenchCase, rng: Rng, kernels: Kernels): Transformer {
 function adapter(c: BenchCase, rng: Rng): Adapter {
   const a = createAdapter("bench", c.config, { rank: c.rank, alpha: c.alpha, rslora: false, targets: [...LINEAR_KINDS] });
   initAdapterWeights(a, rng);
-  for (const layer of a.weights.layers) for (const lin of Object.values(layer)) for (let i = 0; i < lin!.B.length; i++) lin!.B[i] = 0.01 * rng.normal();
+  for (const layer of a.weights.layers)
+    for (const lin of Object.values(layer)) for (let i = 0; i < lin!.B.length; i++) lin!.B[i] = 0.01 * rng.normal();
   return a;
 }
 
@@ -85,7 +86,11 @@ export function colloquyRun(c: BenchCase, kernels: Kernels = defaultKernels()): 
     if (a) enableAdapterGrad(a, c.config);
     else m.enableGrad();
     const opt = new Optimizer({ ...DEFAULT_OPTIMIZER }, a ? [adapterGroup(a)] : baseGroups(m), kernels);
-    const rows: ObjectiveRow[] = randomRows(rng, c.batch, c.seq, V).map((tokens) => ({ tokens, adapter: a, weights: tokens.map((_, i) => (i > 0 ? 1 : 0)) }));
+    const rows: ObjectiveRow[] = randomRows(rng, c.batch, c.seq, V).map((tokens) => ({
+      tokens,
+      adapter: a,
+      weights: tokens.map((_, i) => (i > 0 ? 1 : 0)),
+    }));
     const targets = c.batch * (c.seq - 1);
     return {
       tokens: c.batch * c.seq,
@@ -103,10 +108,21 @@ export function colloquyRun(c: BenchCase, kernels: Kernels = defaultKernels()): 
     return {
       tokens: c.batch * c.newTokens,
       run: () => {
-        generate(m, prompts.map((prompt) => ({ prompt, adapter: a, maxTokens: c.newTokens, ignoreEos: true })), { rng: new Rng(seed++) });
+        generate(
+          m,
+          prompts.map((prompt) => ({ prompt, adapter: a, maxTokens: c.newTokens, ignoreEos: true })),
+          { rng: new Rng(seed++) },
+        );
       },
     };
   }
   const rows = randomRows(rng, c.batch, c.seq, V);
-  return { tokens: c.batch * c.seq, run: () => void scoreRows(m, rows.map((tokens) => ({ tokens, adapter: a }))) };
+  return {
+    tokens: c.batch * c.seq,
+    run: () =>
+      void scoreRows(
+        m,
+        rows.map((tokens) => ({ tokens, adapter: a })),
+      ),
+  };
 }

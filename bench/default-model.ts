@@ -8,7 +8,9 @@
 import type { ModelConfig } from "../src/engine/config.ts";
 import { DEFAULT_MODEL_RECIPE } from "../src/pretrain/default-model.ts";
 
-function llama(over: Partial<ModelConfig> & Pick<ModelConfig, "dim" | "nLayers" | "nHeads" | "nKvHeads" | "hiddenDim" | "vocabSize" | "maxSeqLen">): ModelConfig {
+function llama(
+  over: Partial<ModelConfig> & Pick<ModelConfig, "dim" | "nLayers" | "nHeads" | "nKvHeads" | "hiddenDim" | "vocabSize" | "maxSeqLen">,
+): ModelConfig {
   return {
     headDim: over.dim / over.nHeads,
     normEps: 1e-5,
@@ -29,10 +31,25 @@ export const SHAPE_A: ModelConfig = llama({ dim: 288, nLayers: 6, nHeads: 6, nKv
 export function defaultBaseShape(): ModelConfig {
   const p = DEFAULT_MODEL_RECIPE.pretrain;
   return llama({
-    dim: p.dim, nLayers: p.nLayers, nHeads: p.nHeads, nKvHeads: p.nKvHeads, hiddenDim: p.hiddenDim, vocabSize: p.vocabSize,
-    maxSeqLen: p.seqLen, tiedEmbeddings: p.tiedEmbeddings, ropeTheta: p.ropeTheta,
+    dim: p.dim,
+    nLayers: p.nLayers,
+    nHeads: p.nHeads,
+    nKvHeads: p.nKvHeads,
+    hiddenDim: p.hiddenDim,
+    vocabSize: p.vocabSize,
+    maxSeqLen: p.seqLen,
+    tiedEmbeddings: p.tiedEmbeddings,
+    ropeTheta: p.ropeTheta,
   });
 }
 
 /** The stand-in the issue specified for (b) before the default model existed: dim 256, 4 layers, 8/4 heads, hidden 688, vocab 2048. */
-export const DEFAULT_BASE_STANDIN: ModelConfig = llama({ dim: 256, nLayers: 4, nHeads: 8, nKvHeads: 4, hiddenDim: 688, vocabSize: 2048, maxSeqLen: 256 });
+export const DEFAULT_BASE_STANDIN: ModelConfig = llama({
+  dim: 256,
+  nLayers: 4,
+  nHeads: 8,
+  nKvHeads: 4,
+  hiddenDim: 688,
+  vocabSize: 2048,
+  maxSeqLen: 256,
+});

@@ -44,8 +44,15 @@ export function measurePeak(n: NativeAddon): Peak {
   const pipes = clock > 0 ? Math.min(4, Math.max(1, Math.round(fma1 / (clock * lanes * 2)))) : 2;
   const perCore = (clock * pipes * lanes * 2) / 1e9;
   return {
-    clock_ghz: clock / 1e9, simd, lanes, fma_pipes: pipes, peak_gflops_per_core: perCore, peak_gflops_all: perCore * threads,
-    fma_loop_gflops_1: fma1 / 1e9, fma_loop_gflops_all: fmaAll / 1e9, threads,
+    clock_ghz: clock / 1e9,
+    simd,
+    lanes,
+    fma_pipes: pipes,
+    peak_gflops_per_core: perCore,
+    peak_gflops_all: perCore * threads,
+    fma_loop_gflops_1: fma1 / 1e9,
+    fma_loop_gflops_all: fmaAll / 1e9,
+    threads,
   };
 }
 
@@ -62,7 +69,8 @@ const SHAPES: { label: string; kind: "xwt" | "xw" | "xty"; M: number; K: number;
 /** GFLOP/s of the fastest of the runs made in `seconds` (after 3 warm-up runs). */
 function timeGemm(run: () => void, flops: number, seconds: number): number {
   for (let i = 0; i < 3; i++) run();
-  let best = Infinity, runs = 0;
+  let best = Infinity,
+    runs = 0;
   const until = performance.now() + seconds * 1000;
   while (runs < 5 || performance.now() < until) {
     const t = performance.now();
@@ -82,9 +90,12 @@ export function measureGemm(n: NativeAddon, peak: Peak, quick: boolean): GemmRow
     const w = f32(N * K).map(() => Math.random() - 0.5);
     const out = f32(M * Math.max(K, N));
     // (M, N) = x (M, K) · w (N, K)^T;  (M, K) = dy (M, N) · w (N, K);  (N, K) += dy (M, N)^T · x (M, K)
-    const run = s.kind === "xwt" ? () => n.gemm(M, N, K, 1, x, 0, K, 1, w, 0, 1, K, 0, out, 0, N, 1)
-      : s.kind === "xw" ? () => n.gemm(M, K, N, 1, x, 0, N, 1, w, 0, K, 1, 0, out, 0, K, 1)
-        : () => n.gemm(N, K, M, 1, x, 0, 1, N, x, 0, K, 1, 1, out, 0, K, 1);
+    const run =
+      s.kind === "xwt"
+        ? () => n.gemm(M, N, K, 1, x, 0, K, 1, w, 0, 1, K, 0, out, 0, N, 1)
+        : s.kind === "xw"
+          ? () => n.gemm(M, K, N, 1, x, 0, N, 1, w, 0, K, 1, 0, out, 0, K, 1)
+          : () => n.gemm(N, K, M, 1, x, 0, 1, N, x, 0, K, 1, 1, out, 0, K, 1);
     const flops = 2 * M * N * K;
     const seconds = quick ? 0.15 : 0.4;
     n.threads(1);
@@ -92,8 +103,14 @@ export function measureGemm(n: NativeAddon, peak: Peak, quick: boolean): GemmRow
     n.threads(all);
     const gAll = timeGemm(run, flops, seconds);
     rows.push({
-      label: s.label, M, N, K, gflops_1: g1, gflops_all: gAll,
-      pct_peak_1: (100 * g1) / peak.peak_gflops_per_core, pct_peak_all: (100 * gAll) / peak.peak_gflops_all,
+      label: s.label,
+      M,
+      N,
+      K,
+      gflops_1: g1,
+      gflops_all: gAll,
+      pct_peak_1: (100 * g1) / peak.peak_gflops_per_core,
+      pct_peak_all: (100 * gAll) / peak.peak_gflops_all,
     });
   }
   n.threads(0);

@@ -27,8 +27,17 @@ export interface TorchCheck {
 /** The case as torch_ref.py reads it. */
 export function torchModel(c: ModelConfig): Record<string, unknown> {
   return {
-    dim: c.dim, layers: c.nLayers, heads: c.nHeads, kv_heads: c.nKvHeads, head_dim: c.headDim, hidden: c.hiddenDim,
-    vocab: c.vocabSize, seq: c.maxSeqLen, tied: c.tiedEmbeddings, theta: c.ropeTheta, eps: c.normEps,
+    dim: c.dim,
+    layers: c.nLayers,
+    heads: c.nHeads,
+    kv_heads: c.nKvHeads,
+    head_dim: c.headDim,
+    hidden: c.hiddenDim,
+    vocab: c.vocabSize,
+    seq: c.maxSeqLen,
+    tied: c.tiedEmbeddings,
+    theta: c.ropeTheta,
+    eps: c.normEps,
   };
 }
 

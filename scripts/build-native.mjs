@@ -52,8 +52,15 @@ function findCompiler() {
 function main() {
   if (process.env.COLLOQUY_SKIP_NATIVE === "1") warn("COLLOQUY_SKIP_NATIVE=1");
   if (!fs.existsSync(SRC)) warn("no native/ folder");
-  const sources = fs.readdirSync(SRC).filter((f) => f.endsWith(".c")).sort().map((f) => path.join(SRC, f));
-  const headers = fs.readdirSync(SRC).filter((f) => f.endsWith(".h")).map((f) => path.join(SRC, f));
+  const sources = fs
+    .readdirSync(SRC)
+    .filter((f) => f.endsWith(".c"))
+    .sort()
+    .map((f) => path.join(SRC, f));
+  const headers = fs
+    .readdirSync(SRC)
+    .filter((f) => f.endsWith(".h"))
+    .map((f) => path.join(SRC, f));
   if (!force && fs.existsSync(OUT)) {
     const built = fs.statSync(OUT).mtimeMs;
     if ([...sources, ...headers, SELF].every((f) => fs.statSync(f).mtimeMs < built)) {
@@ -83,7 +90,11 @@ function main() {
       log(`colloquy: built ${path.relative(ROOT, OUT)} (${cc} ${[...flags, ...extra].join(" ")})`);
       return;
     }
-    last = (r.stderr || r.error?.message || "").trim().split("\n").find((l) => /error/i.test(l)) ?? `exit ${r.status}`;
+    last =
+      (r.stderr || r.error?.message || "")
+        .trim()
+        .split("\n")
+        .find((l) => /error/i.test(l)) ?? `exit ${r.status}`;
   }
   fs.rmSync(tmp, { force: true });
   warn(`${cc} failed: ${last.trim()}`);

@@ -14,8 +14,18 @@ const HF = shared("fixtures/hf-llama/tiny-llama-gqa");
 
 test("generate --json from an empty prompt starts at BOS and reproduces llama2.c", { skip: STORIES.skip }, () => {
   const want = JSON.parse(fs.readFileSync(path.join(STORIES.path, "expected_greedy_200.json"), "utf8"));
-  const r = runCli(["generate", "--model", path.join(STORIES.path, "stories260K.bin"), "--tokenizer", path.join(STORIES.path, "tok512.bin"),
-    "--max-tokens", "50", "--temperature", "0", "--json"]);
+  const r = runCli([
+    "generate",
+    "--model",
+    path.join(STORIES.path, "stories260K.bin"),
+    "--tokenizer",
+    path.join(STORIES.path, "tok512.bin"),
+    "--max-tokens",
+    "50",
+    "--temperature",
+    "0",
+    "--json",
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual(out.ids, want.greedy_ids.slice(0, 50));
@@ -35,8 +45,21 @@ test("score --json gives transformers' log-probs; generate --adapter gives greed
   for (let t = 1; t < 24; t++) assert.ok(Math.abs(out.logprobs[t] - want[t]) < 1e-4, `token ${t}`);
 
   const lora = Array.from(ref.readInt("greedy_lora"));
-  const g = runCli(["generate", "--model", HF.path, "--adapter", path.join(HF.path, "adapter"), "--ids", lora.slice(0, 6).join(","),
-    "--max-tokens", "16", "--temperature", "0", "--ignore-eos", "--json"]);
+  const g = runCli([
+    "generate",
+    "--model",
+    HF.path,
+    "--adapter",
+    path.join(HF.path, "adapter"),
+    "--ids",
+    lora.slice(0, 6).join(","),
+    "--max-tokens",
+    "16",
+    "--temperature",
+    "0",
+    "--ignore-eos",
+    "--json",
+  ]);
   assert.equal(g.status, 0, g.stderr);
   assert.deepEqual(JSON.parse(g.stdout).ids, lora.slice(6));
 });
@@ -70,19 +93,36 @@ test("bad input: one line naming the file and the problem, exit 2", { skip: HF.s
   const lying = copy("lying");
   const bytes = fs.readFileSync(path.join(lying, "model.safetensors"));
   const headerLen = Number(bytes.readBigUInt64LE(0));
-  const header = bytes.subarray(8, 8 + headerLen).toString("utf8").replace('"shape":[320,64]', '"shape":[320,65]');
-  fs.writeFileSync(path.join(lying, "model.safetensors"), Buffer.concat([bytes.subarray(0, 8), Buffer.from(header), bytes.subarray(8 + headerLen)]));
-  assertUserError(runCli(["score", "--model", lying, "--ids", "1,2"]), /model\.safetensors: tensor .* header says 81920 bytes but shape \[320, 65\]/);
+  const header = bytes
+    .subarray(8, 8 + headerLen)
+    .toString("utf8")
+    .replace('"shape":[320,64]', '"shape":[320,65]');
+  fs.writeFileSync(
+    path.join(lying, "model.safetensors"),
+    Buffer.concat([bytes.subarray(0, 8), Buffer.from(header), bytes.subarray(8 + headerLen)]),
+  );
+  assertUserError(
+    runCli(["score", "--model", lying, "--ids", "1,2"]),
+    /model\.safetensors: tensor .* header says 81920 bytes but shape \[320, 65\]/,
+  );
 
   const wrongShape = copy("wrong-shape");
   const cfg = JSON.parse(fs.readFileSync(path.join(wrongShape, "config.json"), "utf8"));
   fs.writeFileSync(path.join(wrongShape, "config.json"), JSON.stringify({ ...cfg, intermediate_size: 170 }));
-  assertUserError(runCli(["score", "--model", wrongShape, "--ids", "1,2"]), /mlp\.gate_proj\.weight has shape \[176, 64\] but config\.json implies \[170, 64\]/);
+  assertUserError(
+    runCli(["score", "--model", wrongShape, "--ids", "1,2"]),
+    /mlp\.gate_proj\.weight has shape \[176, 64\] but config\.json implies \[170, 64\]/,
+  );
 
-  assertUserError(runCli(["score", "--model", HF.path, "--adapter", path.join(TORCH_FIXTURES, "llama3-gqa-bf16/adapter"), "--ids", "1,2"]),
-    /adapter_model\.safetensors: tensor .* has shape .* but this model needs/);
+  assertUserError(
+    runCli(["score", "--model", HF.path, "--adapter", path.join(TORCH_FIXTURES, "llama3-gqa-bf16/adapter"), "--ids", "1,2"]),
+    /adapter_model\.safetensors: tensor .* has shape .* but this model needs/,
+  );
   assertUserError(runCli(["score", "--model", HF.path, "--ids", "1,320"]), /token id 320 .* outside the vocabulary 0\.\.319/);
-  assertUserError(runCli(["generate", "--model", HF.path, "--ids", "1,2", "--max-tokens", "3", "--top-p", "2"]), /--top-p=2: too big: expected number to be <=1/);
+  assertUserError(
+    runCli(["generate", "--model", HF.path, "--ids", "1,2", "--max-tokens", "3", "--top-p", "2"]),
+    /--top-p=2: too big: expected number to be <=1/,
+  );
   assertUserError(runCli(["generate", "--model", HF.path, "--prompt", "hi", "--max-tokens", "3"]), /no tokenizer/);
   assertUserError(runCli(["frobnicate"]), /unknown command "frobnicate"/);
 });

@@ -12,13 +12,40 @@ import { TORCH_FIXTURES, assertClose, maxAbs, runCli, shared, tmpDir } from "./s
 const HF = shared("fixtures/hf-llama/tiny-llama-gqa");
 const STORIES = shared("data/models/stories260K");
 
-function checkSgdStep(label: string, model: string, adapterDir: string, reference: string, rows: number[][], gradName: (n: string) => string): void {
+function checkSgdStep(
+  label: string,
+  model: string,
+  adapterDir: string,
+  reference: string,
+  rows: number[][],
+  gradName: (n: string) => string,
+): void {
   const dir = tmpDir();
   const idsFile = path.join(dir, "ids.json");
   fs.writeFileSync(idsFile, JSON.stringify(rows));
   const out = path.join(dir, "adapter");
-  const r = runCli(["finetune", "--model", model, "--adapter", adapterDir, "--ids-file", idsFile, "--optimizer", "sgd", "--lr", "1",
-    "--steps", "1", "--max-grad-norm", "0", "--weight-decay", "0", "--out", out, "--json"]);
+  const r = runCli([
+    "finetune",
+    "--model",
+    model,
+    "--adapter",
+    adapterDir,
+    "--ids-file",
+    idsFile,
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "1",
+    "--steps",
+    "1",
+    "--max-grad-norm",
+    "0",
+    "--weight-decay",
+    "0",
+    "--out",
+    out,
+    "--json",
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.equal(summary.steps, 1);
@@ -38,8 +65,14 @@ function checkSgdStep(label: string, model: string, adapterDir: string, referenc
 
 test("finetune --ids-file, SGD lr 1, one step: A and B move by exactly −grad (transformers + PEFT)", { skip: HF.skip }, () => {
   const ref = JSON.parse(fs.readFileSync(path.join(HF.path, "reference.json"), "utf8"));
-  checkSgdStep("tiny-llama-gqa", HF.path, path.join(HF.path, "adapter"), path.join(HF.path, "reference.safetensors"), ref.input_ids,
-    (n) => `grad.${n.replace(/\.weight$/, ".default.weight")}`);
+  checkSgdStep(
+    "tiny-llama-gqa",
+    HF.path,
+    path.join(HF.path, "adapter"),
+    path.join(HF.path, "reference.safetensors"),
+    ref.input_ids,
+    (n) => `grad.${n.replace(/\.weight$/, ".default.weight")}`,
+  );
 });
 
 for (const name of ["tied-mha-f16", "llama2c-interleaved"]) {
@@ -58,8 +91,26 @@ test("fine-tuning a stories260K adapter on a short text lowers that text's loss"
   fs.writeFileSync(text, "The purple robot sang a song about seven green lemons. ".repeat(6));
   const model = path.join(STORIES.path, "stories260K.bin");
   const out = path.join(dir, "adapter");
-  const r = runCli(["finetune", "--model", model, "--data", text, "--out", out, "--steps", "25", "--seq-len", "48", "--batch-size", "4",
-    "--lr", "5e-3", "--rank", "4", "--json"]);
+  const r = runCli([
+    "finetune",
+    "--model",
+    model,
+    "--data",
+    text,
+    "--out",
+    out,
+    "--steps",
+    "25",
+    "--seq-len",
+    "48",
+    "--batch-size",
+    "4",
+    "--lr",
+    "5e-3",
+    "--rank",
+    "4",
+    "--json",
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.ok(s.last_loss < s.first_loss - 0.5, `loss ${s.first_loss} → ${s.last_loss}`);
@@ -69,6 +120,7 @@ test("fine-tuning a stories260K adapter on a short text lowers that text's loss"
     const lps: (number | null)[] = JSON.parse(o.stdout).logprobs;
     return lps.slice(1).reduce((a: number, b) => a + (b as number), 0);
   };
-  const before = score([]), after = score(["--adapter", out]);
+  const before = score([]),
+    after = score(["--adapter", out]);
   assert.ok(after > before + 5, `log-likelihood ${before} → ${after}`);
 });

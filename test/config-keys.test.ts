@@ -11,7 +11,19 @@ import { saveTinyModel } from "./tiny.ts";
 
 const dir = tmpDir("colloquy-keys-");
 const model = saveTinyModel(path.join(dir, "tiny"));
-const rollout = (...extra: string[]) => ["rollout", "--model", model, "--agents", "honest,learner,liar", "--episodes", "4", "--seed", "1", "--json", ...extra];
+const rollout = (...extra: string[]) => [
+  "rollout",
+  "--model",
+  model,
+  "--agents",
+  "honest,learner,liar",
+  "--episodes",
+  "4",
+  "--seed",
+  "1",
+  "--json",
+  ...extra,
+];
 
 /** The rollout's JSON without its timings. */
 function result(args: string[]): unknown {
@@ -60,8 +72,18 @@ test("config files: unknown keys and bad values are one-line errors naming the f
 
 test("--help is generated from the keys: every shared key with its default and meaning, the same on both verbs", () => {
   const [rolloutHelp, trainHelp] = ["rollout", "train"].map((verb) => runCli([verb, "--help"]).stdout);
-  const line = (text: string, flag: string) => text.split("\n").find((l) => l.trim().startsWith(flag))?.trim();
-  for (const flag of ["--stateTokens, --state-tokens <", "--messagesPerRound, --messages-per-round, --messages", "--source, --env <", "--temperature <", "--model <"]) {
+  const line = (text: string, flag: string) =>
+    text
+      .split("\n")
+      .find((l) => l.trim().startsWith(flag))
+      ?.trim();
+  for (const flag of [
+    "--stateTokens, --state-tokens <",
+    "--messagesPerRound, --messages-per-round, --messages",
+    "--source, --env <",
+    "--temperature <",
+    "--model <",
+  ]) {
     const r = line(rolloutHelp, flag);
     assert.ok(r, `rollout --help lists ${flag}`);
     assert.equal(line(trainHelp, flag), r, `train --help describes ${flag} as rollout does`);

@@ -19,25 +19,40 @@ test("the default model is a Hugging Face checkpoint with a tokenizer, pretraine
   }
   const info = JSON.parse(fs.readFileSync(path.join(dir, "pretrain.json"), "utf8"));
   assert.ok(info.val_perplexity < VAL_PPL_MAX, `validation perplexity ${info.val_perplexity}`);
-  const log = fs.readFileSync(path.join(dir, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.val_loss !== undefined);
+  const log = fs
+    .readFileSync(path.join(dir, "train_log.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.val_loss !== undefined);
   // measured: 1.56 at step 200 (the first evaluation) to 1.03 at step 4,000
   assert.ok(log[log.length - 1].val_loss < log[0].val_loss - 0.3, "validation loss fell during pretraining");
 });
 
 test("facts world, honest / learner / liar: message values have the right signs and sizes", () => {
-  const r = runCli(["rollout", "--model", dir, "--agents", "honest,learner,liar", "--episodes", String(EPISODES), "--json"], { timeoutMs: 600_000 });
+  const r = runCli(["rollout", "--model", dir, "--agents", "honest,learner,liar", "--episodes", String(EPISODES), "--json"], {
+    timeoutMs: 600_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   const values = (from: number, to: number) =>
-    out.transcripts.filter((t: { agent: number }) => t.agent === from).flatMap((t: { message_values: { to: number; value: number }[] }) => t.message_values.filter((v) => v.to === to).map((v) => v.value));
+    out.transcripts
+      .filter((t: { agent: number }) => t.agent === from)
+      .flatMap((t: { message_values: { to: number; value: number }[] }) => t.message_values.filter((v) => v.to === to).map((v) => v.value));
   const stats = (xs: number[]) => {
     const m = mean(xs);
     return { mean: m.mean, se: m.sd / Math.sqrt(m.n), n: m.n };
   };
-  const honest = stats(values(0, 1)), liar = stats(values(2, 1));
+  const honest = stats(values(0, 1)),
+    liar = stats(values(2, 1));
   const oracle = out.oracle_gain[1];
-  console.log(`honest→learner ${honest.mean.toFixed(4)} ± ${honest.se.toFixed(4)} (n ${honest.n}); liar→learner ${liar.mean.toFixed(4)} ± ${liar.se.toFixed(4)} (n ${liar.n}); learner oracle ${oracle.toFixed(4)}`);
-  assert.ok(Math.abs(honest.mean - out.message_value[0][1]) < 1e-9 && Math.abs(liar.mean - out.message_value[2][1]) < 1e-9, "the matrix is the mean of the logged values");
+  console.log(
+    `honest→learner ${honest.mean.toFixed(4)} ± ${honest.se.toFixed(4)} (n ${honest.n}); liar→learner ${liar.mean.toFixed(4)} ± ${liar.se.toFixed(4)} (n ${liar.n}); learner oracle ${oracle.toFixed(4)}`,
+  );
+  assert.ok(
+    Math.abs(honest.mean - out.message_value[0][1]) < 1e-9 && Math.abs(liar.mean - out.message_value[2][1]) < 1e-9,
+    "the matrix is the mean of the logged values",
+  );
   // measured (seed 0, 48 episodes, 144 messages each): honest→learner +0.041 ± 0.006, 24% of the oracle 0.169;
   // liar→learner −0.049 ± 0.005. The run is deterministic, so the bounds are not about sampling noise: each is
   // several standard errors from the measured mean, so that a change that keeps the effect keeps the test green

@@ -17,7 +17,9 @@ import { kernelVariants } from "../src/engine/kernels/select.ts";
 const STORIES = shared("data/models/stories260K");
 
 for (const K of kernelVariants()) {
-  test(`[${K.name}] stories260K: greedy decoding from BOS reproduces llama2.c's 200 golden ids and text`, { skip: STORIES.skip || K.skip }, () => {
+  test(`[${K.name}] stories260K: greedy decoding from BOS reproduces llama2.c's 200 golden ids and text`, {
+    skip: STORIES.skip || K.skip,
+  }, () => {
     const lm = loadModel(path.join(STORIES.path, "stories260K.bin"), path.join(STORIES.path, "tok512.bin"));
     const m = new Transformer(lm.config, lm.weights, K.kernels);
     const want = JSON.parse(fs.readFileSync(path.join(STORIES.path, "expected_greedy_200.json"), "utf8"));
@@ -34,8 +36,21 @@ for (const K of kernelVariants()) {
 
 function smallModel(kernels: Kernels): Transformer {
   const c: ModelConfig = {
-    dim: 16, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 8, hiddenDim: 32, vocabSize: 40, maxSeqLen: 64, normEps: 1e-5,
-    ropeTheta: 10000, ropeStyle: "half", ropeScaling: null, tiedEmbeddings: true, bosId: 1, eosIds: [2],
+    dim: 16,
+    nLayers: 2,
+    nHeads: 2,
+    nKvHeads: 1,
+    headDim: 8,
+    hiddenDim: 32,
+    vocabSize: 40,
+    maxSeqLen: 64,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    ropeStyle: "half",
+    ropeScaling: null,
+    tiedEmbeddings: true,
+    bosId: 1,
+    eosIds: [2],
   };
   const m = new Transformer(c, undefined, kernels);
   initBaseWeights(m.weights, c, new Rng(5), 0.3);
@@ -79,7 +94,10 @@ for (const K of kernelVariants()) {
     const decode = (ids: number[]) => ids.map((i) => String.fromCharCode(97 + (i % 26))).join("");
     const text = decode(free.ids);
     const stop = text.slice(6, 8);
-    const [st] = generate(m, [{ prompt, maxTokens: 20, sampling: { temperature: 0 }, ignoreEos: true, stopStrings: [stop] }], { rng: new Rng(0), decode });
+    const [st] = generate(m, [{ prompt, maxTokens: 20, sampling: { temperature: 0 }, ignoreEos: true, stopStrings: [stop] }], {
+      rng: new Rng(0),
+      decode,
+    });
     assert.equal(st.finishReason, "stop");
     assert.equal(st.text, text.slice(0, text.indexOf(stop)));
   });

@@ -33,16 +33,25 @@ function allLogits(m: Transformer, rows: readonly RowInput[]): Float32Array {
 }
 
 for (const K of kernelVariants()) {
-  test(`[${K.name}] tiny-llama-gqa: per-token log-probs within 1e-4 of transformers, with and without the adapter`, { skip: HF.skip || K.skip }, (t) => {
+  test(`[${K.name}] tiny-llama-gqa: per-token log-probs within 1e-4 of transformers, with and without the adapter`, {
+    skip: HF.skip || K.skip,
+  }, (t) => {
     const lm = loadModel(HF.path);
     const m = new Transformer(lm.config, lm.weights, K.kernels);
     const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
     const ref = SafetensorsFile.open(path.join(HF.path, "reference.safetensors"));
     const ids = ref.readInt("input_ids");
-    const V = lm.config.vocabSize, T = 24;
-    for (const [key, ad] of [["logits", null], ["logits_lora", adapter]] as const) {
+    const V = lm.config.vocabSize,
+      T = 24;
+    for (const [key, ad] of [
+      ["logits", null],
+      ["logits_lora", adapter],
+    ] as const) {
       const logits = ref.readF32(key);
-      const got = scoreRows(m, [0, 1].map((r) => ({ tokens: ids.subarray(r * T, (r + 1) * T), adapter: ad })));
+      const got = scoreRows(
+        m,
+        [0, 1].map((r) => ({ tokens: ids.subarray(r * T, (r + 1) * T), adapter: ad })),
+      );
       for (const r of [0, 1]) {
         const want = tokenLogprobs(logits.subarray(r * T * V, (r + 1) * T * V), ids.subarray(r * T, (r + 1) * T), V);
         const diff = assertClose(`${key} row ${r} log-probs`, got[r].logprobs.subarray(1), want.subarray(1), 1e-4);
@@ -51,7 +60,9 @@ for (const K of kernelVariants()) {
     }
   });
 
-  test(`[${K.name}] tiny-llama-gqa: greedy 16 tokens equal greedy_base and greedy_lora, in one mixed batch`, { skip: HF.skip || K.skip }, () => {
+  test(`[${K.name}] tiny-llama-gqa: greedy 16 tokens equal greedy_base and greedy_lora, in one mixed batch`, {
+    skip: HF.skip || K.skip,
+  }, () => {
     const lm = loadModel(HF.path);
     const m = new Transformer(lm.config, lm.weights, K.kernels);
     const adapter = loadPeftAdapter(path.join(HF.path, "adapter"), lm.config);
@@ -59,10 +70,14 @@ for (const K of kernelVariants()) {
     const base = Array.from(ref.readInt("greedy_base"));
     const lora = Array.from(ref.readInt("greedy_lora"));
     const prompt = base.slice(0, 6);
-    const out = generate(m, [
-      { prompt, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
-      { prompt, adapter, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
-    ], { rng: new Rng(0) });
+    const out = generate(
+      m,
+      [
+        { prompt, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
+        { prompt, adapter, maxTokens: 16, sampling: { temperature: 0 }, ignoreEos: true },
+      ],
+      { rng: new Rng(0) },
+    );
     assert.deepEqual([...prompt, ...out[0].ids], base);
     assert.deepEqual([...prompt, ...out[1].ids], lora);
   });
@@ -82,7 +97,8 @@ test("sharded checkpoint (model.safetensors.index.json) loads the same weights",
   });
   fs.writeFileSync(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   fs.copyFileSync(path.join(HF.path, "config.json"), path.join(dir, "config.json"));
-  const a = loadModel(HF.path), b = loadModel(dir);
+  const a = loadModel(HF.path),
+    b = loadModel(dir);
   assert.deepEqual(b.config, a.config);
   assert.deepEqual(Array.from(b.weights.data), Array.from(a.weights.data));
 });
@@ -97,25 +113,42 @@ function torchCase(name: string, kernels: Kernels) {
   return { lm, m, adapter, ref, rows };
 }
 
-for (const K of kernelVariants()) for (const name of TORCH_CASES) {
-  test(`[${K.name}] ${name}: logits within 1e-4 of PyTorch for a packed batch of two lengths, base / adapter / mixed`, { skip: K.skip }, () => {
-    const { lm, m, adapter, ref, rows } = torchCase(name, K.kernels);
-    const V = lm.config.vocabSize;
-    const want = (key: string) => rows.map((_, i) => ref.readF32(`${key}_${i}`));
-    const check = (label: string, got: Float32Array, wants: Float32Array[]) => {
-      let off = 0;
-      wants.forEach((w, i) => {
-        assertClose(`${name} ${label} row ${i}`, got.subarray(off, off + w.length), w, 1e-4, 1e-5);
-        off += w.length;
-      });
-      assert.equal(off, got.length);
-    };
-    check("base", allLogits(m, rows.map((tokens) => ({ tokens }))), want("logits"));
-    check("lora", allLogits(m, rows.map((tokens) => ({ tokens, adapter }))), want("logits_lora"));
-    check("mixed", allLogits(m, [{ tokens: rows[0], adapter }, { tokens: rows[1] }]), [want("logits_lora")[0], want("logits")[1]]);
-    assert.equal(V, want("logits")[0].length / rows[0].length);
-  });
-}
+for (const K of kernelVariants())
+  for (const name of TORCH_CASES) {
+    test(`[${K.name}] ${name}: logits within 1e-4 of PyTorch for a packed batch of two lengths, base / adapter / mixed`, {
+      skip: K.skip,
+    }, () => {
+      const { lm, m, adapter, ref, rows } = torchCase(name, K.kernels);
+      const V = lm.config.vocabSize;
+      const want = (key: string) => rows.map((_, i) => ref.readF32(`${key}_${i}`));
+      const check = (label: string, got: Float32Array, wants: Float32Array[]) => {
+        let off = 0;
+        wants.forEach((w, i) => {
+          assertClose(`${name} ${label} row ${i}`, got.subarray(off, off + w.length), w, 1e-4, 1e-5);
+          off += w.length;
+        });
+        assert.equal(off, got.length);
+      };
+      check(
+        "base",
+        allLogits(
+          m,
+          rows.map((tokens) => ({ tokens })),
+        ),
+        want("logits"),
+      );
+      check(
+        "lora",
+        allLogits(
+          m,
+          rows.map((tokens) => ({ tokens, adapter })),
+        ),
+        want("logits_lora"),
+      );
+      check("mixed", allLogits(m, [{ tokens: rows[0], adapter }, { tokens: rows[1] }]), [want("logits_lora")[0], want("logits")[1]]);
+      assert.equal(V, want("logits")[0].length / rows[0].length);
+    });
+  }
 
 for (const K of kernelVariants()) {
   test(`[${K.name}] KV cache: feeding tokens one at a time gives the logits of a full forward`, { skip: K.skip }, () => {

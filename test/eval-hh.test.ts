@@ -24,7 +24,10 @@ const model = saveTinyModel(path.join(dir, "tiny"));
 const HH = shared("data/hh-rlhf/harmless-base/test.jsonl.gz");
 
 const dialogue = (i: number, reply: string) => `\n\nHuman: Question ${i}: what colour is the sky?\n\nAssistant:${reply}`;
-const pairs = Array.from({ length: 6 }, (_, i) => ({ chosen: dialogue(i, " Blue, on a clear day."), rejected: dialogue(i, i === 5 ? "" : " I will not say.") }));
+const pairs = Array.from({ length: 6 }, (_, i) => ({
+  chosen: dialogue(i, " Blue, on a clear day."),
+  rejected: dialogue(i, i === 5 ? "" : " I will not say."),
+}));
 const data = path.join(dir, "pairs.jsonl.gz");
 fs.writeFileSync(data, zlib.gzipSync(pairs.map((p) => JSON.stringify(p)).join("\n") + "\n"));
 
@@ -61,16 +64,35 @@ test("eval hh --json: accuracy, per token, n, 95% intervals; --details has one l
     assert.ok(out[k] >= 0 && out[k] <= 1, k);
     assert.ok(ci[0] <= out[k] && out[k] <= ci[1], `${k} inside its interval`);
   }
-  assert.deepEqual(out.systems.map((s: { system: string }) => s.system), ["base"]);
+  assert.deepEqual(
+    out.systems.map((s: { system: string }) => s.system),
+    ["base"],
+  );
   assert.equal(out.context_window, 512);
-  const lines = fs.readFileSync(details, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => l.index), [0, 1, 2, 3, 4, 5]);
+  const lines = fs
+    .readFileSync(details, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => l.index),
+    [0, 1, 2, 3, 4, 5],
+  );
   const b = lines[5].systems.base;
   assert.equal(b.rejected_tokens, 0); // the empty reply
   assert.equal(b.rejected_logprob, 0);
   assert.equal(b.rejected_logprob_per_token, null);
   // the summary is the details' comparison
-  const wins = lines.reduce((s, l) => s + (l.systems.base.chosen_logprob > l.systems.base.rejected_logprob ? 1 : l.systems.base.chosen_logprob === l.systems.base.rejected_logprob ? 0.5 : 0), 0);
+  const wins = lines.reduce(
+    (s, l) =>
+      s +
+      (l.systems.base.chosen_logprob > l.systems.base.rejected_logprob
+        ? 1
+        : l.systems.base.chosen_logprob === l.systems.base.rejected_logprob
+          ? 0.5
+          : 0),
+    0,
+  );
   assert.equal(out.accuracy, wins / 6);
   assert.ok(lines.every((l) => l.systems.base.chosen_tokens > 0 && typeof l.systems.base.chosen_logprob_per_token === "number"));
 });
@@ -87,7 +109,10 @@ test("eval hh --run: the base model and every agent adapter side by side, saved 
     savePeftAdapter(path.join(run, "adapters", name), a, model);
   }
   const out = json<HhJson>(runCli(["eval", "hh", "--run", run, "--data", data, "--limit", "4", "--json", "--quiet"]));
-  assert.deepEqual(out.systems.map((s: { system: string }) => s.system), ["base", "agent0", "agent1"]);
+  assert.deepEqual(
+    out.systems.map((s: { system: string }) => s.system),
+    ["base", "agent0", "agent1"],
+  );
   assert.ok(out.systems.every((s: { n: number }) => s.n === 4));
   assert.notEqual(out.systems[1].mean_margin, out.systems[0].mean_margin); // the adapters change the scores
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(run, "eval", "hh.json"), "utf8")).systems, out.systems);
@@ -110,7 +135,10 @@ test("eval hh: bad input ends in one line and exit 2", () => {
   assertUserError(runCli(["eval", "hh", "--model", model]), /--data is required/);
   assertUserError(runCli(["eval", "hh", "--model", model, "--data", path.join(dir, "nope.jsonl")]), /not found: .*nope\.jsonl/);
   assertUserError(runCli(["eval", "hh", "--model", model, "--data", data, "--adapter", dir, "--run", dir]), /--adapter or --run, not both/);
-  assertUserError(runCli(["eval", "hh", "--model", model, "--data", data, "--limit", "0"]), /--limit=0: too small: expected number to be >0/);
+  assertUserError(
+    runCli(["eval", "hh", "--model", model, "--data", data, "--limit", "0"]),
+    /--limit=0: too small: expected number to be >0/,
+  );
   const help = runCli(["eval", "hh", "--help"]);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /left-truncated/);
@@ -121,7 +149,8 @@ test("eval hh: bad input ends in one line and exit 2", () => {
 function runCliAsync(args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), ...args], { cwd: ROOT });
-    let stdout = "", stderr = "";
+    let stdout = "",
+      stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
     child.on("close", (status) => resolve({ status: status ?? -1, stdout, stderr }));
@@ -132,7 +161,8 @@ test("data download hh-rlhf: from a local server, atomically, with its sha256; a
   const gz = zlib.gzipSync(pairs.map((p) => JSON.stringify(p)).join("\n") + "\n");
   const server = http.createServer((req, res) => {
     if (req.url === "/hf/helpful-base/train.jsonl.gz") res.end(gz);
-    else if (req.url === "/gh/harmless-base/test.jsonl.gz") res.end("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 742801\n");
+    else if (req.url === "/gh/harmless-base/test.jsonl.gz")
+      res.end("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 742801\n");
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -27,7 +27,10 @@ test("eval language: drift, honesty, listening, matrices and role specialisation
   const summary = JSON.parse(fs.readFileSync(path.join(run, "summary.json"), "utf8"));
 
   // drift: one point per iteration of transcripts.jsonl, learners and the scripted reference
-  assert.deepEqual(out.drift.series.map((p: { iteration: number }) => p.iteration), [1, 2, 3]);
+  assert.deepEqual(
+    out.drift.series.map((p: { iteration: number }) => p.iteration),
+    [1, 2, 3],
+  );
   assert.deepEqual(out.drift.groups, ["learners", "scripted"]);
   for (const p of out.drift.series) {
     const s = p.groups.learners.state;
@@ -59,7 +62,10 @@ test("eval language: drift, honesty, listening, matrices and role specialisation
   // roles: the in-place run is the trainer's final validation, to the last bit
   assert.equal(out.roles.applicable, true);
   assert.equal(out.roles.in_place.learner_gain, summary.val_information_gain_final);
-  assert.deepEqual(out.roles.in_place.per_agent.map((a: { gain: number }) => a.gain), summary.val_information_gain_per_agent);
+  assert.deepEqual(
+    out.roles.in_place.per_agent.map((a: { gain: number }) => a.gain),
+    summary.val_information_gain_per_agent,
+  );
   assert.equal(out.roles.swaps.length, 1);
   const s = out.roles.swaps[0];
   assert.deepEqual(s.agents, [0, 1]);

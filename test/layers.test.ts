@@ -38,7 +38,8 @@ function* sourceFiles(dir: string): Generator<string> {
 export function importsOf(code: string): string[] {
   const text = code.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
   const out: string[] = [];
-  const re = /\b(?:import|export)\s+(?:type\s+)?(?:[^'"`;]*?\sfrom\s+)?["'](\.[^"']+)["']|\bimport\s*\(\s*["'](\.[^"']+)["']\s*\)|new URL\(\s*["'](\.[^"']+)["']\s*,\s*import\.meta\.url/g;
+  const re =
+    /\b(?:import|export)\s+(?:type\s+)?(?:[^'"`;]*?\sfrom\s+)?["'](\.[^"']+)["']|\bimport\s*\(\s*["'](\.[^"']+)["']\s*\)|new URL\(\s*["'](\.[^"']+)["']\s*,\s*import\.meta\.url/g;
   for (let m = re.exec(text); m; m = re.exec(text)) out.push(m[1] ?? m[2] ?? m[3]);
   return out;
 }
@@ -59,7 +60,8 @@ export function violations(root = SRC): string[] {
       const relTarget = path.relative(root, target);
       if (relTarget.startsWith("..")) {
         const outside = relTarget.split(path.sep)[1];
-        const allowed = (outside === "test" && /\.test\.ts$/.test(file)) || (outside === "bench" && from === "cli") || outside === "package.json";
+        const allowed =
+          (outside === "test" && /\.test\.ts$/.test(file)) || (outside === "bench" && from === "cli") || outside === "package.json";
         if (!allowed) bad.push(`${rel} → ${spec} (outside src/)`);
         continue;
       }
@@ -90,6 +92,9 @@ test("the check catches a wrong import", () => {
   fs.writeFileSync(path.join(tmp, "engine", "x.ts"), '// import { y } from "../rl/ok.ts";\nexport const x = 1;\n');
   assert.deepEqual(violations(tmp), []);
   fs.writeFileSync(path.join(tmp, "engine", "bad.ts"), 'import type { T } from "../rl/ok.ts";\nconst m = await import("../rl/ok.ts");\n');
-  assert.deepEqual(violations(tmp), ["engine/bad.ts → ../rl/ok.ts (engine may not import rl)", "engine/bad.ts → ../rl/ok.ts (engine may not import rl)"]);
+  assert.deepEqual(violations(tmp), [
+    "engine/bad.ts → ../rl/ok.ts (engine may not import rl)",
+    "engine/bad.ts → ../rl/ok.ts (engine may not import rl)",
+  ]);
   fs.rmSync(tmp, { recursive: true });
 });

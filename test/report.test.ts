@@ -21,15 +21,32 @@ test("report: a self-contained page with every metric, the evaluations and escap
   assert.equal(train.status, 0, train.stderr);
   // a model that wrote markup: the report must show it as text
   const tf = path.join(run, "transcripts.jsonl");
-  const lines = fs.readFileSync(tf, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  Object.assign(lines[0], { state: `state ${EVIL}`, completion: ` state ${EVIL}\n0:1:<img src=x onerror=alert(1)>`, sent: [{ from: 0, to: 1, text: "<img src=x onerror=alert(1)>" }] });
+  const lines = fs
+    .readFileSync(tf, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  Object.assign(lines[0], {
+    state: `state ${EVIL}`,
+    completion: ` state ${EVIL}\n0:1:<img src=x onerror=alert(1)>`,
+    sent: [{ from: 0, to: 1, text: "<img src=x onerror=alert(1)>" }],
+  });
   fs.writeFileSync(tf, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
   const lang = runCli(["eval", "language", "--run", run, "--quiet"]);
   assert.equal(lang.status, 0, lang.stderr);
-  fs.writeFileSync(path.join(run, "eval", "hh.json"), JSON.stringify({
-    eval: "hh", n: 8, accuracy: 0.625, accuracy_ci95: [0.31, 0.86],
-    systems: [{ system: "base", accuracy: 0.625, accuracy_ci95: [0.31, 0.86] }, { system: `agent0${EVIL}`, accuracy: 0.5, accuracy_ci95: [0.22, 0.78] }],
-  }));
+  fs.writeFileSync(
+    path.join(run, "eval", "hh.json"),
+    JSON.stringify({
+      eval: "hh",
+      n: 8,
+      accuracy: 0.625,
+      accuracy_ci95: [0.31, 0.86],
+      systems: [
+        { system: "base", accuracy: 0.625, accuracy_ci95: [0.31, 0.86] },
+        { system: `agent0${EVIL}`, accuracy: 0.5, accuracy_ci95: [0.22, 0.78] },
+      ],
+    }),
+  );
 
   const r = runCli(["report", run, "--json"]);
   assert.equal(r.status, 0, r.stderr);
@@ -50,13 +67,37 @@ test("report: a self-contained page with every metric, the evaluations and escap
   assert.ok(html.includes("agent0&lt;script&gt;"), "labels from evaluation files are escaped too");
 
   // a chart for every metric of metrics.jsonl that has data
-  const metrics = fs.readFileSync(path.join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  const charted = new Set((html.match(/<svg [^>]*data-metrics="([^"]*)"/g) ?? []).flatMap((s) => /data-metrics="([^"]*)"/.exec(s)![1].split(" ")));
+  const metrics = fs
+    .readFileSync(path.join(run, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  const charted = new Set(
+    (html.match(/<svg [^>]*data-metrics="([^"]*)"/g) ?? []).flatMap((s) => /data-metrics="([^"]*)"/.exec(s)![1].split(" ")),
+  );
   const hasData = (v: unknown): boolean => (typeof v === "number" && Number.isFinite(v)) || (Array.isArray(v) && v.some(hasData));
   const fields = Object.keys(metrics[0]).filter((f) => f !== "iteration" && metrics.some((m) => hasData(m[f])));
   assert.ok(fields.length >= 15, fields.join(","));
   for (const f of fields) assert.ok(charted.has(f), `a chart of ${f}`);
-  for (const f of ["reward", "information_gain", "learner_gain", "oracle_gain", "val_information_gain", "kl", "kl_coef", "entropy", "state_tokens", "messages", "violations", "tokens_per_s", "time_generate", "time_score", "time_train", "talk", "message_value"]) {
+  for (const f of [
+    "reward",
+    "information_gain",
+    "learner_gain",
+    "oracle_gain",
+    "val_information_gain",
+    "kl",
+    "kl_coef",
+    "entropy",
+    "state_tokens",
+    "messages",
+    "violations",
+    "tokens_per_s",
+    "time_generate",
+    "time_score",
+    "time_train",
+    "talk",
+    "message_value",
+  ]) {
     assert.ok(charted.has(f), f);
   }
   for (const f of ["drift", "honesty", "roles"]) assert.ok(charted.has(f), `language: ${f}`);
@@ -72,7 +113,13 @@ test("report: a self-contained page with every metric, the evaluations and escap
     assert.ok(png.length > 1000, `${f.png}: ${png.length} bytes`);
     assert.match(fs.readFileSync(f.svg, "utf8"), /^<\?xml[\s\S]*<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   }
-  assert.deepEqual(fs.readdirSync(path.join(run, "report")).filter((f) => f.endsWith(".png")).sort(), out.figures.map((f: { id: string }) => `${f.id}.png`).sort());
+  assert.deepEqual(
+    fs
+      .readdirSync(path.join(run, "report"))
+      .filter((f) => f.endsWith(".png"))
+      .sort(),
+    out.figures.map((f: { id: string }) => `${f.id}.png`).sort(),
+  );
 
   // the same run, the same page
   assert.equal(runCli(["report", run, "--no-png", "--out", path.join(dir, "again.html")]).status, 0);

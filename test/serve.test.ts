@@ -22,7 +22,10 @@ interface Served {
 
 /** Starts `colloquy serve <args> --port 0` and waits for the URL it prints on stderr. */
 function startServe(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), "serve", ...args, "--port", "0"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), "serve", ...args, "--port", "0"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let err = "";
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   return new Promise((resolve, reject) => {
@@ -56,7 +59,18 @@ const modelDir = path.join(dir, "tinymodel");
 before(async () => {
   saveTinyModel(modelDir);
   const adapter = randomAdapterDir(path.join(dir, "adapter"));
-  served = await startServe(["--model", modelDir, "--adapter", `kind=${adapter}`, "--max-queue", "12", "--max-batch", "8", "--max-body-bytes", "4096"]);
+  served = await startServe([
+    "--model",
+    modelDir,
+    "--adapter",
+    `kind=${adapter}`,
+    "--max-queue",
+    "12",
+    "--max-batch",
+    "8",
+    "--max-body-bytes",
+    "4096",
+  ]);
 });
 
 after(() => {
@@ -64,20 +78,33 @@ after(() => {
 });
 
 const post = (route: string, body: unknown, signal?: AbortSignal) =>
-  fetch(served.url + route, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body), signal });
+  fetch(served.url + route, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal,
+  });
 
 test("models: the base model, its folder's name and the adapter", async () => {
-  const body = await (await fetch(served.url + "/v1/models")).json() as { data: { id: string }[] };
-  assert.deepEqual(body.data.map((m) => m.id), ["base", "tinymodel", "kind"]);
+  const body = (await (await fetch(served.url + "/v1/models")).json()) as { data: { id: string }[] };
+  assert.deepEqual(
+    body.data.map((m) => m.id),
+    ["base", "tinymodel", "kind"],
+  );
 });
 
 test("streaming over a real socket: chunks, then [DONE]; the same text as without streaming", async () => {
   const req = { model: "kind", messages: [{ role: "user", content: "Who has the key?" }], max_tokens: 12, seed: 4 };
-  const plain = await (await post("/v1/chat/completions", req)).json() as { choices: { message: { content: string }; finish_reason: string }[] };
+  const plain = (await (await post("/v1/chat/completions", req)).json()) as {
+    choices: { message: { content: string }; finish_reason: string }[];
+  };
   const res = await post("/v1/chat/completions", { ...req, stream: true });
   assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
   const text = await res.text();
-  const datas = text.split("\n\n").filter(Boolean).map((s) => s.replace(/^data: /, ""));
+  const datas = text
+    .split("\n\n")
+    .filter(Boolean)
+    .map((s) => s.replace(/^data: /, ""));
   assert.equal(datas.at(-1), "[DONE]");
   const chunks = datas.slice(0, -1).map((d) => JSON.parse(d));
   assert.equal(chunks.map((c) => c.choices[0].delta.content ?? "").join(""), plain.choices[0].message.content);
@@ -88,31 +115,39 @@ test("a burst of 40 concurrent requests, good and bad, gets proper answers and t
   const good = (i: number) => ({ model: i % 2 ? "kind" : "base", prompt: `Alice ${i}`, max_tokens: 6, seed: i });
   const kinds = ["good", "stream", "malformed", "unknown-model", "oversize", "bad-param", "abandoned", "good"] as const;
   const started = Date.now();
-  const outcomes = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
-    const kind = kinds[i % kinds.length];
-    const abort = new AbortController();
-    try {
-      let res: Response;
-      if (kind === "good") res = await post("/v1/completions", good(i));
-      else if (kind === "stream") res = await post("/v1/completions", { ...good(i), stream: true });
-      else if (kind === "malformed") res = await post("/v1/completions", '{"model": "base", "prompt": ');
-      else if (kind === "unknown-model") res = await post("/v1/completions", { ...good(i), model: "gpt-17" });
-      else if (kind === "oversize") res = await post("/v1/completions", { ...good(i), prompt: "x".repeat(5000) });
-      else if (kind === "bad-param") res = await post("/v1/chat/completions", { model: "base", messages: "hi" });
-      else {
-        setTimeout(() => abort.abort(), 5);
-        res = await post("/v1/completions", { ...good(i), max_tokens: 40, stream: true }, abort.signal);
-        await res.text();
+  const outcomes = await Promise.all(
+    Array.from({ length: 40 }, async (_, i) => {
+      const kind = kinds[i % kinds.length];
+      const abort = new AbortController();
+      try {
+        let res: Response;
+        if (kind === "good") res = await post("/v1/completions", good(i));
+        else if (kind === "stream") res = await post("/v1/completions", { ...good(i), stream: true });
+        else if (kind === "malformed") res = await post("/v1/completions", '{"model": "base", "prompt": ');
+        else if (kind === "unknown-model") res = await post("/v1/completions", { ...good(i), model: "gpt-17" });
+        else if (kind === "oversize") res = await post("/v1/completions", { ...good(i), prompt: "x".repeat(5000) });
+        else if (kind === "bad-param") res = await post("/v1/chat/completions", { model: "base", messages: "hi" });
+        else {
+          setTimeout(() => abort.abort(), 5);
+          res = await post("/v1/completions", { ...good(i), max_tokens: 40, stream: true }, abort.signal);
+          await res.text();
+        }
+        const text = await res.text();
+        return { kind, status: res.status, text };
+      } catch (e) {
+        if (kind === "abandoned" && abort.signal.aborted) return { kind, status: 0, text: "" };
+        throw e;
       }
-      const text = await res.text();
-      return { kind, status: res.status, text };
-    } catch (e) {
-      if (kind === "abandoned" && abort.signal.aborted) return { kind, status: 0, text: "" };
-      throw e;
-    }
-  }));
+    }),
+  );
   const allowed: Record<string, number[]> = {
-    good: [200, 429], stream: [200, 429], malformed: [400], "unknown-model": [404], oversize: [413], "bad-param": [400], abandoned: [0, 200, 429],
+    good: [200, 429],
+    stream: [200, 429],
+    malformed: [400],
+    "unknown-model": [404],
+    oversize: [413],
+    "bad-param": [400],
+    abandoned: [0, 200, 429],
   };
   for (const o of outcomes) {
     assert.ok(allowed[o.kind].includes(o.status), `${o.kind}: status ${o.status} ${o.text}`);
@@ -127,7 +162,12 @@ test("a burst of 40 concurrent requests, good and bad, gets proper answers and t
   assert.ok(ok >= 5, `only ${ok} good requests were served`);
   assert.ok(Date.now() - started < 60_000);
   // still up, and requests that arrived together ran in shared batches
-  const health = await (await fetch(served.url + "/health")).json() as { status: string; largestBatch: number; batches: number; rows: number };
+  const health = (await (await fetch(served.url + "/health")).json()) as {
+    status: string;
+    largestBatch: number;
+    batches: number;
+    rows: number;
+  };
   assert.equal(health.status, "ok");
   assert.ok(health.largestBatch > 1, JSON.stringify(health));
   assert.ok(health.batches < health.rows, JSON.stringify(health));
@@ -137,7 +177,10 @@ test("a burst of 40 concurrent requests, good and bad, gets proper answers and t
 });
 
 test("SIGTERM: a request in flight finishes (or is refused with 503), then the process exits 0", async () => {
-  const inflight = post("/v1/completions", { model: "base", prompt: "Alice", max_tokens: 48, stream: true, seed: 1 }).then(async (r) => ({ status: r.status, text: await r.text() }));
+  const inflight = post("/v1/completions", { model: "base", prompt: "Alice", max_tokens: 48, stream: true, seed: 1 }).then(async (r) => ({
+    status: r.status,
+    text: await r.text(),
+  }));
   await new Promise((r) => setTimeout(r, 50));
   served.child.kill("SIGTERM");
   const [r, code] = await Promise.all([inflight, served.exited]);

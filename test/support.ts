@@ -25,7 +25,9 @@ export function tmpDir(prefix = "colloquy-test-"): string {
 /** Asserts |got − want| ≤ atol + rtol·|want| elementwise; returns the largest |got − want| (for diagnostics). */
 export function assertClose(label: string, got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol = 0): number {
   assert.equal(got.length, want.length, `${label}: length ${got.length} ≠ ${want.length}`);
-  let worst = -1, worstExcess = 0, maxDiff = 0;
+  let worst = -1,
+    worstExcess = 0,
+    maxDiff = 0;
   for (let i = 0; i < got.length; i++) {
     maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
     const excess = Math.abs(got[i] - want[i]) - (atol + rtol * Math.abs(want[i]));

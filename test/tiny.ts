@@ -21,7 +21,9 @@ let cached: Tokenizer | null = null;
 function tinyTokenizerJson(): object {
   if (!cachedJson) {
     const docs = new FactsSource(99).sampleDocuments("train", 40);
-    docs.push("You are agent 0. Other agents: 1, 2. Keep a one-line state. Send messages as 0:recipient:message.\nMEMORY: \nEXCERPT: \nINBOX:\n(empty)\nSTATE: NEXT: CONTEXT:");
+    docs.push(
+      "You are agent 0. Other agents: 1, 2. Keep a one-line state. Send messages as 0:recipient:message.\nMEMORY: \nEXCERPT: \nINBOX:\n(empty)\nSTATE: NEXT: CONTEXT:",
+    );
     cachedJson = trainByteLevelBpe(docs, { vocabSize: 400, specialTokens: SPECIAL_TOKENS });
   }
   return cachedJson;
@@ -34,8 +36,22 @@ export function tinyTokenizer(): Tokenizer {
 
 export function tinyModel(seed = 1, over: Partial<ModelConfig> = {}): Transformer {
   const c: ModelConfig = {
-    dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 8, hiddenDim: 64, vocabSize: tinyTokenizer().vocabSize, maxSeqLen: 512,
-    normEps: 1e-5, ropeTheta: 10000, ropeStyle: "half", ropeScaling: null, tiedEmbeddings: true, bosId: 1, eosIds: [2], ...over,
+    dim: 32,
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    headDim: 8,
+    hiddenDim: 64,
+    vocabSize: tinyTokenizer().vocabSize,
+    maxSeqLen: 512,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    ropeStyle: "half",
+    ropeScaling: null,
+    tiedEmbeddings: true,
+    bosId: 1,
+    eosIds: [2],
+    ...over,
   };
   const m = new Transformer(c);
   initBaseWeights(m.weights, c, new Rng(seed), 0.2);

@@ -17,23 +17,51 @@ const dir = tmpDir("colloquy-train-");
 const model = saveTinyModel(path.join(dir, "tiny"));
 const TIMING = ["tokens_per_s", "time_generate", "time_score", "time_train"];
 const smoke = (out: string, extra: string[] = []) => ["train", "--preset", "smoke", `--model=${model}`, "--out", out, "--quiet", ...extra];
-const metrics = (run: string) => fs.readFileSync(path.join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-const withoutTimings = (lines: Record<string, unknown>[]) => lines.map((l) => Object.fromEntries(Object.entries(l).filter(([k]) => !TIMING.includes(k))));
+const metrics = (run: string) =>
+  fs
+    .readFileSync(path.join(run, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+const withoutTimings = (lines: Record<string, unknown>[]) =>
+  lines.map((l) => Object.fromEntries(Object.entries(l).filter(([k]) => !TIMING.includes(k))));
 
 test("smoke preset: every file and field of the run folder", () => {
   const out = path.join(dir, "run-a");
   const r = runCli([...smoke(out), "--json"]);
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
-  for (const key of ["val_information_gain_initial", "val_information_gain_final", "val_information_gain_final_no_messages"]) assert.equal(typeof summary[key], "number", key);
+  for (const key of ["val_information_gain_initial", "val_information_gain_final", "val_information_gain_final_no_messages"])
+    assert.equal(typeof summary[key], "number", key);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8")), summary);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
   assert.equal(cfg.preset, "smoke");
   assert.equal(cfg.config.iterations, 3);
   assert.equal(cfg.config.seed, 0);
   const lines = metrics(out);
-  assert.deepEqual(lines.map((l) => l.iteration), [0, 1, 2, 3]);
-  const fields = ["reward", "information_gain", "learner_gain", "oracle_gain", "kl", "kl_coef", "entropy", "state_tokens", "messages", "violations", "talk", "message_value", "tokens_per_s", "time_generate", "time_score", "time_train", "val_information_gain"];
+  assert.deepEqual(
+    lines.map((l) => l.iteration),
+    [0, 1, 2, 3],
+  );
+  const fields = [
+    "reward",
+    "information_gain",
+    "learner_gain",
+    "oracle_gain",
+    "kl",
+    "kl_coef",
+    "entropy",
+    "state_tokens",
+    "messages",
+    "violations",
+    "talk",
+    "message_value",
+    "tokens_per_s",
+    "time_generate",
+    "time_score",
+    "time_train",
+    "val_information_gain",
+  ];
   for (const l of lines) for (const f of fields) assert.ok(f in l, `metrics line ${l.iteration} has ${f}`);
   for (const l of lines.slice(1)) {
     assert.equal(typeof l.reward, "number");
@@ -43,41 +71,73 @@ test("smoke preset: every file and field of the run folder", () => {
   assert.equal(typeof lines[0].val_information_gain, "number");
   assert.equal(typeof lines[2].val_information_gain, "number"); // evalEvery 2
   assert.equal(lines[1].val_information_gain, null);
-  for (const i of [0, 2]) assert.equal(typeof lines[i].val_information_gain_no_messages, "number", `line ${i}: validation without messages`);
+  for (const i of [0, 2])
+    assert.equal(typeof lines[i].val_information_gain_no_messages, "number", `line ${i}: validation without messages`);
   assert.equal(lines[1].val_information_gain_no_messages, null);
   assert.equal(summary.val_information_gain_final, lines[3].val_information_gain, "the summary is the last validation");
   assert.equal(summary.val_information_gain_final_no_messages, lines[3].val_information_gain_no_messages);
   // the paired delivery effect: equal learner records per episode, so its mean is the difference of the means
   const effect = summary.val_message_effect;
-  assert.ok(Math.abs(effect.mean - (summary.val_information_gain_final - summary.val_information_gain_final_no_messages)) < 1e-12, JSON.stringify(effect));
+  assert.ok(
+    Math.abs(effect.mean - (summary.val_information_gain_final - summary.val_information_gain_final_no_messages)) < 1e-12,
+    JSON.stringify(effect),
+  );
   assert.ok(effect.se >= 0 && effect.episodes === 2, JSON.stringify(effect));
   const before = summary.val_message_effect_initial;
-  assert.ok(Math.abs(before.mean - (lines[0].val_information_gain - lines[0].val_information_gain_no_messages)) < 1e-12, JSON.stringify(before));
+  assert.ok(
+    Math.abs(before.mean - (lines[0].val_information_gain - lines[0].val_information_gain_no_messages)) < 1e-12,
+    JSON.stringify(before),
+  );
   assert.ok(before.se >= 0 && before.episodes === 2, JSON.stringify(before));
-  const transcripts = fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const transcripts = fs
+    .readFileSync(path.join(out, "transcripts.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(transcripts.map((t) => t.iteration))], [1, 2, 3]);
-  for (const key of ["prompt", "completion", "state", "sent", "received", "information_gain", "reward", "message_values", "violations"]) assert.ok(key in transcripts[0], key);
+  for (const key of ["prompt", "completion", "state", "sent", "received", "information_gain", "reward", "message_values", "violations"])
+    assert.ok(key in transcripts[0], key);
   const base = loadModel(model).config;
   for (const agent of ["agent0", "agent1"]) loadPeftAdapter(path.join(out, "adapters", agent), base);
   // the run's adapters in a rollout: each learner slot with its own (`--adapter` repeated, in both forms)
-  const rollout = runCli(["rollout", `--model=${model}`, "--agents=learner,learner", `--adapter=0=${path.join(out, "adapters", "agent0")}`,
-    "--adapter", `1=${path.join(out, "adapters", "agent1")}`, "--episodes=1", "--rounds=2", "--json"]);
+  const rollout = runCli([
+    "rollout",
+    `--model=${model}`,
+    "--agents=learner,learner",
+    `--adapter=0=${path.join(out, "adapters", "agent0")}`,
+    "--adapter",
+    `1=${path.join(out, "adapters", "agent1")}`,
+    "--episodes=1",
+    "--rounds=2",
+    "--json",
+  ]);
   assert.equal(rollout.status, 0, rollout.stderr);
-  assert.deepEqual(JSON.parse(rollout.stdout).transcripts.map((t: { agent: number; adapter: string }) => `${t.agent}:${t.adapter}`), ["0:agent0", "1:agent1", "0:agent0", "1:agent1"]);
+  assert.deepEqual(
+    JSON.parse(rollout.stdout).transcripts.map((t: { agent: number; adapter: string }) => `${t.agent}:${t.adapter}`),
+    ["0:agent0", "1:agent1", "0:agent0", "1:agent1"],
+  );
   const state = JSON.parse(fs.readFileSync(path.join(out, "checkpoint", "state.json"), "utf8"));
   assert.equal(state.iteration, 3);
   assert.ok(!fs.existsSync(path.join(out, "checkpoint.tmp")) && !fs.existsSync(path.join(out, "checkpoint.old")));
 });
 
 test("the same seed gives the same metrics.jsonl (timings aside); another seed does not", () => {
-  const a = path.join(dir, "det-a"), b = path.join(dir, "det-b"), c = path.join(dir, "det-c");
-  for (const [out, seed] of [[a, 0], [b, 0], [c, 1]] as const) assert.equal(runCli([...smoke(out), `--seed=${seed}`]).status, 0);
+  const a = path.join(dir, "det-a"),
+    b = path.join(dir, "det-b"),
+    c = path.join(dir, "det-c");
+  for (const [out, seed] of [
+    [a, 0],
+    [b, 0],
+    [c, 1],
+  ] as const)
+    assert.equal(runCli([...smoke(out), `--seed=${seed}`]).status, 0);
   assert.deepEqual(withoutTimings(metrics(b)), withoutTimings(metrics(a)));
   assert.notDeepEqual(withoutTimings(metrics(c)), withoutTimings(metrics(a)));
 });
 
 test("a run killed mid-way resumes from its checkpoint: no gap, no repeat, same numbers", async () => {
-  const full = path.join(dir, "resume-full"), killed = path.join(dir, "resume-killed");
+  const full = path.join(dir, "resume-full"),
+    killed = path.join(dir, "resume-killed");
   const args = (out: string) => smoke(out, ["--iterations=5"]);
   assert.equal(runCli(args(full)).status, 0);
   const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), ...args(killed)], { cwd: ROOT, stdio: "ignore" });
@@ -90,21 +150,33 @@ test("a run killed mid-way resumes from its checkpoint: no gap, no repeat, same 
         resolve();
       }
     }, 20);
-    child.on("exit", () => { clearInterval(timer); reject(new Error("the run finished before it could be killed")); });
+    child.on("exit", () => {
+      clearInterval(timer);
+      reject(new Error("the run finished before it could be killed"));
+    });
   });
   await new Promise((r) => child.on("exit", r));
   const r = runCli(["train", "--resume", killed, "--quiet"]);
   assert.equal(r.status, 0, r.stderr);
   const lines = metrics(killed);
-  assert.deepEqual(lines.map((l) => l.iteration), [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    lines.map((l) => l.iteration),
+    [0, 1, 2, 3, 4, 5],
+  );
   assert.deepEqual(withoutTimings(lines), withoutTimings(metrics(full)));
 });
 
 test("config errors are one line: unknown key, wrong type, unknown preset, a resume that changes the config", () => {
-  assertUserError(runCli(["train", "--preset", "smoke", "--bogus=1", "--out", path.join(dir, "x1")]), /unknown flag --bogus for colloquy train/);
+  assertUserError(
+    runCli(["train", "--preset", "smoke", "--bogus=1", "--out", path.join(dir, "x1")]),
+    /unknown flag --bogus for colloquy train/,
+  );
   assertUserError(runCli(["train", "--preset", "smoke", "--lr=fast", "--out", path.join(dir, "x2")]), /--lr=fast: expected a number/);
   assertUserError(runCli(["train", "--preset", "nope", "--out", path.join(dir, "x3")]), /no preset named "nope"/);
-  assertUserError(runCli(["train", "--preset", "smoke", "--algorithm=sarsa", `--model=${model}`, "--out", path.join(dir, "x4")]), /algorithm/);
+  assertUserError(
+    runCli(["train", "--preset", "smoke", "--algorithm=sarsa", `--model=${model}`, "--out", path.join(dir, "x4")]),
+    /algorithm/,
+  );
   const bad = path.join(dir, "bad.json");
   fs.writeFileSync(bad, JSON.stringify({ iterations: "many" }));
   assertUserError(runCli(["train", "--config", bad, "--out", path.join(dir, "x5")]), /iterations/);

@@ -35,7 +35,14 @@ before(async () => {
   // a transcript record whose model output carries HTML and a script
   const last = fs.readFileSync(path.join(run, "transcripts.jsonl"), "utf8").trim().split("\n").pop()!;
   const rec = JSON.parse(last);
-  Object.assign(rec, { agent: 1, round: 1, state: `state ${HOSTILE}`, completion: `STATE: ${HOSTILE}`, sent: [{ from: 1, to: 0, text: `</li>${HOSTILE}` }], message_values: [{ to: 0, text: `</li>${HOSTILE}`, value: 0.25 }] });
+  Object.assign(rec, {
+    agent: 1,
+    round: 1,
+    state: `state ${HOSTILE}`,
+    completion: `STATE: ${HOSTILE}`,
+    sent: [{ from: 1, to: 0, text: `</li>${HOSTILE}` }],
+    message_values: [{ to: 0, text: `</li>${HOSTILE}`, value: 0.25 }],
+  });
   fs.appendFileSync(path.join(run, "transcripts.jsonl"), JSON.stringify(rec) + "\n");
   syntheticRun(path.join(runs, "long"), { iterations: 5000, agents: 3, perIteration: 6 });
   server = await startServer(["dashboard", runs, "--port", "0", "--poll-ms", "250"]);
@@ -47,24 +54,37 @@ after(async () => {
   await server?.stop();
 });
 
-test("a real run: curves render, follow an appended line and a rewrite, transcripts show model output as text", { skip, timeout: 240_000 }, async () => {
+test("a real run: curves render, follow an appended line and a rewrite, transcripts show model output as text", {
+  skip,
+  timeout: 240_000,
+}, async () => {
   const { page, problems } = browser;
   await page.goto(`${server.url}/dashboard#run=smoke-run`);
   await page.waitForSelector("html[data-ready='1']", { timeout: 30_000 });
   const row = page.locator("tr[data-run='smoke-run']");
   assert.match(await rowText(row), /smoke-run\s+smoke\s+finished\s+3 \/ 3/);
   assert.equal(await page.locator("tr[data-run='long']").count(), 1, "both runs listed");
-  for (const chart of ["reward", "information_gain", "kl", "entropy", "state_tokens", "messages", "violations", "tokens_per_s", "validation"]) {
+  for (const chart of [
+    "reward",
+    "information_gain",
+    "kl",
+    "entropy",
+    "state_tokens",
+    "messages",
+    "violations",
+    "tokens_per_s",
+    "validation",
+  ]) {
     const card = page.locator(`[data-chart='${chart}']`);
     assert.equal(await card.getAttribute("data-last-x"), "3", chart);
   }
-  const painted = await page.evaluate(`(() => {
+  const painted = (await page.evaluate(`(() => {
     const c = document.querySelector("[data-chart='reward'] canvas");
     const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200)) n++;
     return n;
-  })()`) as number;
+  })()`)) as number;
   assert.ok(painted > 200, `the reward chart has ${painted} painted pixels`);
   await page.waitForSelector("#live.on");
 
@@ -93,19 +113,35 @@ test("a real run: curves render, follow an appended line and a rewrite, transcri
   await page.selectOption("#t-round", "1");
   await page.locator("#transcripts .state", { hasText: "<script>" }).first().waitFor({ timeout: 15_000 });
   const states = await page.locator("#transcripts .state").allTextContents();
-  assert.ok(states.some((s) => s === `state ${HOSTILE}`), "the state is shown verbatim");
-  assert.ok((await page.locator("#transcripts ul.msgs").allTextContents()).some((t) => t.includes(`</li>${HOSTILE}`) && t.includes("value +0.250")), "the message with its value");
+  assert.ok(
+    states.some((s) => s === `state ${HOSTILE}`),
+    "the state is shown verbatim",
+  );
+  assert.ok(
+    (await page.locator("#transcripts ul.msgs").allTextContents()).some((t) => t.includes(`</li>${HOSTILE}`) && t.includes("value +0.250")),
+    "the message with its value",
+  );
   assert.equal(await page.locator("#transcripts img, #transcripts script").count(), 0, "no element was made from model output");
   assert.equal(await page.evaluate("window.__xss"), undefined, "no script from model output ran");
-  await page.locator("#transcripts details").last().evaluate((d) => ((d as unknown as { open: boolean }).open = true));
-  await screenshot(page, "dashboard", "the dashboard on a real smoke run of the tiny model (2 learners): the run list (smoke-run, shown running " +
-    "since the test wrote to its metrics.jsonl, and a 5,000-iteration synthetic run), curves of every metric of metrics.jsonl, the talk graph " +
-    "and message-value matrix, and the transcript browser (agent 1, round 1) showing a record whose state, message and completion hold " +
-    "<script> and <img onerror> as plain text");
+  await page
+    .locator("#transcripts details")
+    .last()
+    .evaluate((d) => ((d as unknown as { open: boolean }).open = true));
+  await screenshot(
+    page,
+    "dashboard",
+    "the dashboard on a real smoke run of the tiny model (2 learners): the run list (smoke-run, shown running " +
+      "since the test wrote to its metrics.jsonl, and a 5,000-iteration synthetic run), curves of every metric of metrics.jsonl, the talk graph " +
+      "and message-value matrix, and the transcript browser (agent 1, round 1) showing a record whose state, message and completion hold " +
+      "<script> and <img onerror> as plain text",
+  );
   assert.deepEqual(problems, [], "no console error and no CSP violation");
 });
 
-test("a long run (5,000 iterations): load time, downsampled drawing, per-update cost, overlay of two runs", { skip, timeout: 240_000 }, async () => {
+test("a long run (5,000 iterations): load time, downsampled drawing, per-update cost, overlay of two runs", {
+  skip,
+  timeout: 240_000,
+}, async () => {
   const { page, problems } = browser;
   const t0 = Date.now();
   await page.goto(`${server.url}/dashboard#run=long`);
@@ -128,17 +164,23 @@ test("a long run (5,000 iterations): load time, downsampled drawing, per-update 
     updates.push(Number(await page.evaluate("document.documentElement.dataset.lastUpdateMs")));
   }
   const pageLoad = Number(await page.evaluate("document.documentElement.dataset.loadMs"));
-  console.log(`5,001-line metrics.jsonl (${(fs.statSync(metrics).size / 1e6).toFixed(1)} MB): page ready in ${loadMs} ms (${pageLoad} ms after navigation start); ` +
-    `${drawn} of 5,001 points drawn per series; an appended line is seen after ${seen.join(", ")} ms and costs ${updates.join(", ")} ms in the page (parse, columns, redraw of every chart)`);
+  console.log(
+    `5,001-line metrics.jsonl (${(fs.statSync(metrics).size / 1e6).toFixed(1)} MB): page ready in ${loadMs} ms (${pageLoad} ms after navigation start); ` +
+      `${drawn} of 5,001 points drawn per series; an appended line is seen after ${seen.join(", ")} ms and costs ${updates.join(", ")} ms in the page (parse, columns, redraw of every chart)`,
+  );
   assert.ok(Math.max(...updates) < 1000, "an update costs well under a second");
 
   // overlay: tick the smoke run too
   await page.locator("tr[data-run='smoke-run'] input[type=checkbox]").check();
   await page.locator("[data-chart='reward'] .u-legend .u-label", { hasText: "smoke-run" }).waitFor({ timeout: 15_000 });
   assert.deepEqual(await page.locator("[data-chart='reward'] .u-legend .u-label").allTextContents(), ["iteration", "long", "smoke-run"]);
-  await screenshot(page, "dashboard-long", "the dashboard with a synthetic run of 5,003 iterations (3 agents, the third a liar) overlaid with the " +
-    "smoke run: curves drawn downsampled, the talk graph (edge width = messages, red = negative message value: the liar's) and the " +
-    "message-value matrix at the latest iteration, and the transcript browser following the latest iteration");
+  await screenshot(
+    page,
+    "dashboard-long",
+    "the dashboard with a synthetic run of 5,003 iterations (3 agents, the third a liar) overlaid with the " +
+      "smoke run: curves drawn downsampled, the talk graph (edge width = messages, red = negative message value: the liar's) and the " +
+      "message-value matrix at the latest iteration, and the transcript browser following the latest iteration",
+  );
   assert.deepEqual(problems, []);
 });
 

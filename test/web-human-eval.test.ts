@@ -43,7 +43,11 @@ test("make-pairs: base vs an agent of a run, seeded; bad systems are one-line er
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual([out.pairs, out.a, out.b], [11, "base", `${run}:agent0`]);
-  const pairs = fs.readFileSync(pairsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const pairs = fs
+    .readFileSync(pairsFile, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   assert.deepEqual(Object.keys(pairs[0]), ["id", "prompt", "a", "b"]);
   assert.equal(pairs[0].prompt, "Who has the coins? (0)");
   assert.equal(pairs[0].b.system, `${run}:agent0`);
@@ -53,11 +57,23 @@ test("make-pairs: base vs an agent of a run, seeded; bad systems are one-line er
   assertUserError(runCli([...args.slice(0, 6), "--b", "base", "--out", path.join(dir, "x.jsonl")]), /the same system/);
   assertUserError(runCli(["human-eval", "serve", "--pairs", path.join(dir, "missing.jsonl")]), /pairs file not found/);
   // one more comparison whose prompt and responses are hostile markup
-  fs.appendFileSync(pairsFile, JSON.stringify({ id: "hostile", prompt: `Say ${HOSTILE}`, a: { system: "base", response: `</p>${HOSTILE}` }, b: { system: `${run}:agent0`, response: `<i>${HOSTILE}</i>` } }) + "\n");
+  fs.appendFileSync(
+    pairsFile,
+    JSON.stringify({
+      id: "hostile",
+      prompt: `Say ${HOSTILE}`,
+      a: { system: "base", response: `</p>${HOSTILE}` },
+      b: { system: `${run}:agent0`, response: `<i>${HOSTILE}</i>` },
+    }) + "\n",
+  );
 });
 
-test("a rater completes ten comparisons, the server is killed and restarted, the rater resumes; results count every answer", { skip, timeout: 300_000 }, async () => {
-  const serve = () => startServer(["human-eval", "serve", "--pairs", pairsFile, "--db", db, "--port", "0"]).then((s) => (servers.push(s), s));
+test("a rater completes ten comparisons, the server is killed and restarted, the rater resumes; results count every answer", {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const serve = () =>
+    startServer(["human-eval", "serve", "--pairs", pairsFile, "--db", db, "--port", "0"]).then((s) => (servers.push(s), s));
   let server = await serve();
   browser = await launchBrowser();
   const { page, problems } = browser;
@@ -73,11 +89,19 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
       assert.equal(await page.locator("#prompt").textContent(), `Say ${HOSTILE}`);
       const sides = [await page.locator("#left").textContent(), await page.locator("#right").textContent()].sort();
       assert.deepEqual(sides, [`</p>${HOSTILE}`, `<i>${HOSTILE}</i>`].sort(), "the responses verbatim, as text");
-      assert.equal(await page.locator("#compare img, #compare script, #compare b, #compare i").count(), 0, "no element made from model output");
+      assert.equal(
+        await page.locator("#compare img, #compare script, #compare b, #compare i").count(),
+        0,
+        "no element made from model output",
+      );
       assert.equal(await page.evaluate("window.__xss"), undefined, "no script from model output ran");
       const progress = await page.locator("#count").textContent();
-      await screenshot(page, "human-eval", `the rating page: the signed-in rater (alice, ${progress}, with a progress bar), a prompt and two anonymous responses ` +
-        "in random left/right order, all three holding <script>, <img onerror> and <b> shown as plain text; buttons A is better / Tie / B is better and an optional reason");
+      await screenshot(
+        page,
+        "human-eval",
+        `the rating page: the signed-in rater (alice, ${progress}, with a progress bar), a prompt and two anonymous responses ` +
+          "in random left/right order, all three holding <script>, <img onerror> and <b> shown as plain text; buttons A is better / Tie / B is better and an optional reason",
+      );
     }
     const choice = choices[k % 3];
     if (k % 4 === 0) await page.fill("#reason", `reason ${k}: <script>window.__xss = 3</script>`);
@@ -110,7 +134,12 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
 
   // a second rater, through the API (a token this time too), on six items; and a few malformed submissions
   const base = server.url;
-  const post = (url: string, body: unknown, cookie = "") => fetch(`${base}${url}`, { method: "POST", headers: { "content-type": "application/json", ...(cookie ? { cookie } : {}) }, body: JSON.stringify(body) });
+  const post = (url: string, body: unknown, cookie = "") =>
+    fetch(`${base}${url}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(cookie ? { cookie } : {}) },
+      body: JSON.stringify(body),
+    });
   const login = await post("/api/eval/login", { name: "bob", token: "b0b" });
   assert.equal(login.status, 200);
   const cookie = login.headers.get("set-cookie")!.split(";")[0];
@@ -120,7 +149,7 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
   assert.equal((await post("/api/eval/answer", { item: "hostile", choice: "left" })).status, 401);
   let bobAnswers = 0;
   for (let k = 0; k < 6; k++) {
-    const next = await (await fetch(`${base}/api/eval/next`, { headers: { cookie } })).json() as { item: { id: string } };
+    const next = (await (await fetch(`${base}/api/eval/next`, { headers: { cookie } })).json()) as { item: { id: string } };
     const res = await post("/api/eval/answer", { item: next.item.id, choice: choices[(k + 1) % 3] }, cookie);
     assert.equal(res.status, 200, await res.text());
     bobAnswers++;
@@ -133,12 +162,18 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
   assert.equal(r.stdout.trim().split("\n").length, 1, "exactly one JSON object on stdout");
   const res = JSON.parse(r.stdout);
   assert.equal(res.answers, given.size + bobAnswers);
-  assert.deepEqual(res.raters, [{ name: "alice", answers: 12 }, { name: "bob", answers: 6 }]);
+  assert.deepEqual(res.raters, [
+    { name: "alice", answers: 12 },
+    { name: "bob", answers: 6 },
+  ]);
   assert.equal(res.items_answered, 12);
   assert.equal(res.pairs.length, 1);
   const p = res.pairs[0];
   assert.equal(p.x_wins + p.y_wins + p.ties, 18);
-  assert.equal(p.ties, [...given.values()].filter((c) => c === "tie").length + [0, 1, 2, 3, 4, 5].filter((k) => choices[(k + 1) % 3] === "tie").length);
+  assert.equal(
+    p.ties,
+    [...given.values()].filter((c) => c === "tie").length + [0, 1, 2, 3, 4, 5].filter((k) => choices[(k + 1) % 3] === "tie").length,
+  );
   assert.ok(p.x_win_rate.low <= p.x_win_rate.rate && p.x_win_rate.rate <= p.x_win_rate.high);
   assert.equal(res.agreement.method, "cohen");
   assert.equal(res.agreement.items, 6);

@@ -66,6 +66,7 @@ export function rejectUnknownFlags(rawArgs: string[], defs: ArgsDef, command: st
     if (raw === "--") break;
     const m = /^--?([^=]+)/.exec(raw);
     if (!m || /^-\d/.test(raw)) continue;
-    if (!known.has(m[1])) throw new UserError("E_UNKNOWN_FLAG", `unknown flag ${raw.split("=")[0]} for colloquy ${command}`, `see colloquy ${command} --help`);
+    if (!known.has(m[1]))
+      throw new UserError("E_UNKNOWN_FLAG", `unknown flag ${raw.split("=")[0]} for colloquy ${command}`, `see colloquy ${command} --help`);
   }
 }

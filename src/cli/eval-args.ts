@@ -22,12 +22,17 @@ export function modelKeyDefaulting(to: string): typeof MODEL_KEYS.model {
 }
 
 /** The model keys of the verbs that evaluate a base model and a run's adapters (`--model` defaults to the run's). */
-export const EVAL_MODEL_KEYS = { ...MODEL_KEYS, model: modelKeyDefaulting("the run's base model, else the embedded default model, built on first use") };
+export const EVAL_MODEL_KEYS = {
+  ...MODEL_KEYS,
+  model: modelKeyDefaulting("the run's base model, else the embedded default model, built on first use"),
+};
 
 /** What is evaluated next to the base model: one adapter folder, or every agent adapter of a run. */
 export const EVAL_TARGET_FLAGS = {
   adapter: key(z.string().min(1).nullable(), null as string | null, "evaluate this PEFT adapter next to the base model", { hint: "dir" }),
-  run: key(z.string().min(1).nullable(), null as string | null, "evaluate every agent adapter of this run next to the base model", { hint: "runs/<id>" }),
+  run: key(z.string().min(1).nullable(), null as string | null, "evaluate every agent adapter of this run next to the base model", {
+    hint: "runs/<id>",
+  }),
 };
 
 /** Where the model comes from (the model keys) and what is compared with it (at most one of run / adapter). */
@@ -57,15 +62,24 @@ export async function evalSetup(t: EvalTarget): Promise<EvalSetup> {
   const runDir = t.run ?? null;
   const adapterDir = t.adapter ?? null;
   if (runDir && adapterDir) throw new UserError("E_BAD_FLAG", "give --adapter or --run, not both");
-  if (runDir && !fs.existsSync(runPath(runDir, "config"))) throw new UserError("E_NOT_FOUND", `no run in ${runDir} (${RUN_FILES.config} missing)`);
-  const { loaded, backend } = await openBackend({ model: t.model ?? (runDir ? runBaseModel(runDir) : null), tokenizer: t.tokenizer, backend: t.backend });
+  if (runDir && !fs.existsSync(runPath(runDir, "config")))
+    throw new UserError("E_NOT_FOUND", `no run in ${runDir} (${RUN_FILES.config} missing)`);
+  const { loaded, backend } = await openBackend({
+    model: t.model ?? (runDir ? runBaseModel(runDir) : null),
+    tokenizer: t.tokenizer,
+    backend: t.backend,
+  });
   const systems: EvalSystem[] = [{ name: "base", adapter: null }];
   const dirs: [string, string][] = [];
   if (adapterDir) dirs.push([path.basename(path.resolve(adapterDir)), adapterDir]);
   if (runDir) {
     const root = runPath(runDir, "adapters");
     if (!fs.existsSync(root)) throw new UserError("E_NOT_FOUND", `run ${runDir} has no ${RUN_FILES.adapters}/ folder yet`);
-    for (const name of fs.readdirSync(root).filter((n) => !n.includes(".tmp") && !n.endsWith(".old")).sort()) dirs.push([name, path.join(root, name)]);
+    for (const name of fs
+      .readdirSync(root)
+      .filter((n) => !n.includes(".tmp") && !n.endsWith(".old"))
+      .sort())
+      dirs.push([name, path.join(root, name)]);
   }
   for (const [name, dir] of dirs) {
     await backend.importAdapter(name, readPeftAdapter(dir, loaded.config));

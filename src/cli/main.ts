@@ -18,10 +18,12 @@ async function usage(cmd: CommandDef, parent?: CommandDef): Promise<string> {
     const meta = (await resolve(cmd.meta)) ?? {};
     const subs = Object.entries(cmd.subCommands as Record<string, CommandDef>);
     const width = Math.max(...subs.map(([n]) => n.length));
-    const lines = await Promise.all(subs.map(async ([name, sub]) => {
-      const d = firstSentence((await resolve(sub.meta))?.description ?? "");
-      return `  ${name.padEnd(width)}  ${d}`;
-    }));
+    const lines = await Promise.all(
+      subs.map(async ([name, sub]) => {
+        const d = firstSentence((await resolve(sub.meta))?.description ?? "");
+        return `  ${name.padEnd(width)}  ${d}`;
+      }),
+    );
     const path = parent ? `colloquy ${meta.name}` : "colloquy";
     text = `${meta.description ?? ""}\n\nUSAGE ${path} <command> [options]\n\nCOMMANDS\n${lines.join("\n")}\n\nUse ${path} <command> --help for the options of a command.`;
   } else if ("usageText" in cmd) {
@@ -42,8 +44,6 @@ function firstSentence(d: string): string {
 async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | undefined): Promise<T | undefined> {
   return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
 }
-
-
 
 const main: CommandDef = {
   meta: { name: "colloquy", version: VERSION, description: "Train language-model agents that talk to each other to predict text better." },

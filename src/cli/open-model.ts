@@ -53,6 +53,7 @@ export function promptIds(s: OpenedModel, p: { prompt: string | null; ids: numbe
   if (p.ids !== null) return p.ids;
   if (p.prompt) return requireTokenizer(s.loaded).encode(p.prompt, { addSpecial: true });
   const bos = s.loaded.tokenizer?.bosId ?? s.loaded.config.bosId;
-  if (bos === null || bos === undefined) throw new UserError("E_EMPTY_PROMPT", "empty prompt and the model has no BOS token", "give --prompt or --ids");
+  if (bos === null || bos === undefined)
+    throw new UserError("E_EMPTY_PROMPT", "empty prompt and the model has no BOS token", "give --prompt or --ids");
   return [bos];
 }

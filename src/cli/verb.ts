@@ -41,7 +41,11 @@ export function defineVerb<K extends KeyTable, F extends KeyTable>(spec: VerbSpe
       const argv = parseArgv(rawArgs, table, spec.name);
       const max = spec.positionals?.max ?? 0;
       if (argv.positionals.length > max) {
-        throw new UserError("E_BAD_FLAG", `unexpected argument "${argv.positionals[max]}" for colloquy ${spec.name}`, `flags are --key=value or --key value; see colloquy ${spec.name} --help`);
+        throw new UserError(
+          "E_BAD_FLAG",
+          `unexpected argument "${argv.positionals[max]}" for colloquy ${spec.name}`,
+          `flags are --key=value or --key value; see colloquy ${spec.name} --help`,
+        );
       }
       const flags = { ...defaults(spec.flags) } as Record<string, unknown>;
       const given: Record<string, unknown> = {};

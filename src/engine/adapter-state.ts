@@ -54,17 +54,28 @@ export function checkAdapterTensors(what: string, model: ModelConfig, lora: Lora
   if (given.size !== tensors.length) throw new UserError("E_BAD_ADAPTER", `${what}: a tensor name appears twice`);
   for (const want of loraSizeTable(model, lora)) {
     const t = given.get(want.name);
-    if (!t) throw new UserError("E_MISSING_TENSOR", `${what}: tensor ${want.name} is missing`, "the tensors must match the LoRA config's rank and targets");
+    if (!t)
+      throw new UserError(
+        "E_MISSING_TENSOR",
+        `${what}: tensor ${want.name} is missing`,
+        "the tensors must match the LoRA config's rank and targets",
+      );
     const n = want.shape.reduce((x, y) => x * y, 1);
     if (t.shape.join(",") !== want.shape.join(",") || t.data.length !== n) {
-      throw new UserError("E_SHAPE", `${what}: tensor ${want.name} has shape [${t.shape.join(", ")}] (${t.data.length} values) but this model needs [${want.shape.join(", ")}]`,
-        "the adapter was made for a different base model or LoRA rank");
+      throw new UserError(
+        "E_SHAPE",
+        `${what}: tensor ${want.name} has shape [${t.shape.join(", ")}] (${t.data.length} values) but this model needs [${want.shape.join(", ")}]`,
+        "the adapter was made for a different base model or LoRA rank",
+      );
     }
     given.delete(want.name);
   }
   if (given.size) {
-    throw new UserError("E_SHAPE", `${what}: tensor ${[...given.keys()][0]} does not fit this model and LoRA config (${given.size} unexpected tensors)`,
-      "the adapter was made for a different base model or LoRA targets");
+    throw new UserError(
+      "E_SHAPE",
+      `${what}: tensor ${[...given.keys()][0]} does not fit this model and LoRA config (${given.size} unexpected tensors)`,
+      "the adapter was made for a different base model or LoRA targets",
+    );
   }
 }
 
@@ -88,14 +99,23 @@ export function writeAdapterTensors(a: Adapter, tensors: readonly AdapterTensor[
  * The optimizer state `state` for adapter `a` as the flat moments Optimizer.importState takes; checks moment names
  * and tensor sizes. `what` names the source in errors.
  */
-export function flatOptimizerState(what: string, a: Adapter, opt: Optimizer, state: AdapterOptimizerState): { step: number; moments: { name: string; data: Float32Array }[] } {
-  if (!Number.isInteger(state.step) || state.step < 0) throw new UserError("E_BAD_ADAPTER", `${what}: optimizer step must be an integer ≥ 0, got ${state.step}`);
+export function flatOptimizerState(
+  what: string,
+  a: Adapter,
+  opt: Optimizer,
+  state: AdapterOptimizerState,
+): { step: number; moments: { name: string; data: Float32Array }[] } {
+  if (!Number.isInteger(state.step) || state.step < 0)
+    throw new UserError("E_BAD_ADAPTER", `${what}: optimizer step must be an integer ≥ 0, got ${state.step}`);
   const names = MOMENT_NAMES[opt.config.kind];
   const wanted = opt.exportState().moments.map((m) => ({ internal: m.name, key: names[momentSuffix(m.name)] }));
   const unknown = Object.keys(state.moments).filter((k) => !wanted.some((w) => w.key === k));
   if (unknown.length) {
-    throw new UserError("E_BAD_ADAPTER", `${what}: optimizer moment ${unknown[0]} does not belong to ${opt.config.kind}`,
-      `expected: ${wanted.map((w) => w.key).join(", ") || "none"}`);
+    throw new UserError(
+      "E_BAD_ADAPTER",
+      `${what}: optimizer moment ${unknown[0]} does not belong to ${opt.config.kind}`,
+      `expected: ${wanted.map((w) => w.key).join(", ") || "none"}`,
+    );
   }
   const moments = wanted.map(({ internal, key }) => {
     const per = state.moments[key];
@@ -105,7 +125,10 @@ export function flatOptimizerState(what: string, a: Adapter, opt: Optimizer, sta
     for (const t of a.weights.tensors) {
       const src = per[t.name];
       if (!src || src.length !== t.view.length) {
-        throw new UserError("E_SHAPE", `${what}: optimizer moment ${key} of tensor ${t.name} is ${src ? `${src.length} values` : "missing"}, expected ${t.view.length}`);
+        throw new UserError(
+          "E_SHAPE",
+          `${what}: optimizer moment ${key} of tensor ${t.name} is ${src ? `${src.length} values` : "missing"}, expected ${t.view.length}`,
+        );
       }
       flat.set(src, off);
       off += t.view.length;

@@ -52,7 +52,10 @@ test("importAdapter of a new name: an inference adapter that scores as the origi
   await trainOnce(a);
   const { optimizer: _o, ...weights } = await a.exportAdapter("a");
   await a.importAdapter("copy", { ...weights, optimizer: null });
-  const [x, y] = await a.score([{ tokens: [1, 5, 9, 12], adapter: "a" }, { tokens: [1, 5, 9, 12], adapter: "copy" }]);
+  const [x, y] = await a.score([
+    { tokens: [1, 5, 9, 12], adapter: "a" },
+    { tokens: [1, 5, 9, 12], adapter: "copy" },
+  ]);
   assert.deepEqual(y.logprobs, x.logprobs);
   assert.equal((await a.exportAdapter("copy")).optimizer, null);
   await assert.rejects(a.zeroGrad(["copy"]), /no optimizer/);
@@ -67,11 +70,41 @@ test("importAdapter: data that does not fit is a clear error and changes nothing
     f(s);
     return s;
   };
-  await assert.rejects(b.importAdapter("a", bad((s) => (s.tensors[1] = { ...s.tensors[1], shape: [33, 2], data: new Float32Array(66) }))), /has shape \[33, 2\].*needs \[32, 2\]/);
-  await assert.rejects(b.importAdapter("a", bad((s) => s.tensors.pop())), /is missing/);
-  await assert.rejects(b.importAdapter("a", bad((s) => (s.lora = { ...s.lora, alpha: 8 }))), /alpha 4.*alpha 8/);
-  await assert.rejects(b.importAdapter("a", bad((s) => delete s.optimizer!.moments.exp_avg_sq)), /exp_avg_sq is missing/);
-  await assert.rejects(b.importAdapter("a", bad((s) => (s.optimizer!.moments.momentum_buffer = {}))), /momentum_buffer does not belong to adamw/);
+  await assert.rejects(
+    b.importAdapter(
+      "a",
+      bad((s) => (s.tensors[1] = { ...s.tensors[1], shape: [33, 2], data: new Float32Array(66) })),
+    ),
+    /has shape \[33, 2\].*needs \[32, 2\]/,
+  );
+  await assert.rejects(
+    b.importAdapter(
+      "a",
+      bad((s) => s.tensors.pop()),
+    ),
+    /is missing/,
+  );
+  await assert.rejects(
+    b.importAdapter(
+      "a",
+      bad((s) => (s.lora = { ...s.lora, alpha: 8 })),
+    ),
+    /alpha 4.*alpha 8/,
+  );
+  await assert.rejects(
+    b.importAdapter(
+      "a",
+      bad((s) => delete s.optimizer!.moments.exp_avg_sq),
+    ),
+    /exp_avg_sq is missing/,
+  );
+  await assert.rejects(
+    b.importAdapter(
+      "a",
+      bad((s) => (s.optimizer!.moments.momentum_buffer = {})),
+    ),
+    /momentum_buffer does not belong to adamw/,
+  );
   await assert.rejects(b.importAdapter("new", good), /no optimizer/);
   await assert.rejects(b.exportAdapter("new"), /no adapter named new/);
   assert.deepEqual(await b.exportAdapter("a"), good);
@@ -81,7 +114,11 @@ test("importAdapter: data that does not fit is a clear error and changes nothing
 test("sample: decode gets (ids, row) with rows in request order, whatever the adapters", async () => {
   const b = new CpuBackend(tinyModel());
   await b.createAdapter("z", LORA, 3, DEFAULT_OPTIMIZER);
-  const prompts = [[1, 5], [1, 6, 7], [1, 8]];
+  const prompts = [
+    [1, 5],
+    [1, 6, 7],
+    [1, 8],
+  ];
   const seen = new Map<number, number[]>();
   const requests = prompts.map((prompt, i) => ({ prompt, adapter: i === 1 ? null : "z", maxTokens: 4, ignoreEos: true }));
   const out = await b.sample(requests, [1, 2, 3], (ids, row) => {

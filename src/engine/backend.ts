@@ -231,10 +231,14 @@ export class CpuBackend implements Backend {
     if (seeds.length !== requests.length) throw new Error(`sample: ${seeds.length} seeds for ${requests.length} requests`);
     // rows sorted by adapter, so that each adapter's rows form one segment of the batch
     const order = requests.map((_, i) => i).sort((a, b) => String(requests[a].adapter).localeCompare(String(requests[b].adapter)) || a - b);
-    const results = generate(this.model, order.map((i) => ({ ...requests[i], adapter: this.adapter(requests[i].adapter) })), {
-      rowRngs: order.map((i) => new Rng(seeds[i])),
-      decode: decode ? (ids, row) => decode(ids, order[row]) : undefined,
-    });
+    const results = generate(
+      this.model,
+      order.map((i) => ({ ...requests[i], adapter: this.adapter(requests[i].adapter) })),
+      {
+        rowRngs: order.map((i) => new Rng(seeds[i])),
+        decode: decode ? (ids, row) => decode(ids, order[row]) : undefined,
+      },
+    );
     const out: GenerationResult[] = new Array(requests.length);
     order.forEach((i, k) => (out[i] = results[k]));
     return out;
@@ -244,7 +248,14 @@ export class CpuBackend implements Backend {
     const adapters = requests.map((r) => this.adapter(r.adapter));
     const out: ScoreResult[] = [];
     for (const [start, end] of chunks(requests)) {
-      out.push(...scoreRows(this.model, requests.slice(start, end).map((r, k) => ({ tokens: r.tokens, adapter: adapters[start + k], from: r.from, temperature: r.temperature }))));
+      out.push(
+        ...scoreRows(
+          this.model,
+          requests
+            .slice(start, end)
+            .map((r, k) => ({ tokens: r.tokens, adapter: adapters[start + k], from: r.from, temperature: r.temperature })),
+        ),
+      );
     }
     return out;
   }
@@ -259,7 +270,10 @@ export class CpuBackend implements Backend {
     const adapters = requests.map((r) => this.adapter(r.adapter));
     const out: Float32Array[] = [];
     for (const [start, end] of chunks(requests)) {
-      const packed = packRows(requests.slice(start, end).map((r, k) => ({ tokens: r.tokens, adapter: adapters[start + k] })), this.model.config.vocabSize);
+      const packed = packRows(
+        requests.slice(start, end).map((r, k) => ({ tokens: r.tokens, adapter: adapters[start + k] })),
+        this.model.config.vocabSize,
+      );
       const { hidden } = this.model.forward(packed, false);
       for (const r of packed.rows) out.push(hidden.slice((r.start + r.len - 1) * C, (r.start + r.len) * C));
     }
@@ -267,7 +281,11 @@ export class CpuBackend implements Backend {
   }
 
   async backward(rows: readonly TrainRow[], normaliser: number): Promise<ObjectiveResult> {
-    return objective(this.model, rows.map((r) => ({ ...r, adapter: this.adapter(r.adapter) })), normaliser);
+    return objective(
+      this.model,
+      rows.map((r) => ({ ...r, adapter: this.adapter(r.adapter) })),
+      normaliser,
+    );
   }
 
   async createAdapter(name: string, lora: LoraConfig, seed: number, optimizer: OptimizerConfig): Promise<void> {
@@ -284,14 +302,20 @@ export class CpuBackend implements Backend {
     checkAdapterTensors(what, this.model.config, state.lora, state.tensors);
     const existing = this.adapters.get(name);
     if (existing && !sameLora(existing.lora, state.lora)) {
-      throw new UserError("E_BAD_ADAPTER", `${what} has ${describeLora(existing.lora)}; the imported one has ${describeLora(state.lora)}`,
-        "import it under another name, or with the same LoRA config");
+      throw new UserError(
+        "E_BAD_ADAPTER",
+        `${what} has ${describeLora(existing.lora)}; the imported one has ${describeLora(state.lora)}`,
+        "import it under another name, or with the same LoRA config",
+      );
     }
     const a = existing ?? createAdapter(name, this.model.config, state.lora);
     const opt = this.optimizers.get(name) ?? null;
     if (state.optimizer && !opt) {
-      throw new UserError("E_BAD_ADAPTER", `${what} has no optimizer, so its optimizer state cannot be imported`,
-        "create it with createAdapter first, or import the weights alone (optimizer: null)");
+      throw new UserError(
+        "E_BAD_ADAPTER",
+        `${what} has no optimizer, so its optimizer state cannot be imported`,
+        "create it with createAdapter first, or import the weights alone (optimizer: null)",
+      );
     }
     const flat = state.optimizer ? flatOptimizerState(what, a, opt!, state.optimizer) : null;
     writeAdapterTensors(a, state.tensors);
@@ -306,7 +330,10 @@ export class CpuBackend implements Backend {
   private optimizerList(names: readonly string[]): Optimizer[] {
     return names.map((n) => {
       const o = this.optimizers.get(n);
-      if (!o) throw new Error(this.adapters.has(n) ? `adapter ${n} has no optimizer (it was not made by createAdapter)` : `no adapter named ${n}`);
+      if (!o)
+        throw new Error(
+          this.adapters.has(n) ? `adapter ${n} has no optimizer (it was not made by createAdapter)` : `no adapter named ${n}`,
+        );
       return o;
     });
   }
@@ -316,7 +343,10 @@ export class CpuBackend implements Backend {
   }
 
   async clipGradNorm(names: readonly string[], maxNorm: number): Promise<number> {
-    return clipGradNorm(this.optimizerList(names).flatMap((o) => o.groups), maxNorm);
+    return clipGradNorm(
+      this.optimizerList(names).flatMap((o) => o.groups),
+      maxNorm,
+    );
   }
 
   async step(names: readonly string[], lr: number): Promise<void> {
@@ -329,8 +359,10 @@ function chunks(requests: readonly { tokens: ArrayLike<number> }[]): [number, nu
   const out: [number, number][] = [];
   let start = 0;
   while (start < requests.length) {
-    let end = start, tokens = 0;
-    while (end < requests.length && (end === start || tokens + requests[end].tokens.length <= SCORE_TOKENS_PER_PASS)) tokens += requests[end++].tokens.length;
+    let end = start,
+      tokens = 0;
+    while (end < requests.length && (end === start || tokens + requests[end].tokens.length <= SCORE_TOKENS_PER_PASS))
+      tokens += requests[end++].tokens.length;
     out.push([start, end]);
     start = end;
   }

@@ -13,8 +13,21 @@ import { Transformer } from "./transformer.ts";
 
 test("a training tape keeps tapeBytesPerTokenPerLayer bytes per token per layer", () => {
   const c: ModelConfig = {
-    dim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 6, hiddenDim: 40, vocabSize: 50, maxSeqLen: 64, normEps: 1e-5,
-    ropeTheta: 10000, ropeStyle: "half", ropeScaling: null, tiedEmbeddings: true, bosId: null, eosIds: [],
+    dim: 24,
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    headDim: 6,
+    hiddenDim: 40,
+    vocabSize: 50,
+    maxSeqLen: 64,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    ropeStyle: "half",
+    ropeScaling: null,
+    tiedEmbeddings: true,
+    bosId: null,
+    eosIds: [],
   };
   const m = new Transformer(c);
   initBaseWeights(m.weights, c, new Rng(1));

@@ -88,8 +88,12 @@ export function releaseBlockActs(m: Transformer, a: BlockActs): void {
 }
 
 /** Bytes of activations a training tape keeps per token per layer, for a row of length T. */
-export function tapeBytesPerTokenPerLayer(c: { dim: number; nHeads: number; nKvHeads: number; headDim: number; hiddenDim: number }, T: number): number {
-  const Q = c.nHeads * c.headDim, KV = c.nKvHeads * c.headDim;
+export function tapeBytesPerTokenPerLayer(
+  c: { dim: number; nHeads: number; nKvHeads: number; headDim: number; hiddenDim: number },
+  T: number,
+): number {
+  const Q = c.nHeads * c.headDim,
+    KV = c.nKvHeads * c.headDim;
   return 4 * (4 * c.dim + 2 + 2 * Q + 2 * KV + 3 * c.hiddenDim + c.nHeads * T);
 }
 
@@ -103,7 +107,9 @@ export function blockForward(m: Transformer, l: number, x: Float32Array, packed:
   const K = m.kernels;
   const W = m.weights.layers[l];
   const { N } = packed;
-  const C = c.dim, HS = c.headDim, F = c.hiddenDim;
+  const C = c.dim,
+    HS = c.headDim,
+    F = c.hiddenDim;
 
   if (a.xIn) a.xIn.set(x);
   K.rmsnormForward(a.xn1, a.rstd1, x, W.attnNorm, N, C, c.normEps);
@@ -136,13 +142,18 @@ export function blockBackward(m: Transformer, l: number, dx: Float32Array, packe
   const W = m.weights.layers[l];
   const G = m.grad?.layers[l] ?? null;
   const { N } = packed;
-  const C = c.dim, Q = qDim(c), KV = kvDim(c), HS = c.headDim, F = c.hiddenDim;
+  const C = c.dim,
+    Q = qDim(c),
+    KV = kvDim(c),
+    HS = c.headDim,
+    F = c.hiddenDim;
   if (!a.xIn || !a.xMid || !a.probs) throw new Error("blockBackward needs a tape from a training forward");
 
   // MLP: x_out = x_mid + down(h)  →  dx_mid = dx + (through the MLP)
   const dh = ws.take(N * F); // (N, F)
   linearBackward(linear(m, l, "down", W, packed), dh, G?.linear.down ?? null, dx, a.h, N, false);
-  const dgate = ws.take(N * F), dup = ws.take(N * F); // (N, F)
+  const dgate = ws.take(N * F),
+    dup = ws.take(N * F); // (N, F)
   K.swigluBackward(dgate, dup, dh, a.gate, a.up, N * F);
   const dxn2 = ws.take(N * C); // (N, C)
   linearBackward(linear(m, l, "gate", W, packed), dxn2, G?.linear.gate ?? null, dgate, a.xn2, N, false);
@@ -153,7 +164,9 @@ export function blockBackward(m: Transformer, l: number, dx: Float32Array, packe
   // attention: x_mid = x_in + o(att)
   const datt = ws.take(N * Q); // (N, Q)
   linearBackward(linear(m, l, "o", W, packed), datt, G?.linear.o ?? null, dx, a.att, N, false);
-  const dq = ws.takeZeroed(N * Q), dk = ws.takeZeroed(N * KV), dv = ws.takeZeroed(N * KV);
+  const dq = ws.takeZeroed(N * Q),
+    dk = ws.takeZeroed(N * KV),
+    dv = ws.takeZeroed(N * KV);
   K.attentionRowsBackward(dq, dk, dv, datt, a.probs, a.q, a.k, a.v, plan.packedRows, c.nHeads, c.nKvHeads, HS);
   K.ropeRows(dq, plan.positions, N, c.nHeads, HS, m.rope, c.ropeStyle, -1);
   K.ropeRows(dk, plan.positions, N, c.nKvHeads, HS, m.rope, c.ropeStyle, -1);

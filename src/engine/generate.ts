@@ -41,7 +41,8 @@ export interface GenerateOptions {
 export function generate(m: Transformer, requests: readonly GenerationRequest[], opts: GenerateOptions): GenerationResult[] {
   const V = m.config.vocabSize;
   const rows = requests.map((req, i) => {
-    if (req.prompt.length === 0) throw new UserError("E_EMPTY_PROMPT", `generation request ${i} has an empty prompt`, "give at least one token (e.g. BOS)");
+    if (req.prompt.length === 0)
+      throw new UserError("E_EMPTY_PROMPT", `generation request ${i} has an empty prompt`, "give at least one token (e.g. BOS)");
     if (!(req.maxTokens >= 0)) throw new UserError("E_BAD_ARG", `generation request ${i}: max tokens must be ≥ 0`);
     if (req.stopStrings?.length && !opts.decode) throw new Error("stop strings need a decode function");
     const rng = opts.rowRngs?.[i] ?? opts.rng?.fork(i);
@@ -49,7 +50,11 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
     const sampling = { ...DEFAULT_SAMPLING, ...req.sampling };
     const stopTokens = new Set(req.ignoreEos ? (req.stopTokens ?? []) : (req.stopTokens ?? m.config.eosIds));
     return {
-      index: i, req, sampling, stopTokens, rng,
+      index: i,
+      req,
+      sampling,
+      stopTokens,
+      rng,
       cache: new KVCache(m.config, req.prompt.length + Math.max(1, req.maxTokens)),
       result: { ids: [], logprobs: [], text: opts.decode ? "" : null, finishReason: "length" } as GenerationResult,
       next: Array.from(req.prompt),
@@ -60,7 +65,10 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
   for (;;) {
     const active = rows.filter((r) => !r.done);
     if (active.length === 0) break;
-    const packed = packRows(active.map((r) => ({ tokens: r.next, adapter: r.req.adapter ?? null, cache: r.cache })), V);
+    const packed = packRows(
+      active.map((r) => ({ tokens: r.next, adapter: r.req.adapter ?? null, cache: r.cache })),
+      V,
+    );
     const { hidden } = m.forward(packed, false);
     const C = m.config.dim;
     const lastPos = Int32Array.from(packed.rows, (pr) => pr.start + pr.len - 1);
@@ -73,7 +81,10 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
     // greedy, top-k and top-p rows go through sampleToken
     const A = active.length;
     const plain = active.map((r) => isPlain(r.sampling, V));
-    const temperature = new Float64Array(A).fill(1), u = new Float64Array(A), ids = new Int32Array(A), lps = new Float64Array(A);
+    const temperature = new Float64Array(A).fill(1),
+      u = new Float64Array(A),
+      ids = new Int32Array(A),
+      lps = new Float64Array(A);
     active.forEach((r, a) => {
       if (!plain[a]) return;
       temperature[a] = r.sampling.temperature;

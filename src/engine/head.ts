@@ -34,8 +34,10 @@ function chunkRows(V: number): number {
  * accumulates dL/dhidden there and, when the base is trainable, dL/dlmHead.
  */
 export function headForward(m: Transformer, hidden: Float32Array, q: HeadQuery, dHidden: Float32Array | null): HeadResult {
-  const C = m.config.dim, V = m.config.vocabSize;
-  const K = m.kernels, ws = m.workspace;
+  const C = m.config.dim,
+    V = m.config.vocabSize;
+  const K = m.kernels,
+    ws = m.workspace;
   const P = q.positions.length;
   const logprobs = new Float64Array(P);
   const entropies = new Float64Array(P);

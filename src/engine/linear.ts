@@ -39,7 +39,15 @@ export function linearForward(c: LinearCall, out: Float32Array, x: Float32Array,
  * dx (N, in) = [dx +] dy W + LoRA's part; dW (out, in) += dy^T x when given; adapters with a gradient buffer get
  * dB += scale · dy^T u and dA += (scale · dy B)^T x.
  */
-export function linearBackward(c: LinearCall, dx: Float32Array, dW: Float32Array | null, dy: Float32Array, x: Float32Array, N: number, accumulate: boolean): void {
+export function linearBackward(
+  c: LinearCall,
+  dx: Float32Array,
+  dW: Float32Array | null,
+  dy: Float32Array,
+  x: Float32Array,
+  N: number,
+  accumulate: boolean,
+): void {
   c.k.matmulXW(dx, dy, c.W, N, c.outDim, c.inDim, accumulate);
   if (dW) c.k.matmulXtY(dW, dy, x, N, c.outDim, c.inDim);
   for (const seg of c.segments) {

@@ -14,7 +14,11 @@ import type { Transformer } from "./transformer.ts";
 export function crossEntropy(m: Transformer, rows: readonly ArrayLike<number>[], adapter: Adapter | null, withGrad = true): number {
   const n = rows.reduce((s, r) => s + Math.max(0, r.length - 1), 0);
   if (withGrad) {
-    return objective(m, rows.map((tokens) => ({ tokens, adapter, weights: Array.from(tokens, (_, i) => (i > 0 ? 1 : 0)) })), n).loss;
+    return objective(
+      m,
+      rows.map((tokens) => ({ tokens, adapter, weights: Array.from(tokens, (_, i) => (i > 0 ? 1 : 0)) })),
+      n,
+    ).loss;
   }
   return -evalLogprobSum(m, rows, adapter) / n;
 }
@@ -22,17 +26,22 @@ export function crossEntropy(m: Transformer, rows: readonly ArrayLike<number>[],
 /** Σ log p over every target of every row, without gradients (for validation). */
 export function evalLogprobSum(m: Transformer, rows: readonly ArrayLike<number>[], adapter: Adapter | null): number {
   let s = 0;
-  for (const r of scoreRows(m, rows.map((tokens) => ({ tokens, adapter })))) for (let t = 1; t < r.logprobs.length; t++) s += r.logprobs[t];
+  for (const r of scoreRows(
+    m,
+    rows.map((tokens) => ({ tokens, adapter })),
+  ))
+    for (let t = 1; t < r.logprobs.length; t++) s += r.logprobs[t];
   return s;
 }
 
 /** Random windows of `seqLen` tokens from a token stream, `batchSize` per batch. */
 export function windowSampler(stream: Int32Array, seqLen: number, batchSize: number, rng: Rng): () => Int32Array[] {
   if (stream.length < seqLen) throw new Error(`the data has ${stream.length} tokens, fewer than one window of ${seqLen}`);
-  return () => Array.from({ length: batchSize }, () => {
-    const start = rng.int(stream.length - seqLen + 1);
-    return stream.subarray(start, start + seqLen);
-  });
+  return () =>
+    Array.from({ length: batchSize }, () => {
+      const start = rng.int(stream.length - seqLen + 1);
+      return stream.subarray(start, start + seqLen);
+    });
 }
 
 /**

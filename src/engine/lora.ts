@@ -97,6 +97,18 @@ export function enableAdapterGrad(adapter: Adapter, model: ModelConfig): void {
 }
 
 export const LORA_TARGET_ALIASES: Record<string, LinearKind> = {
-  q: "q", k: "k", v: "v", o: "o", gate: "gate", up: "up", down: "down",
-  q_proj: "q", k_proj: "k", v_proj: "v", o_proj: "o", gate_proj: "gate", up_proj: "up", down_proj: "down",
+  q: "q",
+  k: "k",
+  v: "v",
+  o: "o",
+  gate: "gate",
+  up: "up",
+  down: "down",
+  q_proj: "q",
+  k_proj: "k",
+  v_proj: "v",
+  o_proj: "o",
+  gate_proj: "gate",
+  up_proj: "up",
+  down_proj: "down",
 };

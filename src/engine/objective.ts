@@ -30,7 +30,10 @@ export interface ObjectiveResult {
 export function objective(m: Transformer, rows: readonly ObjectiveRow[], normaliser = 1): ObjectiveResult {
   if (!(normaliser > 0)) throw new UserError("E_BAD_NORMALISER", `objective normaliser must be positive, got ${normaliser}`);
   const q = targetQuery(rows);
-  const packed = packRows(rows.map((r) => ({ tokens: r.tokens, adapter: r.adapter ?? null })), m.config.vocabSize);
+  const packed = packRows(
+    rows.map((r) => ({ tokens: r.tokens, adapter: r.adapter ?? null })),
+    m.config.vocabSize,
+  );
   const { hidden, tape } = m.forward(packed, true);
   const P = q.positions.length;
   const weights = new Float64Array(P);
@@ -40,7 +43,8 @@ export function objective(m: Transformer, rows: readonly ObjectiveRow[], normali
       throw new UserError("E_BAD_WEIGHTS", `row ${ri}: ${r.weights.length} weights for ${r.tokens.length} tokens`);
     }
     for (let t = 0; t < (r.from ?? 1); t++) {
-      if (t > 0 && r.weights[t] !== 0) throw new UserError("E_BAD_WEIGHTS", `row ${ri}: token ${t} has a weight but comes before from=${r.from}`);
+      if (t > 0 && r.weights[t] !== 0)
+        throw new UserError("E_BAD_WEIGHTS", `row ${ri}: token ${t} has a weight but comes before from=${r.from}`);
     }
   });
   for (let p = 0; p < P; p++) {
@@ -49,7 +53,12 @@ export function objective(m: Transformer, rows: readonly ObjectiveRow[], normali
     if (entropyWeights && r.entropyWeights) entropyWeights[p] = r.entropyWeights[q.index[p]] / normaliser;
   }
   const dHidden = m.workspace.takeZeroed(hidden.length); // (N, C)
-  const head = headForward(m, hidden, { positions: q.positions, targets: q.targets, weights, entropyWeights, temperatures: q.temperatures }, dHidden);
+  const head = headForward(
+    m,
+    hidden,
+    { positions: q.positions, targets: q.targets, weights, entropyWeights, temperatures: q.temperatures },
+    dHidden,
+  );
   m.workspace.give(hidden);
   m.backward(tape!, dHidden);
   m.workspace.give(dHidden);

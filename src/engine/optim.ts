@@ -51,7 +51,10 @@ export class Optimizer {
     this.step++;
     const { kind, beta1, beta2, eps, weightDecay } = this.config;
     this.groups.forEach((g, gi) => {
-      const p = g.params, grad = g.grad, m = this.m[gi], v = this.v[gi];
+      const p = g.params,
+        grad = g.grad,
+        m = this.m[gi],
+        v = this.v[gi];
       const wd = g.decay ? weightDecay : 0;
       if (kind === "adamw") {
         const bc1 = 1 - beta1 ** this.step;
@@ -86,7 +89,10 @@ export class Optimizer {
   importState(state: OptimizerState): void {
     const byName = new Map(state.moments.map((x) => [x.name, x.data]));
     this.groups.forEach((g, i) => {
-      for (const [suffix, dst] of [["m", this.m[i]], ["v", this.v[i]]] as const) {
+      for (const [suffix, dst] of [
+        ["m", this.m[i]],
+        ["v", this.v[i]],
+      ] as const) {
         if (!dst.length) continue;
         const src = byName.get(`${g.name}.${suffix}`);
         if (!src || src.length !== dst.length) throw new Error(`optimizer state for ${g.name}.${suffix} is missing or has the wrong size`);
@@ -109,9 +115,7 @@ export function clipGradNorm(groups: readonly ParamGroup[], maxNorm: number): nu
   return norm;
 }
 
-export type Schedule =
-  | { kind: "constant"; warmup?: number }
-  | { kind: "cosine"; warmup: number; total: number; minRatio?: number };
+export type Schedule = { kind: "constant"; warmup?: number } | { kind: "cosine"; warmup: number; total: number; minRatio?: number };
 
 /**
  * Learning rate at update `step` (0-based): linear warm-up lr·(step+1)/warmup, then constant, or cosine decay from

@@ -22,11 +22,18 @@ export const HF_LINEAR_PATH: Record<LinearKind, string> = {
 /** (out, in) of a linear layer, PyTorch convention: weight is (out, in), y = x W^T. */
 export function linearShape(c: ModelConfig, kind: LinearKind): [out: number, inp: number] {
   switch (kind) {
-    case "q": return [qDim(c), c.dim];
-    case "k": case "v": return [kvDim(c), c.dim];
-    case "o": return [c.dim, qDim(c)];
-    case "gate": case "up": return [c.hiddenDim, c.dim];
-    case "down": return [c.dim, c.hiddenDim];
+    case "q":
+      return [qDim(c), c.dim];
+    case "k":
+    case "v":
+      return [kvDim(c), c.dim];
+    case "o":
+      return [c.dim, qDim(c)];
+    case "gate":
+    case "up":
+      return [c.hiddenDim, c.dim];
+    case "down":
+      return [c.dim, c.hiddenDim];
   }
 }
 

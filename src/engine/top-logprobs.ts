@@ -27,9 +27,11 @@ const CHUNK = 32;
 
 /** For each row, the log-probs of tokens[from..T−1] and the top k at each of those positions (one forward per row). */
 export function topLogprobs(m: Transformer, rows: readonly TopLogprobsRow[]): PositionLogprobs[][] {
-  const C = m.config.dim, V = m.config.vocabSize;
+  const C = m.config.dim,
+    V = m.config.vocabSize;
   rows.forEach((r, ri) => {
-    if (!Number.isInteger(r.from) || r.from < 1) throw new UserError("E_BAD_FROM", `row ${ri}: first predicted token ${r.from} must be ≥ 1`);
+    if (!Number.isInteger(r.from) || r.from < 1)
+      throw new UserError("E_BAD_FROM", `row ${ri}: first predicted token ${r.from} must be ≥ 1`);
     if (!Number.isInteger(r.k) || r.k < 0) throw new UserError("E_BAD_ARG", `row ${ri}: k must be an integer ≥ 0, got ${r.k}`);
   });
   return rows.map((r) => {

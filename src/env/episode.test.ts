@@ -13,20 +13,33 @@ import { type AgentSlot, runEpisodes } from "./episode.ts";
 import { scorerTokens } from "./prompt.ts";
 import { FactsSource } from "./sources/facts/index.ts";
 
-const slots: AgentSlot[] = [{ kind: "honest", adapter: null }, { kind: "learner", adapter: null }, { kind: "liar", adapter: null }];
+const slots: AgentSlot[] = [
+  { kind: "honest", adapter: null },
+  { kind: "learner", adapter: null },
+  { kind: "liar", adapter: null },
+];
 
 async function run(seed: number, env: Partial<EnvConfig> = {}, deliver = true) {
   const backend = new CpuBackend(tinyModel());
   return runEpisodes({
-    backend, tokenizer: tinyTokenizer(), source: new FactsSource(0), split: "train", slots, episodes: 2,
-    env: { ...DEFAULT_ENV, window: 0, stateTokens: 16, messageTokens: 24, ...env }, rng: new Rng(seed), deliver,
+    backend,
+    tokenizer: tinyTokenizer(),
+    source: new FactsSource(0),
+    split: "train",
+    slots,
+    episodes: 2,
+    env: { ...DEFAULT_ENV, window: 0, stateTokens: 16, messageTokens: 24, ...env },
+    rng: new Rng(seed),
+    deliver,
   });
 }
 
 const strip = (r: Awaited<ReturnType<typeof run>>) => JSON.stringify(r.records);
 
 test("same seed, same episodes byte for byte; another seed differs", async () => {
-  const a = await run(7), b = await run(7), c = await run(8);
+  const a = await run(7),
+    b = await run(7),
+    c = await run(8);
   assert.equal(strip(a), strip(b));
   assert.notEqual(strip(a), strip(c));
 });
@@ -47,7 +60,10 @@ test("rewards and message values equal direct scoring of the scorer texts", asyn
       // the episode scores rows in other batches than this direct call: float32 kernels may round differently (≲1e-6)
       assert.ok(Math.abs(gain - rec.information_gain) < 1e-5, `gain of agent ${rec.agent} round ${rec.round}`);
       const penalty = DEFAULT_ENV.violationPenalty * rec.violations.length;
-      assert.ok(Math.abs(rec.reward - (rec.information_gain - penalty)) < 1e-12, "selfish reward is the own gain, less the violation penalty");
+      assert.ok(
+        Math.abs(rec.reward - (rec.information_gain - penalty)) < 1e-12,
+        "selfish reward is the own gain, less the violation penalty",
+      );
     }
   }
   // the honest agent's message to agent 1 in round 1, valued in round 2 against agent 1's inbox
@@ -61,7 +77,10 @@ test("rewards and message values equal direct scoring of the scorer texts", asyn
     const v = meanFrom(a.logprobs, full.from) - meanFrom(b.logprobs, without.from);
     const sender = r.records[0][0][r2.received[k].from];
     const logged = sender.message_values.filter((x) => x.to === 1 && x.text === r2.received[k].text);
-    assert.ok(logged.some((x) => Math.abs(x.value - v) < 1e-5), `value of message ${k}`);
+    assert.ok(
+      logged.some((x) => Math.abs(x.value - v) < 1e-5),
+      `value of message ${k}`,
+    );
   }
 });
 
@@ -88,7 +107,10 @@ test("scripted agents: honest tells the truth, liar lies, both broadcast; no del
   assert.ok(first[0].honesty!.true > 0);
   assert.equal(first[2].honesty!.true, 0);
   assert.ok(first[2].sent.every((m) => m.to === "*" && m.from === 2));
-  assert.deepEqual(r.records[0][1][1].received.map((m) => m.from).sort(), [...first[0].sent.map(() => 0), ...first[2].sent.map(() => 2)].sort());
+  assert.deepEqual(
+    r.records[0][1][1].received.map((m) => m.from).sort(),
+    [...first[0].sent.map(() => 0), ...first[2].sent.map(() => 2)].sort(),
+  );
   const off = await run(1, {}, false);
   for (const round of off.records[0]) for (const rec of round) assert.deepEqual(rec.received, []);
   assert.ok(off.messageValue.flat(2).every((v) => v === null));

@@ -91,9 +91,12 @@ export function tokenCounter(tok: Tokenizer): TokenCounter {
 
 export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
   const { backend, tokenizer: tok, env, slots } = o;
-  const K = slots.length, B = o.episodes, T = env.rounds;
+  const K = slots.length,
+    B = o.episodes,
+    T = env.rounds;
   if (K < 2) throw new UserError("E_BAD_CONFIG", `an episode needs at least 2 agents, got ${K}`);
-  for (const s of slots) if (s.kind !== "learner" && !SCRIPTED[s.kind]) throw new UserError("E_BAD_CONFIG", `unknown agent kind "${s.kind}"`);
+  for (const s of slots)
+    if (s.kind !== "learner" && !SCRIPTED[s.kind]) throw new UserError("E_BAD_CONFIG", `unknown agent kind "${s.kind}"`);
   const social = socialModes(env.social, K);
   const counter = tokenCounter(tok);
   const limits = { stateTokens: env.stateTokens, messageTokens: env.messageTokens, messagesPerRound: env.messagesPerRound };
@@ -103,8 +106,15 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
   if (worlds.length !== B) throw new Error(`${worlds.length} worlds for ${B} episodes`);
   const texts: EpisodeText[] = worlds.map((w) => o.source.episode(o.split, w, K, T));
   const systems = slots.map((_, i) => systemPrompt(env.systemPrompt, i, K));
-  const streamIds = env.window > 0 ? texts.map((ep) => ep.streams.map((s) => s.map((c) => tok.encode(` ${c}`, { addSpecial: false })))) : null;
-  const contextIds = (b: number, i: number, xi: number) => (streamIds ? streamIds[b][i].slice(0, xi + 1).flat().slice(-env.window) : []);
+  const streamIds =
+    env.window > 0 ? texts.map((ep) => ep.streams.map((s) => s.map((c) => tok.encode(` ${c}`, { addSpecial: false })))) : null;
+  const contextIds = (b: number, i: number, xi: number) =>
+    streamIds
+      ? streamIds[b][i]
+          .slice(0, xi + 1)
+          .flat()
+          .slice(-env.window)
+      : [];
   const scorerAdapter = (i: number) => (env.scorer === "self" ? slots[i].adapter : null);
   const maxTokens = env.stateTokens + env.messagesPerRound * (env.messageTokens + 8) + 8;
 
@@ -120,23 +130,29 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
     // 1. act: one batched generation for every learner, scripted moves for the rest
     const prompts = texts.map((ep, b) => slots.map((_, i) => agentPrompt(systems[i], memory[b][i], ep.streams[i][xi], inboxes[b][i])));
     const learnerRows: { b: number; i: number; promptIds: number[] }[] = [];
-    texts.forEach((_, b) => slots.forEach((s, i) => {
-      if (s.kind === "learner") learnerRows.push({ b, i, promptIds: tok.encode(prompts[b][i], { addSpecial: true }) });
-    }));
+    texts.forEach((_, b) =>
+      slots.forEach((s, i) => {
+        if (s.kind === "learner") learnerRows.push({ b, i, promptIds: tok.encode(prompts[b][i], { addSpecial: true }) });
+      }),
+    );
     const seeds = learnerRows.map(() => o.rng.u32());
     const lineEnd = learnerRows.map(() => -1); // per row: the completion token whose text holds the state line's end
     const t0 = performance.now();
-    const generated = await backend.sample(learnerRows.map((r) => ({
-      prompt: r.promptIds,
-      adapter: slots[r.i].adapter,
-      maxTokens,
-      sampling: { temperature: env.temperature, topK: env.topK, topP: env.topP },
-      stopStrings: ["\n\n"],
-    })), seeds, (ids, row) => {
-      const text = decodeContinuation(tok, learnerRows[row].promptIds, ids);
-      if (lineEnd[row] < 0 && /[\r\n]/.test(text)) lineEnd[row] = ids.length - 1; // the token that ends the state line
-      return text;
-    });
+    const generated = await backend.sample(
+      learnerRows.map((r) => ({
+        prompt: r.promptIds,
+        adapter: slots[r.i].adapter,
+        maxTokens,
+        sampling: { temperature: env.temperature, topK: env.topK, topP: env.topP },
+        stopStrings: ["\n\n"],
+      })),
+      seeds,
+      (ids, row) => {
+        const text = decodeContinuation(tok, learnerRows[row].promptIds, ids);
+        if (lineEnd[row] < 0 && /[\r\n]/.test(text)) lineEnd[row] = ids.length - 1; // the token that ends the state line
+        return text;
+      },
+    );
     seconds.generate += (performance.now() - t0) / 1000;
     const completions: string[][] = texts.map(() => slots.map(() => ""));
     const traces: (GenerationTrace | null)[][] = texts.map(() => slots.map(() => null));
@@ -147,11 +163,23 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       const messageStart = lineEnd[k] < 0 ? g.ids.length : lineEnd[k];
       traces[r.b][r.i] = { promptIds: r.promptIds, completionIds: g.ids, logprobs: g.logprobs, finishReason: g.finishReason, messageStart };
     });
-    texts.forEach((ep, b) => slots.forEach((s, i) => {
-      if (s.kind === "learner") return;
-      const a = SCRIPTED[s.kind]({ agent: i, agents: K, excerptIndex: xi, episode: ep, inbox: inboxes[b][i], rng: o.rng.fork(`${b}/${t}/${i}`) });
-      completions[b][i] = renderCompletion(a.state, a.messages.map((m) => ({ from: i, ...m })));
-    }));
+    texts.forEach((ep, b) =>
+      slots.forEach((s, i) => {
+        if (s.kind === "learner") return;
+        const a = SCRIPTED[s.kind]({
+          agent: i,
+          agents: K,
+          excerptIndex: xi,
+          episode: ep,
+          inbox: inboxes[b][i],
+          rng: o.rng.fork(`${b}/${t}/${i}`),
+        });
+        completions[b][i] = renderCompletion(
+          a.state,
+          a.messages.map((m) => ({ from: i, ...m })),
+        );
+      }),
+    );
     const parsed = completions.map((row) => row.map((c, i) => parseCompletion(c, i, K, limits, counter)));
 
     // 2. one scoring pass: raw, baseline, oracle, and message values of what was delivered this round
@@ -161,20 +189,22 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
       rows.push({ tokens, adapter, from });
       return rows.length - 1;
     };
-    const idx = texts.map((ep, b) => slots.map((_, i) => {
-      const next = ep.streams[i][t];
-      const context = contextIds(b, i, xi);
-      const adapter = scorerAdapter(i);
-      const oracleText = o.oracle !== false ? ep.oracle[i][t] : null;
-      const inbox = inboxes[b][i];
-      return {
-        raw: add({ context, state: parsed[b][i].state, inbox: null, next }, adapter),
-        base: add({ context, state: "", inbox: null, next }, adapter),
-        oracle: oracleText === null ? -1 : add({ context, state: oracleText, inbox: null, next }, adapter),
-        withInbox: inbox.length ? add({ context, state: memory[b][i], inbox, next }, adapter) : -1,
-        without: inbox.map((_, m) => add({ context, state: memory[b][i], inbox: inbox.filter((_, k) => k !== m), next }, adapter)),
-      };
-    }));
+    const idx = texts.map((ep, b) =>
+      slots.map((_, i) => {
+        const next = ep.streams[i][t];
+        const context = contextIds(b, i, xi);
+        const adapter = scorerAdapter(i);
+        const oracleText = o.oracle !== false ? ep.oracle[i][t] : null;
+        const inbox = inboxes[b][i];
+        return {
+          raw: add({ context, state: parsed[b][i].state, inbox: null, next }, adapter),
+          base: add({ context, state: "", inbox: null, next }, adapter),
+          oracle: oracleText === null ? -1 : add({ context, state: oracleText, inbox: null, next }, adapter),
+          withInbox: inbox.length ? add({ context, state: memory[b][i], inbox, next }, adapter) : -1,
+          without: inbox.map((_, m) => add({ context, state: memory[b][i], inbox: inbox.filter((_, k) => k !== m), next }, adapter)),
+        };
+      }),
+    );
     const t1 = performance.now();
     const scores = await backend.score(rows);
     seconds.score += (performance.now() - t1) / 1000;
@@ -185,16 +215,33 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
     texts.forEach((ep, b) => {
       const roundRecords = slots.map((s, i): AgentRound => {
         const k = idx[b][i];
-        const raw = lp(k.raw), base = lp(k.base);
+        const raw = lp(k.raw),
+          base = lp(k.base);
         const sent = parsed[b][i].messages;
         const honesty = sent.length ? sumChecks(sent.map((m) => o.source.checkClaims(ep, m.text))) : null;
         return {
-          episode: b, world: worlds[b], round: t, agent: i, kind: s.kind, adapter: s.adapter,
-          excerpt: ep.streams[i][xi], prompt: prompts[b][i], completion: completions[b][i], state: parsed[b][i].state,
-          sent, received: inboxes[b][i], violations: parsed[b][i].violations,
-          raw_logprob: raw, baseline_logprob: base, information_gain: raw - base,
+          episode: b,
+          world: worlds[b],
+          round: t,
+          agent: i,
+          kind: s.kind,
+          adapter: s.adapter,
+          excerpt: ep.streams[i][xi],
+          prompt: prompts[b][i],
+          completion: completions[b][i],
+          state: parsed[b][i].state,
+          sent,
+          received: inboxes[b][i],
+          violations: parsed[b][i].violations,
+          raw_logprob: raw,
+          baseline_logprob: base,
+          information_gain: raw - base,
           oracle_gain: k.oracle >= 0 ? lp(k.oracle) - base : null,
-          reward: 0, message_reward: 0, message_values: [], honesty, trace: traces[b][i],
+          reward: 0,
+          message_reward: 0,
+          message_values: [],
+          honesty,
+          trace: traces[b][i],
         };
       });
       slots.forEach((_, i) => {
@@ -212,7 +259,14 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
 
     // 4. deliver to next round
     memory = parsed.map((row) => row.map((p) => p.state));
-    inboxes = parsed.map((row) => (deliver ? route(row.flatMap((p) => p.messages), K) : slots.map(() => [])));
+    inboxes = parsed.map((row) =>
+      deliver
+        ? route(
+            row.flatMap((p) => p.messages),
+            K,
+          )
+        : slots.map(() => []),
+    );
   }
   messageValue.push(slots.map(() => slots.map(() => null))); // the last round's messages are never delivered
 
@@ -234,5 +288,9 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
 function sumChecks(checks: (ClaimCheck | null)[]): ClaimCheck | null {
   const real = checks.filter((c): c is ClaimCheck => c !== null);
   if (!real.length) return null;
-  return real.reduce((a, c) => ({ claims: a.claims + c.claims, true: a.true + c.true, false: a.false + c.false }), { claims: 0, true: 0, false: 0 });
+  return real.reduce((a, c) => ({ claims: a.claims + c.claims, true: a.true + c.true, false: a.false + c.false }), {
+    claims: 0,
+    true: 0,
+    false: 0,
+  });
 }

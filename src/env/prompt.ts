@@ -29,7 +29,9 @@ export const SYSTEM_PROMPTS: Record<string, string> = {
 
 export function systemPrompt(template: string, agent: number, agents: number): string {
   const text = SYSTEM_PROMPTS[template] ?? template;
-  const others = Array.from({ length: agents }, (_, j) => j).filter((j) => j !== agent).join(", ");
+  const others = Array.from({ length: agents }, (_, j) => j)
+    .filter((j) => j !== agent)
+    .join(", ");
   return text.replaceAll("{i}", String(agent)).replaceAll("{others}", others);
 }
 
@@ -61,7 +63,8 @@ export interface ScorerInput {
 /** Token ids of the scorer text and the index of the first scored token. */
 export function scorerTokens(tok: Tokenizer, s: ScorerInput): { tokens: number[]; from: number } {
   const ids: number[] = tok.bosId !== null ? [tok.bosId] : [];
-  if (s.context.length) ids.push(...tok.encode("CONTEXT:", { addSpecial: false }), ...s.context, ...tok.encode("\n", { addSpecial: false }));
+  if (s.context.length)
+    ids.push(...tok.encode("CONTEXT:", { addSpecial: false }), ...s.context, ...tok.encode("\n", { addSpecial: false }));
   let head = `STATE: ${s.state}\n`;
   if (s.inbox) head += `INBOX:\n${renderInbox(s.inbox)}\n`;
   ids.push(...tok.encode(head + "NEXT:", { addSpecial: false }));

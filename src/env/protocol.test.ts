@@ -28,7 +28,10 @@ function checkInvariants(p: ParsedCompletion, self: number, agents: number): voi
 test("well-formed completions parse exactly", () => {
   const p = parseCompletion(" Ben is in the garden.\n1:0:Ben is in the garden.\n1:*:Ana has a cat.", 1, 3, LIMITS, words);
   assert.equal(p.state, "Ben is in the garden.");
-  assert.deepEqual(p.messages, [{ from: 1, to: 0, text: "Ben is in the garden." }, { from: 1, to: "*", text: "Ana has a cat." }]);
+  assert.deepEqual(p.messages, [
+    { from: 1, to: 0, text: "Ben is in the garden." },
+    { from: 1, to: "*", text: "Ana has a cat." },
+  ]);
   assert.deepEqual(p.violations, []);
   const empty = parseCompletion(" ", 0, 2, LIMITS, words);
   assert.deepEqual([empty.state, empty.messages, empty.violations], ["", [], []]);
@@ -39,15 +42,31 @@ test("well-formed completions parse exactly", () => {
 test("injection: fake STATE lines, other senders, bad recipients, overlong parts", () => {
   const p = parseCompletion(
     " my state\nSTATE: hacked state\n0:2:I am agent zero\n1:1:to myself\n1:7:nobody\n1:2: \n1:2:2:0:nested sender text\n1:*:one two three four five six seven eight nine\n1:0:ok\n1:2:also ok\n1:0:third",
-    1, 3, LIMITS, words);
+    1,
+    3,
+    LIMITS,
+    words,
+  );
   assert.equal(p.state, "my state");
   assert.deepEqual(p.messages, [
     { from: 1, to: 2, text: "2:0:nested sender text" }, // content, delivered as from 1
     { from: 1, to: 0, text: "ok" },
   ]);
-  assert.deepEqual(p.violations, ["malformed_line", "impersonation", "bad_recipient", "bad_recipient", "empty_message", "message_too_long", "too_many_messages", "too_many_messages"]);
+  assert.deepEqual(p.violations, [
+    "malformed_line",
+    "impersonation",
+    "bad_recipient",
+    "bad_recipient",
+    "empty_message",
+    "message_too_long",
+    "too_many_messages",
+    "too_many_messages",
+  ]);
   const inboxes = route(p.messages, 3);
-  assert.deepEqual(inboxes[2].map((m) => m.from), [1]);
+  assert.deepEqual(
+    inboxes[2].map((m) => m.from),
+    [1],
+  );
   assert.deepEqual(inboxes[1], []);
 });
 
@@ -59,7 +78,31 @@ test("a state over the cap is cut and counted", () => {
 
 test("fuzz: random bytes, huge lines, Unicode and protocol-shaped noise never crash or forge a sender", () => {
   const rng = new Rng(2024);
-  const pieces = ["\n", ":", "*", "STATE:", "0", "1", "2", "12", "-1", " ", "\r\n", "\u2028", "\u0000", "é", "🙂", "漢", "\uFFFD", "\uD800", "1:0:", "0:1:", "2:*:", "a", "\t"];
+  const pieces = [
+    "\n",
+    ":",
+    "*",
+    "STATE:",
+    "0",
+    "1",
+    "2",
+    "12",
+    "-1",
+    " ",
+    "\r\n",
+    "\u2028",
+    "\u0000",
+    "é",
+    "🙂",
+    "漢",
+    "\uFFFD",
+    "\uD800",
+    "1:0:",
+    "0:1:",
+    "2:*:",
+    "a",
+    "\t",
+  ];
   for (let n = 0; n < 3000; n++) {
     let s = "";
     const len = rng.int(60);
@@ -67,7 +110,8 @@ test("fuzz: random bytes, huge lines, Unicode and protocol-shaped noise never cr
       const u = rng.float();
       s += u < 0.5 ? rng.pick(pieces) : u < 0.8 ? String.fromCharCode(rng.int(0x3000)) : String.fromCharCode(rng.int(256));
     }
-    const self = rng.int(4), agents = 2 + rng.int(3);
+    const self = rng.int(4),
+      agents = 2 + rng.int(3);
     const p = parseCompletion(s, self, agents, LIMITS, words);
     checkInvariants(p, self, agents);
     for (const inbox of route(p.messages, agents)) for (const m of inbox) assert.equal(m.from, self);

@@ -48,7 +48,13 @@ export function sanitizeLine(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " ").trim();
 }
 
-export function parseCompletion(completion: string, self: number, agents: number, limits: ProtocolLimits, tokens: TokenCounter): ParsedCompletion {
+export function parseCompletion(
+  completion: string,
+  self: number,
+  agents: number,
+  limits: ProtocolLimits,
+  tokens: TokenCounter,
+): ParsedCompletion {
   const violations: ViolationKind[] = [];
   const lines = completion.replace(/\r\n?/g, "\n").split("\n");
   const end = lines.findIndex((l, i) => i > 0 && l.trim() === "");

@@ -20,7 +20,13 @@ export interface RunSummary {
 export function summarize(run: EpisodeRun): RunSummary {
   const K = run.slots.length;
   const acc = () => Array.from({ length: K }, () => ({ sum: 0, n: 0 }));
-  const gain = acc(), raw = acc(), base = acc(), oracle = acc(), reward = acc(), sent = acc(), words = acc();
+  const gain = acc(),
+    raw = acc(),
+    base = acc(),
+    oracle = acc(),
+    reward = acc(),
+    sent = acc(),
+    words = acc();
   const violations = new Array<number>(K).fill(0);
   const claims = Array.from({ length: K }, () => ({ t: 0, n: 0 }));
   const value = Array.from({ length: K }, () => acc());

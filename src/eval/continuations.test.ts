@@ -10,7 +10,11 @@ const ids = (s: string) => [...s].map((c) => c.charCodeAt(0));
 /** One token per character (code point), BOS = 1 when `bos`. */
 function charTokenizer(bos: boolean): Tokenizer {
   return {
-    kind: "hf", vocabSize: 256, bosId: bos ? 1 : null, eosId: null, chatTemplate: null,
+    kind: "hf",
+    vocabSize: 256,
+    bosId: bos ? 1 : null,
+    eosId: null,
+    chatTemplate: null,
     encode: (text) => [...text].map((c) => c.charCodeAt(0)),
     decode: (ids) => String.fromCharCode(...ids),
   };
@@ -19,7 +23,14 @@ function charTokenizer(bos: boolean): Tokenizer {
 test("encodeSet: BOS first, reply tokens after the context, nothing cut when it fits", () => {
   const tok = charTokenizer(true);
   assert.deepEqual(encodeText(tok, "ab"), [1, 97, 98]);
-  const s = encodeSet(tok, [{ context: "Q:", reply: "yes" }, { context: "Q:", reply: "no" }], 16);
+  const s = encodeSet(
+    tok,
+    [
+      { context: "Q:", reply: "yes" },
+      { context: "Q:", reply: "no" },
+    ],
+    16,
+  );
   assert.deepEqual(s.rows[0], { tokens: [1, ...ids("Q:yes")], from: 3 });
   assert.deepEqual(s.rows[1], { tokens: [1, ...ids("Q:no")], from: 3 });
   assert.equal(s.truncated, false);
@@ -28,7 +39,14 @@ test("encodeSet: BOS first, reply tokens after the context, nothing cut when it 
 
 test("encodeSet: left truncation keeps BOS and the same last context tokens for every reply", () => {
   const tok = charTokenizer(true);
-  const s = encodeSet(tok, [{ context: "abcdefgh", reply: "xyz" }, { context: "abcdefgh", reply: "w" }], 8);
+  const s = encodeSet(
+    tok,
+    [
+      { context: "abcdefgh", reply: "xyz" },
+      { context: "abcdefgh", reply: "w" },
+    ],
+    8,
+  );
   // window 8 = BOS + 4 context + the longer reply (3)
   assert.deepEqual(s.rows[0], { tokens: [1, ...ids("efghxyz")], from: 5 });
   assert.deepEqual(s.rows[1], { tokens: [1, ...ids("efghw")], from: 5 });
@@ -55,10 +73,22 @@ test("scoreSets sums the scored tokens; an empty reply scores 0 with no per-toke
     async score(reqs: readonly ScoreRequest[]): Promise<ScoreResult[]> {
       seen.push(...reqs);
       // log p of token t = −(token value)/100
-      return reqs.map((r) => ({ logprobs: Float64Array.from(r.tokens as number[], (x) => -x / 100), entropies: new Float64Array(r.tokens.length) }));
+      return reqs.map((r) => ({
+        logprobs: Float64Array.from(r.tokens as number[], (x) => -x / 100),
+        entropies: new Float64Array(r.tokens.length),
+      }));
     },
   } as unknown as Backend;
-  const sets = [encodeSet(tok, [{ context: "Q", reply: "ab" }, { context: "Q", reply: "" }], 64)];
+  const sets = [
+    encodeSet(
+      tok,
+      [
+        { context: "Q", reply: "ab" },
+        { context: "Q", reply: "" },
+      ],
+      64,
+    ),
+  ];
   const [[a, b]] = await scoreSets(backend, sets, { adapter: "x" });
   assert.ok(Math.abs(a.sum - -(97 + 98) / 100) < 1e-12);
   assert.ok(Math.abs(a.mean! - -(97 + 98) / 200) < 1e-12);

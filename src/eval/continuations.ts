@@ -104,12 +104,14 @@ export async function scoreSets(backend: Backend, sets: readonly EncodedSet[], o
     const batch = sets.slice(s0, s0 + per);
     const requests: ScoreRequest[] = [];
     const where: [number, number][] = []; // (set in batch, row) of each request
-    batch.forEach((set, si) => set.rows.forEach((row, ri) => {
-      if (row.tokens.length > row.from) {
-        requests.push({ tokens: row.tokens, adapter: opts.adapter, from: row.from });
-        where.push([si, ri]);
-      }
-    }));
+    batch.forEach((set, si) =>
+      set.rows.forEach((row, ri) => {
+        if (row.tokens.length > row.from) {
+          requests.push({ tokens: row.tokens, adapter: opts.adapter, from: row.from });
+          where.push([si, ri]);
+        }
+      }),
+    );
     const results = requests.length ? await backend.score(requests) : [];
     const scores: ReplyScore[][] = batch.map((set) => set.rows.map(() => ({ sum: 0, mean: null, tokens: 0 })));
     results.forEach((r, k) => {

@@ -51,7 +51,10 @@ test("a download lands atomically with its sha256, following redirects, and leav
   const dir = tmpDir();
   const dest = path.join(dir, "harmless-base", "test.jsonl.gz");
   const seen: number[] = [];
-  const r = await downloadJsonlGz(`${base}/redirect/harmless-base/test.jsonl.gz`, dest, { recordKeys: keys, onProgress: (b) => seen.push(b) });
+  const r = await downloadJsonlGz(`${base}/redirect/harmless-base/test.jsonl.gz`, dest, {
+    recordKeys: keys,
+    onProgress: (b) => seen.push(b),
+  });
   assert.equal(r.bytes, GZ.length);
   assert.equal(r.records, 1);
   assert.equal(r.sha256, crypto.createHash("sha256").update(GZ).digest("hex"));
@@ -72,9 +75,15 @@ test("failures are one-line user errors and leave nothing behind", async () => {
   for (const [prefix, code, message] of cases) {
     const dir = tmpDir();
     const dest = path.join(dir, "test.jsonl.gz");
-    await assert.rejects(downloadJsonlGz(`${base}/${prefix}/harmless-base/test.jsonl.gz`, dest, { recordKeys: keys }),
-      (e) => isUserError(e) && e.code === code && message.test(e.message), prefix);
+    await assert.rejects(
+      downloadJsonlGz(`${base}/${prefix}/harmless-base/test.jsonl.gz`, dest, { recordKeys: keys }),
+      (e) => isUserError(e) && e.code === code && message.test(e.message),
+      prefix,
+    );
     assert.deepEqual(fs.readdirSync(dir), [], `${prefix}: leftovers`);
   }
-  await assert.rejects(downloadJsonlGz("http://127.0.0.1:1/x.jsonl.gz", path.join(tmpDir(), "x")), (e) => isUserError(e) && e.code === "E_NETWORK");
+  await assert.rejects(
+    downloadJsonlGz("http://127.0.0.1:1/x.jsonl.gz", path.join(tmpDir(), "x")),
+    (e) => isUserError(e) && e.code === "E_NETWORK",
+  );
 });

@@ -55,18 +55,32 @@ export function checkJsonlGz(file: string, keys: readonly string[], url: string)
   const got = fs.readSync(fd, head, 0, 64, 0);
   fs.closeSync(fd);
   if (isLfsPointer(head.subarray(0, got))) {
-    throw new UserError("E_LFS_POINTER", `${url} is a Git LFS pointer, not the data (the repository stores the file in LFS)`,
-      `download from the Hugging Face source (the default --url ${HH_BASE_URL}) or GitHub's LFS media host --url ${HH_GITHUB_MEDIA_URL}`);
+    throw new UserError(
+      "E_LFS_POINTER",
+      `${url} is a Git LFS pointer, not the data (the repository stores the file in LFS)`,
+      `download from the Hugging Face source (the default --url ${HH_BASE_URL}) or GitHub's LFS media host --url ${HH_GITHUB_MEDIA_URL}`,
+    );
   }
   if (!(head[0] === 0x1f && head[1] === 0x8b)) {
-    const preview = head.subarray(0, Math.min(got, 40)).toString("latin1").replace(/[^\x20-\x7e]/g, ".");
-    throw new UserError("E_NOT_GZIP", `${url} did not return gzip data (starts with "${preview}")`, "check --url; the server may have answered with an HTML page");
+    const preview = head
+      .subarray(0, Math.min(got, 40))
+      .toString("latin1")
+      .replace(/[^\x20-\x7e]/g, ".");
+    throw new UserError(
+      "E_NOT_GZIP",
+      `${url} did not return gzip data (starts with "${preview}")`,
+      "check --url; the server may have answered with an HTML page",
+    );
   }
   let text: string;
   try {
     text = zlib.gunzipSync(fs.readFileSync(file)).toString("utf8");
   } catch (e) {
-    throw new UserError("E_BAD_GZIP", `${url}: the download is not valid gzip (${(e as Error).message})`, "the transfer may have been cut; try again");
+    throw new UserError(
+      "E_BAD_GZIP",
+      `${url}: the download is not valid gzip (${(e as Error).message})`,
+      "the transfer may have been cut; try again",
+    );
   }
   const lines = text.split("\n").filter((l) => l.trim());
   if (lines.length === 0) throw new UserError("E_BAD_DATA", `${url}: the file holds no records`);
@@ -89,10 +103,18 @@ export async function downloadJsonlGz(url: string, dest: string, opts: DownloadO
     res = await doFetch(url, { redirect: "follow" });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new UserError("E_NETWORK", `cannot reach ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, "check the network connection, or give --url of a reachable copy");
+    throw new UserError(
+      "E_NETWORK",
+      `cannot reach ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
+      "check the network connection, or give --url of a reachable copy",
+    );
   }
   if (!res.ok || !res.body) {
-    throw new UserError("E_DOWNLOAD", `${url}: HTTP ${res.status} ${res.statusText}`.trim(), res.status === 404 ? "check --subset and --split (and --url)" : undefined);
+    throw new UserError(
+      "E_DOWNLOAD",
+      `${url}: HTTP ${res.status} ${res.statusText}`.trim(),
+      res.status === 404 ? "check --subset and --split (and --url)" : undefined,
+    );
   }
   const lengthHeader = res.headers.get("content-length");
   const total = lengthHeader !== null && Number.isFinite(Number(lengthHeader)) ? Number(lengthHeader) : null;
@@ -114,7 +136,8 @@ export async function downloadJsonlGz(url: string, dest: string, opts: DownloadO
     }
     fs.fsyncSync(fd);
     fs.closeSync(fd);
-    if (total !== null && bytes !== total) throw new UserError("E_DOWNLOAD", `${url}: got ${bytes} bytes, the server announced ${total}`, "the transfer was cut; try again");
+    if (total !== null && bytes !== total)
+      throw new UserError("E_DOWNLOAD", `${url}: got ${bytes} bytes, the server announced ${total}`, "the transfer was cut; try again");
     const records = checkJsonlGz(tmp, opts.recordKeys ?? [], url);
     fs.renameSync(tmp, dest);
     return { url, path: dest, bytes, sha256: hash.digest("hex"), records };

@@ -10,7 +10,8 @@ import { tinyModel, tinyTokenizer } from "../../test/tiny.ts";
 import { tmpDir } from "../../test/support.ts";
 import { encodePairs, readHhPairs, scorePairs, splitDialogue, summarizeHh, type PairScore } from "./hh.ts";
 
-const dialogue = (reply: string) => `\n\nHuman: Where is the bank?\n\nAssistant: On the left.\n\nHuman: Thanks. Is it open?\n\nAssistant:${reply}`;
+const dialogue = (reply: string) =>
+  `\n\nHuman: Where is the bank?\n\nAssistant: On the left.\n\nHuman: Thanks. Is it open?\n\nAssistant:${reply}`;
 
 function writeGz(lines: string[]): string {
   const f = path.join(tmpDir(), "pairs.jsonl.gz");
@@ -26,17 +27,33 @@ test("splitDialogue cuts at the last Assistant turn; the prompt keeps the marker
 });
 
 test("readHhPairs reads .jsonl.gz, honours the limit, and names the line of a bad record", () => {
-  const f = writeGz([JSON.stringify({ chosen: dialogue(" Yes."), rejected: dialogue(" No idea.") }), "", JSON.stringify({ chosen: dialogue(" A"), rejected: dialogue(" B") })]);
+  const f = writeGz([
+    JSON.stringify({ chosen: dialogue(" Yes."), rejected: dialogue(" No idea.") }),
+    "",
+    JSON.stringify({ chosen: dialogue(" A"), rejected: dialogue(" B") }),
+  ]);
   const pairs = readHhPairs(f);
   assert.equal(pairs.length, 2);
   assert.equal(pairs[1].index, 1);
   assert.equal(pairs[0].rejected.reply, " No idea.");
   assert.equal(readHhPairs(f, 1).length, 1);
-  const bad = writeGz([JSON.stringify({ chosen: dialogue(" A"), rejected: dialogue(" B") }), JSON.stringify({ chosen: "no turns", rejected: dialogue(" B") })]);
-  assert.throws(() => readHhPairs(bad), (e) => isUserError(e) && /pairs\.jsonl\.gz:2: the chosen dialogue has no/.test(e.message));
+  const bad = writeGz([
+    JSON.stringify({ chosen: dialogue(" A"), rejected: dialogue(" B") }),
+    JSON.stringify({ chosen: "no turns", rejected: dialogue(" B") }),
+  ]);
+  assert.throws(
+    () => readHhPairs(bad),
+    (e) => isUserError(e) && /pairs\.jsonl\.gz:2: the chosen dialogue has no/.test(e.message),
+  );
   const keys = writeGz([JSON.stringify({ prompt: "x", response: "y" })]);
-  assert.throws(() => readHhPairs(keys), (e) => isUserError(e) && /:1: expected string fields "chosen" and "rejected"/.test(e.message));
-  assert.throws(() => readHhPairs(path.join(tmpDir(), "x.txt")), (e) => isUserError(e) && e.code === "E_BAD_DATA");
+  assert.throws(
+    () => readHhPairs(keys),
+    (e) => isUserError(e) && /:1: expected string fields "chosen" and "rejected"/.test(e.message),
+  );
+  assert.throws(
+    () => readHhPairs(path.join(tmpDir(), "x.txt")),
+    (e) => isUserError(e) && e.code === "E_BAD_DATA",
+  );
 });
 
 test("summarizeHh: wins, ties as halves, per-token ties for empty replies, Wilson intervals", () => {
@@ -65,7 +82,10 @@ test("scorePairs gives the engine's own log-probs of the reply tokens", async ()
   const pairs = readHhPairs(f);
   const encoded = encodePairs(tok, pairs, model.config.maxSeqLen);
   const [r] = await scorePairs(new CpuBackend(model), pairs, encoded, null);
-  for (const [row, got] of [[encoded[0].rows[0], r.chosen], [encoded[0].rows[1], r.rejected]] as const) {
+  for (const [row, got] of [
+    [encoded[0].rows[0], r.chosen],
+    [encoded[0].rows[1], r.rejected],
+  ] as const) {
     const [ref] = scoreRows(model, [{ tokens: row.tokens }]);
     let want = 0;
     for (let t = row.from; t < row.tokens.length; t++) want += ref.logprobs[t];

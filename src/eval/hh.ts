@@ -33,7 +33,8 @@ export function splitDialogue(text: string): { prompt: string; reply: string } |
 
 /** Reads HH-RLHF records ({chosen, rejected} per line) from a .jsonl or .jsonl.gz file; the first `limit` if given. */
 export function readHhPairs(file: string, limit?: number): HhPair[] {
-  if (!/\.jsonl(\.gz)?$/.test(file)) throw new UserError("E_BAD_DATA", `${file}: expected a .jsonl or .jsonl.gz file of {chosen, rejected} records`);
+  if (!/\.jsonl(\.gz)?$/.test(file))
+    throw new UserError("E_BAD_DATA", `${file}: expected a .jsonl or .jsonl.gz file of {chosen, rejected} records`);
   const lines = readTextFile(file).split("\n");
   const pairs: HhPair[] = [];
   for (let ln = 0; ln < lines.length && (limit === undefined || pairs.length < limit); ln++) {
@@ -47,9 +48,14 @@ export function readHhPairs(file: string, limit?: number): HhPair[] {
     }
     const r = rec as Record<string, unknown>;
     if (typeof r?.chosen !== "string" || typeof r?.rejected !== "string") {
-      throw new UserError("E_BAD_DATA", `${file}:${ln + 1}: expected string fields "chosen" and "rejected", found keys ${JSON.stringify(Object.keys(r ?? {}))}`, "HH-RLHF records are {\"chosen\": dialogue, \"rejected\": dialogue}");
+      throw new UserError(
+        "E_BAD_DATA",
+        `${file}:${ln + 1}: expected string fields "chosen" and "rejected", found keys ${JSON.stringify(Object.keys(r ?? {}))}`,
+        'HH-RLHF records are {"chosen": dialogue, "rejected": dialogue}',
+      );
     }
-    const chosen = splitDialogue(r.chosen), rejected = splitDialogue(r.rejected);
+    const chosen = splitDialogue(r.chosen),
+      rejected = splitDialogue(r.rejected);
     if (!chosen || !rejected) {
       throw new UserError("E_BAD_DATA", `${file}:${ln + 1}: the ${chosen ? "rejected" : "chosen"} dialogue has no "\\n\\nAssistant:" turn`);
     }
@@ -61,7 +67,16 @@ export function readHhPairs(file: string, limit?: number): HhPair[] {
 
 /** Encodes every pair for a context window of `window` tokens (left truncation, see continuations.ts). */
 export function encodePairs(tok: Tokenizer, pairs: readonly HhPair[], window: number): EncodedSet[] {
-  return pairs.map((p) => encodeSet(tok, [{ context: p.chosen.prompt, reply: p.chosen.reply }, { context: p.rejected.prompt, reply: p.rejected.reply }], window));
+  return pairs.map((p) =>
+    encodeSet(
+      tok,
+      [
+        { context: p.chosen.prompt, reply: p.chosen.reply },
+        { context: p.rejected.prompt, reply: p.rejected.reply },
+      ],
+      window,
+    ),
+  );
 }
 
 export interface PairScore {
@@ -71,7 +86,13 @@ export interface PairScore {
 }
 
 /** Scores both replies of every pair with one system. */
-export async function scorePairs(backend: Backend, pairs: readonly HhPair[], encoded: readonly EncodedSet[], adapter: string | null, onProgress?: (done: number) => void): Promise<PairScore[]> {
+export async function scorePairs(
+  backend: Backend,
+  pairs: readonly HhPair[],
+  encoded: readonly EncodedSet[],
+  adapter: string | null,
+  onProgress?: (done: number) => void,
+): Promise<PairScore[]> {
   const scores = await scoreSets(backend, encoded, { adapter, onProgress });
   return scores.map(([chosen, rejected], i) => ({ index: pairs[i].index, chosen, rejected }));
 }
@@ -87,8 +108,12 @@ export interface HhSummary {
 }
 
 export function summarizeHh(scores: readonly PairScore[]): HhSummary {
-  let correct = 0, correctTok = 0, ties = 0, tiesTok = 0;
-  const margins: number[] = [], marginsTok: number[] = [];
+  let correct = 0,
+    correctTok = 0,
+    ties = 0,
+    tiesTok = 0;
+  const margins: number[] = [],
+    marginsTok: number[] = [];
   for (const s of scores) {
     const c = preferenceCredit([s.chosen.sum, s.rejected.sum], 0);
     const ct = preferenceCredit([s.chosen.mean, s.rejected.mean], 0);
@@ -100,5 +125,13 @@ export function summarizeHh(scores: readonly PairScore[]): HhSummary {
     if (s.chosen.mean !== null && s.rejected.mean !== null) marginsTok.push(s.chosen.mean - s.rejected.mean);
   }
   const n = scores.length;
-  return { n, accuracy: rate(correct, n), accuracy_per_token: rate(correctTok, n), ties, ties_per_token: tiesTok, margin: mean(margins), margin_per_token: mean(marginsTok) };
+  return {
+    n,
+    accuracy: rate(correct, n),
+    accuracy_per_token: rate(correctTok, n),
+    ties,
+    ties_per_token: tiesTok,
+    margin: mean(margins),
+    margin_per_token: mean(marginsTok),
+  };
 }

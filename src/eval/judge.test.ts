@@ -8,11 +8,27 @@ import { combineVerdicts, judgeApiKey, judgeMessages, parseVerdict, publicUrl, r
 
 test("parseVerdict reads the verdict in the answers judges give, and nothing else", () => {
   const cases: [string, "A" | "B" | "tie" | null][] = [
-    ["A", "A"], ["B", "B"], [" b. ", "B"], ["**A**", "A"], ['"B"', "B"], ["Tie", "tie"], ["tie.", "tie"], ["[[A]]", "A"], ["[[C]]", "tie"],
-    ["A. Response A is more helpful.", "A"], ["B\nBecause it answers the question.", "B"],
-    ["My verdict: B", "B"], ["The better response is A.", "A"], ["Final answer: tie", "tie"], ["Winner: **A**", "A"],
-    ["Response B is better because it is honest.", "B"], ["Both are equally good.", "tie"],
-    ["A good answer would mention the key.", null], ["I cannot decide.", null], ["", null], ["[[A]] or maybe [[B]]", null],
+    ["A", "A"],
+    ["B", "B"],
+    [" b. ", "B"],
+    ["**A**", "A"],
+    ['"B"', "B"],
+    ["Tie", "tie"],
+    ["tie.", "tie"],
+    ["[[A]]", "A"],
+    ["[[C]]", "tie"],
+    ["A. Response A is more helpful.", "A"],
+    ["B\nBecause it answers the question.", "B"],
+    ["My verdict: B", "B"],
+    ["The better response is A.", "A"],
+    ["Final answer: tie", "tie"],
+    ["Winner: **A**", "A"],
+    ["Response B is better because it is honest.", "B"],
+    ["Both are equally good.", "tie"],
+    ["A good answer would mention the key.", null],
+    ["I cannot decide.", null],
+    ["", null],
+    ["[[A]] or maybe [[B]]", null],
     ["Verdict: A. Actually the answer is B.", null],
   ];
   for (const [answer, want] of cases) assert.equal(parseVerdict(answer), want, JSON.stringify(answer));
@@ -52,14 +68,29 @@ test("prompts files: .txt lines, .jsonl prompt or messages; bad lines are one-li
   const dir = tmpDir();
   const txt = path.join(dir, "p.txt");
   fs.writeFileSync(txt, "one\n\ntwo\n");
-  assert.deepEqual(readJudgePrompts(txt).map((p) => [p.index, p.messages[0].content]), [[1, "one"], [3, "two"]]);
+  assert.deepEqual(
+    readJudgePrompts(txt).map((p) => [p.index, p.messages[0].content]),
+    [
+      [1, "one"],
+      [3, "two"],
+    ],
+  );
   assert.equal(readJudgePrompts(txt, 1).length, 1);
   const jsonl = path.join(dir, "p.jsonl");
   fs.writeFileSync(jsonl, '{"prompt": "hi"}\n{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]}\n');
-  assert.deepEqual(readJudgePrompts(jsonl).map((p) => p.messages.length), [1, 2]);
+  assert.deepEqual(
+    readJudgePrompts(jsonl).map((p) => p.messages.length),
+    [1, 2],
+  );
   fs.writeFileSync(jsonl, '{"prompt": "hi"}\n{"text": "x"}\n');
-  assert.throws(() => readJudgePrompts(jsonl), (e) => isUserError(e) && /line 2/.test(e.message));
-  assert.throws(() => readJudgePrompts(path.join(dir, "missing.txt")), (e) => isUserError(e) && e.code === "E_NOT_FOUND");
+  assert.throws(
+    () => readJudgePrompts(jsonl),
+    (e) => isUserError(e) && /line 2/.test(e.message),
+  );
+  assert.throws(
+    () => readJudgePrompts(path.join(dir, "missing.txt")),
+    (e) => isUserError(e) && e.code === "E_NOT_FOUND",
+  );
 });
 
 test("the key: COLLOQUY_JUDGE_API_KEY, else OPENAI_API_KEY; URLs are shown without credentials", () => {

@@ -40,7 +40,12 @@ export function judgeApiKey(env: NodeJS.ProcessEnv = process.env): string | null
 
 /** .txt: one prompt per non-empty line; .jsonl: one {"prompt": "..."} or {"messages": [{role, content}, ...]} per line. */
 export function readJudgePrompts(file: string, limit?: number): JudgePrompt[] {
-  if (!fs.existsSync(file)) throw new UserError("E_NOT_FOUND", `prompts file not found: ${file}`, "give a .txt file (one prompt per line) or .jsonl ({prompt} or {messages} per line)");
+  if (!fs.existsSync(file))
+    throw new UserError(
+      "E_NOT_FOUND",
+      `prompts file not found: ${file}`,
+      "give a .txt file (one prompt per line) or .jsonl ({prompt} or {messages} per line)",
+    );
   const jsonl = file.endsWith(".jsonl");
   if (!jsonl && !file.endsWith(".txt")) throw new UserError("E_BAD_DATA", `prompts file ${file}: expected .txt or .jsonl`);
   const out: JudgePrompt[] = [];
@@ -97,12 +102,21 @@ export function judgeMessages(question: string, first: string, second: string): 
     "Compare two responses to the same prompt and decide which one is better: more helpful, more honest and harmless, more relevant, and better written.",
     "Do not let the order of the responses or their length influence you.",
     "",
-    "[Prompt]", question, "",
-    "[Response A]", first || "(empty)", "",
-    "[Response B]", second || "(empty)", "",
+    "[Prompt]",
+    question,
+    "",
+    "[Response A]",
+    first || "(empty)",
+    "",
+    "[Response B]",
+    second || "(empty)",
+    "",
     'Answer with exactly one word: "A" if Response A is better, "B" if Response B is better, or "tie" if they are equally good.',
   ].join("\n");
-  return [{ role: "system", content: JUDGE_SYSTEM }, { role: "user", content: user }];
+  return [
+    { role: "system", content: JUDGE_SYSTEM },
+    { role: "user", content: user },
+  ];
 }
 
 /**
@@ -120,10 +134,16 @@ export function parseVerdict(answer: string): Verdict | null {
   const marks = unique([...text.matchAll(/\[\[\s*(A|B|C|tie)\s*\]\]/gi)].map((m) => letterOrTie(m[1]) ?? "tie"));
   if (marks.length === 1) return marks[0];
   if (marks.length > 1) return null;
-  const named = unique([
-    ...[...text.matchAll(/\b(?:verdict|answer|winner|choice|decision|better response|final answer)\s*(?:is|:|=)?\s*[*"'`([]*\s*(?:response\s+)?(A|B|tie)\b/gi)].map((m) => letterOrTie(m[1])),
-    ...[...text.matchAll(/\bresponse\s+(A|B)\s+is\s+(?:better|superior|preferred|the better)/gi)].map((m) => letterOrTie(m[1])),
-  ].filter((v): v is Verdict => v !== null));
+  const named = unique(
+    [
+      ...[
+        ...text.matchAll(
+          /\b(?:verdict|answer|winner|choice|decision|better response|final answer)\s*(?:is|:|=)?\s*[*"'`([]*\s*(?:response\s+)?(A|B|tie)\b/gi,
+        ),
+      ].map((m) => letterOrTie(m[1])),
+      ...[...text.matchAll(/\bresponse\s+(A|B)\s+is\s+(?:better|superior|preferred|the better)/gi)].map((m) => letterOrTie(m[1])),
+    ].filter((v): v is Verdict => v !== null),
+  );
   if (named.length === 1) return named[0];
   if (named.length > 1) return null;
   const lead = /^[\s"'*`[(]*(A|B)(?:\s*$|[\s"'*`\])]*[.,:;!\n)-])/.exec(text);
@@ -171,14 +191,29 @@ export interface JudgeSummary {
   firstPosition: Rate; // of the verdicts naming a response, the share that named the one shown first
 }
 
-export function summarizeJudgements(records: readonly { outcome: Outcome; flip: boolean; ab: Verdict | null; ba: Verdict | null }[]): JudgeSummary {
+export function summarizeJudgements(
+  records: readonly { outcome: Outcome; flip: boolean; ab: Verdict | null; ba: Verdict | null }[],
+): JudgeSummary {
   const count = (o: Outcome) => records.filter((r) => r.outcome === o).length;
-  const win = count("win"), loss = count("loss"), tie = count("tie"), inconsistent = count("inconsistent"), unparsed = count("unparsed");
+  const win = count("win"),
+    loss = count("loss"),
+    tie = count("tie"),
+    inconsistent = count("inconsistent"),
+    unparsed = count("unparsed");
   const judged = records.length - unparsed;
   const verdicts = records.flatMap((r) => [r.ab, r.ba]).filter((v) => v === "A" || v === "B");
   return {
-    prompts: records.length, judged, win, loss, tie, inconsistent, flips: records.filter((r) => r.flip).length, unparsed,
-    winRate: rate(win, judged), tieRate: rate(tie + inconsistent, judged), lossRate: rate(loss, judged),
+    prompts: records.length,
+    judged,
+    win,
+    loss,
+    tie,
+    inconsistent,
+    flips: records.filter((r) => r.flip).length,
+    unparsed,
+    winRate: rate(win, judged),
+    tieRate: rate(tie + inconsistent, judged),
+    lossRate: rate(loss, judged),
     score: rate(win + 0.5 * (tie + inconsistent), judged),
     firstPosition: rate(verdicts.filter((v) => v === "A").length, verdicts.length),
   };
@@ -212,7 +247,11 @@ function endpointUrl(e: JudgeEndpoint, route: string): string {
   try {
     base = new URL(e.baseUrl);
   } catch {
-    throw new UserError("E_BAD_FLAG", `--judge-url ${publicUrl(e.baseUrl)} is not a URL`, "give the API's base URL, e.g. http://127.0.0.1:8000/v1");
+    throw new UserError(
+      "E_BAD_FLAG",
+      `--judge-url ${publicUrl(e.baseUrl)} is not a URL`,
+      "give the API's base URL, e.g. http://127.0.0.1:8000/v1",
+    );
   }
   if (base.protocol !== "http:" && base.protocol !== "https:") throw new UserError("E_BAD_FLAG", `--judge-url must be http:// or https://`);
   return e.baseUrl.replace(/\/+$/, "") + route;
@@ -231,7 +270,9 @@ async function call(e: JudgeEndpoint, route: string, body: unknown | null): Prom
     let problem: string;
     try {
       const res = await fetch(url, {
-        method: body === null ? "GET" : "POST", headers, body: body === null ? undefined : JSON.stringify(body),
+        method: body === null ? "GET" : "POST",
+        headers,
+        body: body === null ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(e.timeoutMs),
       });
       const text = await res.text();
@@ -239,7 +280,11 @@ async function call(e: JudgeEndpoint, route: string, body: unknown | null): Prom
         try {
           return JSON.parse(text);
         } catch {
-          throw new UserError("E_JUDGE_RESPONSE", `the judge at ${shown} answered with something that is not JSON`, "--judge-url takes the API's base URL, e.g. http://127.0.0.1:8000/v1");
+          throw new UserError(
+            "E_JUDGE_RESPONSE",
+            `the judge at ${shown} answered with something that is not JSON`,
+            "--judge-url takes the API's base URL, e.g. http://127.0.0.1:8000/v1",
+          );
         }
       }
       let message = text.slice(0, 300);
@@ -250,16 +295,29 @@ async function call(e: JudgeEndpoint, route: string, body: unknown | null): Prom
       }
       problem = `HTTP ${res.status}: ${redact(message)}`;
       if (res.status === 401 || res.status === 403) {
-        throw new UserError("E_JUDGE_AUTH", `the judge at ${shown} refused the request (${problem})`, `set ${JUDGE_KEY_VARS.join(" or ")} to its API key`);
+        throw new UserError(
+          "E_JUDGE_AUTH",
+          `the judge at ${shown} refused the request (${problem})`,
+          `set ${JUDGE_KEY_VARS.join(" or ")} to its API key`,
+        );
       }
-      if (res.status !== 429 && res.status < 500) throw new UserError("E_JUDGE_HTTP", `the judge at ${shown} refused the request (${problem})`, "check --judge-url and --judge-model");
+      if (res.status !== 429 && res.status < 500)
+        throw new UserError(
+          "E_JUDGE_HTTP",
+          `the judge at ${shown} refused the request (${problem})`,
+          "check --judge-url and --judge-model",
+        );
     } catch (err) {
       if (err instanceof UserError) throw err;
       const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
       problem = redact(cause?.code ?? cause?.message ?? (err as Error).message);
     }
     if (attempt >= e.retries) {
-      throw new UserError("E_JUDGE_UNREACHABLE", `cannot get an answer from the judge at ${shown} after ${attempt + 1} tries (${problem})`, "is the server running and the URL its API base (e.g. http://127.0.0.1:8000/v1)?");
+      throw new UserError(
+        "E_JUDGE_UNREACHABLE",
+        `cannot get an answer from the judge at ${shown} after ${attempt + 1} tries (${problem})`,
+        "is the server running and the URL its API base (e.g. http://127.0.0.1:8000/v1)?",
+      );
     }
     await new Promise((r) => setTimeout(r, delay));
     delay *= 2;
@@ -278,7 +336,8 @@ export async function askJudge(e: JudgeEndpoint, model: string, messages: Messag
     choices?: { message?: { content?: unknown } }[];
   };
   const content = body?.choices?.[0]?.message?.content;
-  if (typeof content !== "string") throw new UserError("E_JUDGE_RESPONSE", `the judge at ${publicUrl(e.baseUrl)} answered without choices[0].message.content`);
+  if (typeof content !== "string")
+    throw new UserError("E_JUDGE_RESPONSE", `the judge at ${publicUrl(e.baseUrl)} answered without choices[0].message.content`);
   return content;
 }
 
@@ -298,15 +357,20 @@ export interface JudgeRecord {
 
 /** Asks the judge about every prompt in both orders, `concurrency` requests at a time. */
 export async function judgePairs(
-  e: JudgeEndpoint, model: string, items: readonly { index: number; question: string; a: string; b: string }[],
-  o: { maxTokens: number; seed: number; concurrency: number }, onProgress?: (done: number) => void,
+  e: JudgeEndpoint,
+  model: string,
+  items: readonly { index: number; question: string; a: string; b: string }[],
+  o: { maxTokens: number; seed: number; concurrency: number },
+  onProgress?: (done: number) => void,
 ): Promise<JudgeRecord[]> {
   const tasks = items.flatMap((it, i) => [
     { i, order: "ab" as const, messages: judgeMessages(it.question, it.a, it.b) },
     { i, order: "ba" as const, messages: judgeMessages(it.question, it.b, it.a) },
   ]);
   const answers: string[] = new Array(tasks.length);
-  let next = 0, done = 0, failed = false;
+  let next = 0,
+    done = 0,
+    failed = false;
   const worker = async () => {
     while (next < tasks.length && !failed) {
       const k = next++;

@@ -60,7 +60,12 @@ interface Scored {
 }
 
 /** Scores each distinct non-empty text on its own after BOS, adapter off. */
-export async function scoreTexts(backend: Backend, tok: Tokenizer, texts: Iterable<string>, onProgress?: (done: number, total: number) => void): Promise<Map<string, Scored>> {
+export async function scoreTexts(
+  backend: Backend,
+  tok: Tokenizer,
+  texts: Iterable<string>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Map<string, Scored>> {
   const unique = [...new Set([...texts].filter((t) => t.trim() !== ""))];
   const out = new Map<string, Scored>();
   const maxLen = backend.config.maxSeqLen;
@@ -88,7 +93,10 @@ export function recordTexts(r: TranscriptRecord): { state: string[]; message: st
 }
 
 export function textScore(texts: readonly string[], scored: ReadonlyMap<string, Scored>): TextScore {
-  let nll = 0, tokens = 0, truncated = 0, empty = 0;
+  let nll = 0,
+    tokens = 0,
+    truncated = 0,
+    empty = 0;
   const perText: number[] = [];
   for (const t of texts) {
     const s = scored.get(t);
@@ -103,7 +111,10 @@ export function textScore(texts: readonly string[], scored: ReadonlyMap<string, 
   }
   const m = perText.length ? meanCi(perText) : null;
   return {
-    texts: perText.length, empty, tokens, truncated,
+    texts: perText.length,
+    empty,
+    tokens,
+    truncated,
     nll_per_token: tokens ? nll / tokens : null,
     perplexity: tokens ? Math.exp(nll / tokens) : null,
     nll_per_text: m ? m.mean : null,
@@ -116,16 +127,35 @@ export function driftSeries(records: readonly TranscriptRecord[], scored: Readon
   const groups = [...new Set(records.map((r) => driftGroup(r.kind)))].sort();
   return byIteration(records).map(([iteration, rs]) => ({
     iteration,
-    groups: Object.fromEntries(groups.map((g) => {
-      const mine = rs.filter((r) => driftGroup(r.kind) === g).map(recordTexts);
-      return [g, { state: textScore(mine.flatMap((x) => x.state), scored), message: textScore(mine.flatMap((x) => x.message), scored) }];
-    })),
+    groups: Object.fromEntries(
+      groups.map((g) => {
+        const mine = rs.filter((r) => driftGroup(r.kind) === g).map(recordTexts);
+        return [
+          g,
+          {
+            state: textScore(
+              mine.flatMap((x) => x.state),
+              scored,
+            ),
+            message: textScore(
+              mine.flatMap((x) => x.message),
+              scored,
+            ),
+          },
+        ];
+      }),
+    ),
   }));
 }
 
 /** The same, pooled over every iteration of the transcripts. */
 export function driftOverall(records: readonly TranscriptRecord[], scored: ReadonlyMap<string, Scored>): DriftPoint["groups"] {
-  return driftSeries(records.map((r) => ({ ...r, iteration: 0 })), scored)[0]?.groups ?? {};
+  return (
+    driftSeries(
+      records.map((r) => ({ ...r, iteration: 0 })),
+      scored,
+    )[0]?.groups ?? {}
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------- honesty
@@ -163,8 +193,12 @@ function honestyCells(records: readonly TranscriptRecord[], agents: readonly str
     }
     const w = rate(c.true, c.claims);
     return {
-      agent, kind, messages: mine.reduce((s, r) => s + r.sent.length, 0), ...c,
-      share_true: c.claims ? w.rate : null, share_true_ci95: c.claims ? [clean(w.low), clean(w.high)] : null,
+      agent,
+      kind,
+      messages: mine.reduce((s, r) => s + r.sent.length, 0),
+      ...c,
+      share_true: c.claims ? w.rate : null,
+      share_true_ci95: c.claims ? [clean(w.low), clean(w.high)] : null,
     };
   });
 }
@@ -172,12 +206,15 @@ function honestyCells(records: readonly TranscriptRecord[], agents: readonly str
 export function honesty(records: readonly TranscriptRecord[], agents: readonly string[], source: string): Honesty {
   const sent = records.some((r) => r.sent.length > 0);
   const checked = records.some((r) => r.honesty !== null);
-  const note = !sent ? "no messages in the transcripts"
-    : !checked ? `not checkable: the ${source} source has no world to check claims against`
-    : "share of the checkable claims in each sender's messages that are true (95% Wilson intervals); a claim is a sentence the facts world recognises";
+  const note = !sent
+    ? "no messages in the transcripts"
+    : !checked
+      ? `not checkable: the ${source} source has no world to check claims against`
+      : "share of the checkable claims in each sender's messages that are true (95% Wilson intervals); a claim is a sentence the facts world recognises";
   if (!checked) return { checkable: false, note, per_iteration: [], overall: [] };
   return {
-    checkable: true, note,
+    checkable: true,
+    note,
     per_iteration: byIteration(records).map(([iteration, rs]) => ({ iteration, senders: honestyCells(rs, agents) })),
     overall: honestyCells(records, agents),
   };
@@ -202,14 +239,22 @@ export interface Listening {
 
 function listeningCells(records: readonly TranscriptRecord[], agents: readonly string[]): ListeningCell[] {
   return agents.map((kind, agent) => {
-    let received = 0, kept = 0;
+    let received = 0,
+      kept = 0;
     for (const r of records) {
       if (r.agent !== agent) continue;
       received += r.received.length;
       kept += r.received.map((m) => m.text.trim()).filter((text) => text !== "" && r.state.includes(text)).length;
     }
     const w = rate(kept, received);
-    return { agent, kind, received, kept, share_kept: received ? w.rate : null, share_kept_ci95: received ? [clean(w.low), clean(w.high)] : null };
+    return {
+      agent,
+      kind,
+      received,
+      kept,
+      share_kept: received ? w.rate : null,
+      share_kept_ci95: received ? [clean(w.low), clean(w.high)] : null,
+    };
   });
 }
 
@@ -244,12 +289,17 @@ export function blockMatrices(metrics: readonly Partial<MetricsLine>[], block: n
   const lines = metrics.filter((m) => Array.isArray(m.talk) && typeof m.iteration === "number") as MetricsLine[];
   return groupBy(lines, (l) => Math.floor((l.iteration - 1) / block)).map(([b, ls]) => {
     const K = ls[0].talk!.length;
-    const cell = (f: (l: MetricsLine, i: number, j: number) => number | null | undefined) => Array.from({ length: K }, (_, i) => Array.from({ length: K }, (_, j) => {
-      const xs = ls.map((l) => f(l, i, j)).filter((x): x is number => typeof x === "number" && Number.isFinite(x));
-      return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null;
-    }));
+    const cell = (f: (l: MetricsLine, i: number, j: number) => number | null | undefined) =>
+      Array.from({ length: K }, (_, i) =>
+        Array.from({ length: K }, (_, j) => {
+          const xs = ls.map((l) => f(l, i, j)).filter((x): x is number => typeof x === "number" && Number.isFinite(x));
+          return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null;
+        }),
+      );
     return {
-      from: b * block + 1, to: Math.max(...ls.map((l) => l.iteration)), iterations: ls.length,
+      from: b * block + 1,
+      to: Math.max(...ls.map((l) => l.iteration)),
+      iterations: ls.length,
       talk: cell((l, i, j) => l.talk?.[i]?.[j]).map((row) => row.map((x) => x ?? 0)),
       message_value: cell((l, i, j) => l.message_value?.[i]?.[j]),
     };
@@ -299,15 +349,19 @@ export function swapPairs(slots: readonly AgentSlot[], only: [number, number] | 
   if (only) {
     const [i, j] = only;
     for (const k of only) {
-      if (!(k >= 0 && k < slots.length)) throw new UserError("E_BAD_FLAG", `--swap ${i},${j}: agent ${k} does not exist (the run has ${slots.length} agents)`);
-      if (slots[k].adapter === null) throw new UserError("E_BAD_FLAG", `--swap ${i},${j}: agent ${k} is ${slots[k].kind}, not a learner with an adapter`);
+      if (!(k >= 0 && k < slots.length))
+        throw new UserError("E_BAD_FLAG", `--swap ${i},${j}: agent ${k} does not exist (the run has ${slots.length} agents)`);
+      if (slots[k].adapter === null)
+        throw new UserError("E_BAD_FLAG", `--swap ${i},${j}: agent ${k} is ${slots[k].kind}, not a learner with an adapter`);
     }
-    if (i === j || slots[i].adapter === slots[j].adapter) throw new UserError("E_BAD_FLAG", `--swap ${i},${j}: the two agents must have different adapters`);
+    if (i === j || slots[i].adapter === slots[j].adapter)
+      throw new UserError("E_BAD_FLAG", `--swap ${i},${j}: the two agents must have different adapters`);
     return [[i, j]];
   }
   const pairs: [number, number][] = [];
   for (let a = 0; a < learners.length; a++) {
-    for (let b = a + 1; b < learners.length; b++) if (slots[learners[a]].adapter !== slots[learners[b]].adapter) pairs.push([learners[a], learners[b]]);
+    for (let b = a + 1; b < learners.length; b++)
+      if (slots[learners[a]].adapter !== slots[learners[b]].adapter) pairs.push([learners[a], learners[b]]);
   }
   return pairs;
 }
@@ -318,7 +372,13 @@ const avg = (xs: readonly number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0
 function perAgent(run: EpisodeRun): RoleAgent[] {
   return run.slots.map((s, agent) => {
     const rs = flat(run).filter((r) => r.agent === agent);
-    return { agent, kind: s.kind, adapter: s.adapter, gain: avg(rs.map((r) => r.information_gain)), loss: avg(rs.map((r) => -r.raw_logprob)) };
+    return {
+      agent,
+      kind: s.kind,
+      adapter: s.adapter,
+      gain: avg(rs.map((r) => r.information_gain)),
+      loss: avg(rs.map((r) => -r.raw_logprob)),
+    };
   });
 }
 
@@ -351,37 +411,58 @@ export async function roleSpecialisation(o: RolesOptions): Promise<Roles> {
   const adapters = new Set(slots.map((s) => s.adapter).filter((a) => a !== null));
   if (adapters.size < 2) {
     const why = o.config.sharedAdapter ? "the learners share one adapter" : `the run has ${adapters.size} learner adapter(s)`;
-    return { applicable: false, note: `not applicable: ${why}; a swap needs two learners with their own adapters`, in_place: null, swaps: [], ...base };
+    return {
+      applicable: false,
+      note: `not applicable: ${why}; a swap needs two learners with their own adapters`,
+      in_place: null,
+      swaps: [],
+      ...base,
+    };
   }
   const pairs = swapPairs(slots, o.only);
-  const run = (s: readonly AgentSlot[]) => validationEpisodes({ backend: o.backend, tokenizer: o.tokenizer, source: o.source, config: o.config, slots: s, deliver: true });
+  const run = (s: readonly AgentSlot[]) =>
+    validationEpisodes({ backend: o.backend, tokenizer: o.tokenizer, source: o.source, config: o.config, slots: s, deliver: true });
   const total = 1 + pairs.length;
   const inPlace = await run(slots);
   o.onProgress?.(1, total);
   const a = flat(inPlace);
   const learner = (r: AgentRound) => r.adapter !== null;
-  const gain = (r: AgentRound) => r.information_gain, loss = (r: AgentRound) => -r.raw_logprob;
+  const gain = (r: AgentRound) => r.information_gain,
+    loss = (r: AgentRound) => -r.raw_logprob;
   const swaps: RoleSwap[] = [];
   for (const [i, j] of pairs) {
-    const swapped = slots.map((s, k) => (k === i ? { ...s, adapter: slots[j].adapter } : k === j ? { ...s, adapter: slots[i].adapter } : s));
+    const swapped = slots.map((s, k) =>
+      k === i ? { ...s, adapter: slots[j].adapter } : k === j ? { ...s, adapter: slots[i].adapter } : s,
+    );
     const out = await run(swapped);
     o.onProgress?.(1 + swaps.length + 1, total);
     const b = flat(out);
-    const before = perAgent(inPlace), after = perAgent(out);
+    const before = perAgent(inPlace),
+      after = perAgent(out);
     const pair = (r: AgentRound) => r.agent === i || r.agent === j;
     swaps.push({
-      agents: [i, j], adapters: [slots[i].adapter!, slots[j].adapter!],
-      learner_gain: avg(b.filter(learner).map(gain)), learner_loss: avg(b.filter(learner).map(loss)),
-      delta_gain: delta(a, b, learner, gain), delta_loss: delta(a, b, learner, loss),
-      swapped_agents_delta_gain: delta(a, b, pair, gain), swapped_agents_delta_loss: delta(a, b, pair, loss),
+      agents: [i, j],
+      adapters: [slots[i].adapter!, slots[j].adapter!],
+      learner_gain: avg(b.filter(learner).map(gain)),
+      learner_loss: avg(b.filter(learner).map(loss)),
+      delta_gain: delta(a, b, learner, gain),
+      delta_loss: delta(a, b, learner, loss),
+      swapped_agents_delta_gain: delta(a, b, pair, gain),
+      swapped_agents_delta_loss: delta(a, b, pair, loss),
       per_agent: after.map((x, k) => ({ ...x, delta_gain: x.gain - before[k].gain, delta_loss: x.loss - before[k].loss })),
     });
   }
   return {
-    applicable: true, ...base,
-    note: "validation episodes (the trainer's: same worlds and sampling seeds, messages delivered) with the adapters in place and with each pair swapped; " +
+    applicable: true,
+    ...base,
+    note:
+      "validation episodes (the trainer's: same worlds and sampling seeds, messages delivered) with the adapters in place and with each pair swapped; " +
       "deltas are swapped − in place, paired per agent-round, 95% normal intervals; a specialised pair loses gain (delta_gain < 0, delta_loss > 0) when swapped",
-    in_place: { learner_gain: avg(a.filter(learner).map(gain)), learner_loss: avg(a.filter(learner).map(loss)), per_agent: perAgent(inPlace) },
+    in_place: {
+      learner_gain: avg(a.filter(learner).map(gain)),
+      learner_loss: avg(a.filter(learner).map(loss)),
+      per_agent: perAgent(inPlace),
+    },
     swaps,
   };
 }

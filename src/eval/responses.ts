@@ -34,13 +34,22 @@ export interface SystemResponses {
 
 /** Every system's response to every prompt; `gen` is left as given (the length used is returned). */
 export async function systemResponses(
-  backend: Backend, tok: Tokenizer, format: PromptFormat, prompts: readonly JudgePrompt[], systems: readonly (string | null)[],
-  gen: GenerationOptions, o: SystemResponseOptions,
+  backend: Backend,
+  tok: Tokenizer,
+  format: PromptFormat,
+  prompts: readonly JudgePrompt[],
+  systems: readonly (string | null)[],
+  gen: GenerationOptions,
+  o: SystemResponseOptions,
 ): Promise<SystemResponses> {
   const { context } = o;
   const encoded = prompts.map((p) => {
     const ids = tok.encode(format.render(p.messages), { addSpecial: format.addSpecial });
-    if (ids.length + 1 > context) throw new UserError("E_BAD_DATA", `the prompt at line ${p.index} has ${ids.length} tokens, more than the model's context of ${context} leaves room for`);
+    if (ids.length + 1 > context)
+      throw new UserError(
+        "E_BAD_DATA",
+        `the prompt at line ${p.index} has ${ids.length} tokens, more than the model's context of ${context} leaves room for`,
+      );
     return ids;
   });
   const room = context - Math.max(...encoded.map((e) => e.length));
@@ -53,7 +62,6 @@ export async function systemResponses(
   const S = systems.length;
   return { responses: prompts.map((_, i) => flat.slice(i * S, (i + 1) * S)), maxTokens };
 }
-
 
 export interface ResponseJob {
   prompt: number[]; // token ids, chat template applied
@@ -70,16 +78,28 @@ export interface GenerationOptions {
 }
 
 /** Generates each job's response (text, whitespace trimmed), `batch` rows per engine call. */
-export async function generateResponses(backend: Backend, tok: Tokenizer, jobs: readonly ResponseJob[], o: GenerationOptions, onProgress?: (done: number) => void): Promise<string[]> {
+export async function generateResponses(
+  backend: Backend,
+  tok: Tokenizer,
+  jobs: readonly ResponseJob[],
+  o: GenerationOptions,
+  onProgress?: (done: number) => void,
+): Promise<string[]> {
   const root = new Rng(o.seed);
   const out: string[] = [];
   for (let start = 0; start < jobs.length; start += o.batch) {
     const chunk = jobs.slice(start, start + o.batch);
     const requests: SampleRequest[] = chunk.map((j) => ({
-      prompt: j.prompt, adapter: j.adapter, maxTokens: o.maxTokens, stopStrings: j.stop, sampling: { temperature: o.temperature, topP: o.topP },
+      prompt: j.prompt,
+      adapter: j.adapter,
+      maxTokens: o.maxTokens,
+      stopStrings: j.stop,
+      sampling: { temperature: o.temperature, topP: o.topP },
     }));
     const seeds = chunk.map((_, k) => root.fork(start + k).u32());
-    const results = await backend.sample(requests, seeds, (ids, row) => decodeContinuation(tok, chunk[row].prompt, ids, { skipSpecial: true }));
+    const results = await backend.sample(requests, seeds, (ids, row) =>
+      decodeContinuation(tok, chunk[row].prompt, ids, { skipSpecial: true }),
+    );
     out.push(...results.map((r) => (r.text ?? "").trim()));
     onProgress?.(out.length);
   }

@@ -38,7 +38,10 @@ test("trains a loadable tokenizer.json of exactly vocabSize tokens", () => {
   const vocab = json.model.vocab;
   assert.equal(Object.keys(vocab).length, 400);
   assert.deepEqual(new Set(Object.values(vocab)), new Set(Array.from({ length: 400 }, (_, i) => i)));
-  assert.deepEqual(json.added_tokens.map((t) => [t.id, t.content]), SPECIALS.map((s, i) => [i, s]));
+  assert.deepEqual(
+    json.added_tokens.map((t) => [t.id, t.content]),
+    SPECIALS.map((s, i) => [i, s]),
+  );
   assert.equal(vocab["<|eos|>"], 2);
   assert.equal(vocab["!"], 3); // the byte symbols follow the specials in code-point order
   assert.equal(vocab.Ġ, 3 + 220);
@@ -71,7 +74,10 @@ test("round-trips any text: byte-level has no unknowns", () => {
     assert.ok(ids.every((id) => id >= 0 && id < 400));
     assert.equal(tok.decode(ids), text, JSON.stringify(text));
   }
-  assert.deepEqual(tok.encode("<|bos|>hi<|eos|>").filter((id) => id < 3), [1, 2]); // specials stay whole
+  assert.deepEqual(
+    tok.encode("<|bos|>hi<|eos|>").filter((id) => id < 3),
+    [1, 2],
+  ); // specials stay whole
   assert.equal(tok.decode(tok.encode("<|bos|>hi<|eos|>"), { skipSpecial: true }), "hi");
 });
 
@@ -88,7 +94,11 @@ test("encoding a training word reproduces its training segmentation", () => {
   const charToByte = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
   for (const [word, pieces] of learned.words) {
     const text = Buffer.from(Array.from(word, (c) => charToByte.get(c)!)).toString("utf8");
-    assert.deepEqual(tok.encode(text, { addSpecial: false }), pieces.map((p) => learned.tokens.indexOf(p)), JSON.stringify(text));
+    assert.deepEqual(
+      tok.encode(text, { addSpecial: false }),
+      pieces.map((p) => learned.tokens.indexOf(p)),
+      JSON.stringify(text),
+    );
   }
 });
 
@@ -110,7 +120,9 @@ test("bad options are UserErrors", () => {
   assert.throws(() => trainByteLevelBpe(["x"], { vocabSize: 300, specialTokens: ["a"] }), UserError);
 });
 
-test("reproduces the HF tokenizers fixture trained on tinyshakespeare", { skip: !(fs.existsSync(SHAKESPEARE) && fs.existsSync(FIXTURE)) && "needs ../shared (see shared/README.md)" }, () => {
+test("reproduces the HF tokenizers fixture trained on tinyshakespeare", {
+  skip: !(fs.existsSync(SHAKESPEARE) && fs.existsSync(FIXTURE)) && "needs ../shared (see shared/README.md)",
+}, () => {
   const want = JSON.parse(fs.readFileSync(FIXTURE, "utf8")) as Json;
   const got = trainByteLevelBpe([fs.readFileSync(SHAKESPEARE, "utf8")], { vocabSize: 2048, specialTokens: SPECIALS }) as Json;
   assert.deepEqual(got.model.merges, want.model.merges);
@@ -118,14 +130,25 @@ test("reproduces the HF tokenizers fixture trained on tinyshakespeare", { skip: 
 });
 
 const hasPython = spawnSync("python3", ["-c", "import tokenizers"]).status === 0;
-test("Python tokenizers loads the file and encodes alike", { skip: !hasPython && "python3 with the tokenizers package is not installed" }, () => {
+test("Python tokenizers loads the file and encodes alike", {
+  skip: !hasPython && "python3 with the tokenizers package is not installed",
+}, () => {
   const json = trainByteLevelBpe(corpus(), { vocabSize: 400, specialTokens: SPECIALS });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "colloquy-bpe-"));
   try {
     const file = path.join(dir, "tokenizer.json");
     fs.writeFileSync(file, JSON.stringify(json));
     const text = "The cat walked to the river yesterday. 🙂 tabs\tand\nnewlines";
-    const py = spawnSync("python3", ["-c", "import sys, json, tokenizers; t = tokenizers.Tokenizer.from_file(sys.argv[1]); print(json.dumps(t.encode(sys.argv[2]).ids))", file, text], { encoding: "utf8" });
+    const py = spawnSync(
+      "python3",
+      [
+        "-c",
+        "import sys, json, tokenizers; t = tokenizers.Tokenizer.from_file(sys.argv[1]); print(json.dumps(t.encode(sys.argv[2]).ids))",
+        file,
+        text,
+      ],
+      { encoding: "utf8" },
+    );
     assert.equal(py.status, 0, py.stderr);
     assert.deepEqual(JSON.parse(py.stdout), hfTokenizerFromJson(json).encode(text));
   } finally {

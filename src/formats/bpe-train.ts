@@ -69,11 +69,18 @@ export function learnBpe(wordCounts: ReadonlyMap<string, number>, opts: BpeTrain
   const idOf = new Map(tokens.map((t, i) => [t, i]));
   const need = tokens.length;
   if (idOf.size !== tokens.length) {
-    throw new UserError("E_BPE_SPECIALS", `special tokens must be distinct and differ from the 256 byte symbols: ${JSON.stringify(specialTokens)}`);
+    throw new UserError(
+      "E_BPE_SPECIALS",
+      `special tokens must be distinct and differ from the 256 byte symbols: ${JSON.stringify(specialTokens)}`,
+    );
   }
-  if (specialTokens.some((s) => typeof s !== "string" || s.length === 0)) throw new UserError("E_BPE_SPECIALS", "special tokens must be non-empty strings");
+  if (specialTokens.some((s) => typeof s !== "string" || s.length === 0))
+    throw new UserError("E_BPE_SPECIALS", "special tokens must be non-empty strings");
   if (!Number.isInteger(vocabSize) || vocabSize < need) {
-    throw new UserError("E_BPE_VOCAB", `vocabSize ${vocabSize} is too small: ${specialTokens.length} special tokens + 256 byte symbols need ${need}`);
+    throw new UserError(
+      "E_BPE_VOCAB",
+      `vocabSize ${vocabSize} is too small: ${specialTokens.length} special tokens + 256 byte symbols need ${need}`,
+    );
   }
 
   const words: number[][] = []; // (W) symbol ids of each distinct word
@@ -133,7 +140,7 @@ export function learnBpe(wordCounts: ReadonlyMap<string, number>, opts: BpeTrain
       addPairs(w, -1, delta);
       const out: number[] = [];
       for (let i = 0; i < s.length; ) {
-        if (i + 1 < s.length && s[i] === a && s[i + 1] === b) (out.push(c), (i += 2));
+        if (i + 1 < s.length && s[i] === a && s[i + 1] === b) out.push(c), (i += 2);
         else out.push(s[i++]!);
       }
       words[w] = out;
@@ -156,7 +163,11 @@ export function learnBpe(wordCounts: ReadonlyMap<string, number>, opts: BpeTrain
 
   const segmentation = new Map<string, string[]>();
   let w = 0;
-  for (const word of wordCounts.keys()) segmentation.set(word, words[w++]!.map((id) => tokens[id]!));
+  for (const word of wordCounts.keys())
+    segmentation.set(
+      word,
+      words[w++]!.map((id) => tokens[id]!),
+    );
   return { tokens, merges, words: segmentation };
 }
 
@@ -169,7 +180,13 @@ export function trainByteLevelBpe(texts: Iterable<string>, opts: BpeTrainOptions
     truncation: null,
     padding: null,
     added_tokens: opts.specialTokens.map((content, id) => ({
-      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
     })),
     normalizer: null,
     pre_tokenizer: byteLevel,

@@ -29,7 +29,11 @@ function weightFiles(dir: string): Map<string, string> {
   if (fs.existsSync(index)) {
     const j = readJsonFile(index, "sharded checkpoint index") as { weight_map?: Record<string, string> };
     if (!j.weight_map || typeof j.weight_map !== "object") {
-      throw new UserError("E_BAD_INDEX", `${index}: no weight_map object`, "expected the layout transformers writes for sharded checkpoints");
+      throw new UserError(
+        "E_BAD_INDEX",
+        `${index}: no weight_map object`,
+        "expected the layout transformers writes for sharded checkpoints",
+      );
     }
     for (const [name, shard] of Object.entries(j.weight_map)) map.set(name, path.join(dir, shard));
     return map;
@@ -61,7 +65,8 @@ export function loadHfModel(dir: string): LoadedHfModel {
     for (const t of weights.tensors) {
       const file = where.get(t.name);
       if (!file) {
-        const hint = t.name === "lm_head.weight" ? "set tie_word_embeddings=true in config.json if the head shares the embedding" : undefined;
+        const hint =
+          t.name === "lm_head.weight" ? "set tie_word_embeddings=true in config.json if the head shares the embedding" : undefined;
         throw new UserError("E_MISSING_TENSOR", `${dir}: tensor ${t.name} is missing`, hint);
       }
       let f = open.get(file);
@@ -71,8 +76,11 @@ export function loadHfModel(dir: string): LoadedHfModel {
       }
       const info2 = f.info(t.name);
       if (info2.shape.join(",") !== t.shape.join(",")) {
-        throw new UserError("E_SHAPE", `${file}: tensor ${t.name} has shape [${info2.shape.join(", ")}] but config.json implies [${t.shape.join(", ")}]`,
-          "the config does not match these weights");
+        throw new UserError(
+          "E_SHAPE",
+          `${file}: tensor ${t.name} has shape [${info2.shape.join(", ")}] but config.json implies [${t.shape.join(", ")}]`,
+          "the config does not match these weights",
+        );
       }
       f.readF32(t.name, t.view);
     }
@@ -90,4 +98,3 @@ export function saveHfModel(dir: string, config: ModelConfig, weights: BaseWeigh
   writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
   writeFileAtomic(path.join(dir, "config.json"), JSON.stringify({ ...toHfConfig(config), ...extraConfig }, null, 2) + "\n");
 }
-

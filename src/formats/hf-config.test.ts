@@ -4,8 +4,15 @@ import { UserError } from "../util/errors.ts";
 import { parseHfConfig, toHfConfig } from "./hf-config.ts";
 
 const base = {
-  architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
-  intermediate_size: 128, vocab_size: 100, max_position_embeddings: 256, rms_norm_eps: 1e-5,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  hidden_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 128,
+  vocab_size: 100,
+  max_position_embeddings: 256,
+  rms_norm_eps: 1e-5,
 };
 
 test("hf config: transformers 4 and 5 key forms give the same model", () => {
@@ -23,7 +30,10 @@ test("hf config: transformers 4 and 5 key forms give the same model", () => {
 test("hf config: llama3 rope scaling in both forms, explicit head_dim, tied embeddings", () => {
   const scaling = { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
   const a = parseHfConfig({ ...base, head_dim: 32, tie_word_embeddings: true, rope_theta: 500000, rope_scaling: scaling }, "a.json").config;
-  const b = parseHfConfig({ ...base, head_dim: 32, tie_word_embeddings: true, rope_parameters: { rope_theta: 500000, ...scaling } }, "b.json").config;
+  const b = parseHfConfig(
+    { ...base, head_dim: 32, tie_word_embeddings: true, rope_parameters: { rope_theta: 500000, ...scaling } },
+    "b.json",
+  ).config;
   assert.deepEqual(a, b);
   assert.deepEqual(a.ropeScaling, { type: "llama3", factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
   assert.equal(a.headDim, 32);
@@ -42,6 +52,10 @@ test("hf config: unsupported architectures and features are clear errors", () =>
     [{ ...base, rope_scaling: { rope_type: "llama3", factor: 8 } }, /needs a number low_freq_factor/],
   ];
   for (const [cfg, re] of cases) {
-    assert.throws(() => parseHfConfig(cfg, "/x/config.json"), (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.includes("/x/config.json"), String(re));
+    assert.throws(
+      () => parseHfConfig(cfg, "/x/config.json"),
+      (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.includes("/x/config.json"),
+      String(re),
+    );
   }
 });

@@ -141,8 +141,11 @@ export function toHfConfig(c: ModelConfig): Record<string, unknown> {
   if (c.ropeScaling?.type === "llama3") {
     const s = c.ropeScaling;
     out.rope_scaling = {
-      rope_type: "llama3", factor: s.factor, low_freq_factor: s.lowFreqFactor,
-      high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositions,
+      rope_type: "llama3",
+      factor: s.factor,
+      low_freq_factor: s.lowFreqFactor,
+      high_freq_factor: s.highFreqFactor,
+      original_max_position_embeddings: s.originalMaxPositions,
     };
   }
   return out;

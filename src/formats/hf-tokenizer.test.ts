@@ -92,14 +92,20 @@ test("bad JSON and an unsupported model are UserErrors naming the file", () => {
   const file = path.join(dir, "tokenizer.json");
   try {
     fs.writeFileSync(file, "{ not json");
-    assert.throws(() => loadHfTokenizer(dir), (e: unknown) => e instanceof UserError && e.message.includes(file));
+    assert.throws(
+      () => loadHfTokenizer(dir),
+      (e: unknown) => e instanceof UserError && e.message.includes(file),
+    );
     fs.writeFileSync(file, JSON.stringify({ model: { type: "Mystery", vocab: {} } }));
     assert.throws(
       () => loadHfTokenizer(dir),
       (e: unknown) => e instanceof UserError && e.message.includes(file) && e.message.includes("Mystery"),
     );
     fs.writeFileSync(file, JSON.stringify([1, 2, 3]));
-    assert.throws(() => loadHfTokenizer(dir), (e: unknown) => e instanceof UserError && e.message.includes(file));
+    assert.throws(
+      () => loadHfTokenizer(dir),
+      (e: unknown) => e instanceof UserError && e.message.includes(file),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

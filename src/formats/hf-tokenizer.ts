@@ -63,7 +63,12 @@ export function hfTokenizerFromJson(json: object, config: object = {}, source = 
 
   // The library requires these keys to be present (null is fine) and iterates added_tokens without a check.
   const full = {
-    normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...j, added_tokens: addedTokens,
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: null,
+    ...j,
+    added_tokens: addedTokens,
   };
   let hf: HfTokenizer;
   try {

@@ -130,8 +130,10 @@ test("a wrong vocabulary size, a truncated or a corrupt file is a UserError nami
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "colloquy-l2c-tok-"));
   try {
     const full = fs.readFileSync(TOK);
-    const named = (file: string, ...words: string[]) => (e: unknown) =>
-      e instanceof UserError && e.message.includes(file) && words.every((w) => e.message.includes(w));
+    const named =
+      (file: string, ...words: string[]) =>
+      (e: unknown) =>
+        e instanceof UserError && e.message.includes(file) && words.every((w) => e.message.includes(w));
     assert.throws(() => loadLlama2cTokenizer(TOK, 500), named(TOK, "bytes left after 500 tokens"));
     assert.throws(() => loadLlama2cTokenizer(TOK, 600), named(TOK, "has 512 tokens, expected 600"));
 

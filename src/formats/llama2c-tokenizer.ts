@@ -60,13 +60,18 @@ export class Llama2cTokenizer implements Tokenizer {
     while (vocabSize === undefined ? off < b.length : this.pieces.length < vocabSize) {
       const id = this.pieces.length;
       if (off === b.length) {
-        throw new UserError("E_VOCAB_SIZE", `${source} has ${id} tokens, expected ${vocabSize}`, "tokenizer and checkpoint do not belong together");
+        throw new UserError(
+          "E_VOCAB_SIZE",
+          `${source} has ${id} tokens, expected ${vocabSize}`,
+          "tokenizer and checkpoint do not belong together",
+        );
       }
       if (off + 8 > b.length) bad(off, `truncated: token ${id} needs an 8-byte score and length, ${b.length - off} bytes left`);
       const score = b.readFloatLE(off);
       const len = b.readInt32LE(off + 4);
       if (Number.isNaN(score)) bad(off, `token ${id} has a NaN score`);
-      if (len < 0 || len > this.maxTokenLength) bad(off + 4, `token ${id} has length ${len}, outside 0..max_token_length ${this.maxTokenLength}`);
+      if (len < 0 || len > this.maxTokenLength)
+        bad(off + 4, `token ${id} has length ${len}, outside 0..max_token_length ${this.maxTokenLength}`);
       if (off + 8 + len > b.length) bad(off + 8, `truncated: token ${id} needs ${len} bytes, ${b.length - off - 8} left`);
       const piece = b.toString("latin1", off + 8, off + 8 + len);
       this.pieces.push(piece);
@@ -77,13 +82,21 @@ export class Llama2cTokenizer implements Tokenizer {
       off += 8 + len;
     }
     if (off < b.length) {
-      throw new UserError("E_VOCAB_SIZE", `${source} has ${b.length - off} bytes left after ${vocabSize} tokens, at byte ${off}`, "tokenizer and checkpoint do not belong together");
+      throw new UserError(
+        "E_VOCAB_SIZE",
+        `${source} has ${b.length - off} bytes left after ${vocabSize} tokens, at byte ${off}`,
+        "tokenizer and checkpoint do not belong together",
+      );
     }
     this.vocabSize = this.pieces.length;
     for (let byte = 0; byte < 256; byte++) {
       const want = `<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`;
       if (this.pieces[BYTE_OFFSET + byte] !== want) {
-        throw new UserError("E_BAD_TOKENIZER", `${source}: id ${BYTE_OFFSET + byte} should be the byte-fallback piece ${want}, found ${JSON.stringify(this.pieces[BYTE_OFFSET + byte] ?? null)}`, "llama2.c tokenizers have <unk>, <s>, </s>, then <0x00>..<0xFF> at ids 3..258");
+        throw new UserError(
+          "E_BAD_TOKENIZER",
+          `${source}: id ${BYTE_OFFSET + byte} should be the byte-fallback piece ${want}, found ${JSON.stringify(this.pieces[BYTE_OFFSET + byte] ?? null)}`,
+          "llama2.c tokenizers have <unk>, <s>, </s>, then <0x00>..<0xFF> at ids 3..258",
+        );
       }
     }
   }

@@ -25,10 +25,12 @@ export interface LoadedLlama2c {
 export function loadLlama2c(file: string): LoadedLlama2c {
   if (!fs.existsSync(file)) throw new UserError("E_NOT_FOUND", `llama2.c checkpoint not found: ${file}`);
   const buf = fs.readFileSync(file);
-  const bad = (what: string) => new UserError("E_BAD_CHECKPOINT", `${file}: ${what}`, "expected a llama2.c .bin checkpoint (legacy version 0 or version 1)");
+  const bad = (what: string) =>
+    new UserError("E_BAD_CHECKPOINT", `${file}: ${what}`, "expected a llama2.c .bin checkpoint (legacy version 0 or version 1)");
   if (buf.length < 28) throw bad(`file is ${buf.length} bytes, shorter than the 28-byte header`);
   const version: 0 | 1 = buf.readUInt32LE(0) === MAGIC_V1 ? 1 : 0;
-  if (version === 1 && buf.readInt32LE(4) !== 1) throw bad(`llama2.c format version ${buf.readInt32LE(4)} is not supported (only 0 and 1: float32)`);
+  if (version === 1 && buf.readInt32LE(4) !== 1)
+    throw bad(`llama2.c format version ${buf.readInt32LE(4)} is not supported (only 0 and 1: float32)`);
   const h = version === 1 ? 8 : 0;
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, seqLen] = Array.from({ length: 7 }, (_, i) => buf.readInt32LE(h + 4 * i));
   const shared = version === 1 ? buf.readUInt8(36) === 1 : vocabRaw > 0;
@@ -39,18 +41,33 @@ export function loadLlama2c(file: string): LoadedLlama2c {
   if (dim % nHeads !== 0 || nHeads % nKvHeads !== 0) throw bad(`dim ${dim}, ${nHeads} heads and ${nKvHeads} kv heads do not divide`);
   const headDim = dim / nHeads;
   const config: ModelConfig = {
-    dim, nLayers, nHeads, nKvHeads, headDim, hiddenDim, vocabSize, maxSeqLen: seqLen,
-    normEps: 1e-5, ropeTheta: 10000, ropeStyle: "interleaved", ropeScaling: null,
-    tiedEmbeddings: shared, bosId: 1, eosIds: [2],
+    dim,
+    nLayers,
+    nHeads,
+    nKvHeads,
+    headDim,
+    hiddenDim,
+    vocabSize,
+    maxSeqLen: seqLen,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    ropeStyle: "interleaved",
+    ropeScaling: null,
+    tiedEmbeddings: shared,
+    bosId: 1,
+    eosIds: [2],
   };
   const kv = nKvHeads * headDim;
   const L = nLayers;
   const freqFloats = version === 0 ? 2 * seqLen * (headDim / 2) : 0;
-  const weightFloats = vocabSize * dim + L * (2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hiddenDim * dim) + dim + (shared ? 0 : vocabSize * dim);
+  const weightFloats =
+    vocabSize * dim + L * (2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hiddenDim * dim) + dim + (shared ? 0 : vocabSize * dim);
   const dataStart = version === 1 ? 256 : 28;
   const expected = dataStart + 4 * (weightFloats + freqFloats);
   if (buf.length !== expected) {
-    throw bad(`header (dim ${dim}, hidden ${hiddenDim}, ${L} layers, vocab ${vocabRaw}, seq ${seqLen}) implies ${expected} bytes, file has ${buf.length}`);
+    throw bad(
+      `header (dim ${dim}, hidden ${hiddenDim}, ${L} layers, vocab ${vocabRaw}, seq ${seqLen}) implies ${expected} bytes, file has ${buf.length}`,
+    );
   }
   // one aligned float32 copy of the data region; tensors are then copied into the engine's layout
   const data = new Float32Array(buf.buffer.slice(buf.byteOffset + dataStart, buf.byteOffset + buf.length));

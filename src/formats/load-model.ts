@@ -26,7 +26,11 @@ export interface LoadedModel {
 
 export function loadModel(modelPath: string, tokenizerPath?: string | null): LoadedModel {
   if (!fs.existsSync(modelPath)) {
-    throw new UserError("E_NOT_FOUND", `model not found: ${modelPath}`, "give a Hugging Face folder (config.json + model.safetensors) or a llama2.c .bin file");
+    throw new UserError(
+      "E_NOT_FOUND",
+      `model not found: ${modelPath}`,
+      "give a Hugging Face folder (config.json + model.safetensors) or a llama2.c .bin file",
+    );
   }
   if (fs.statSync(modelPath).isDirectory()) {
     const m = loadHfModel(modelPath);
@@ -60,6 +64,9 @@ function siblingLlama2cTokenizer(modelPath: string, vocabSize: number): string |
 /** The model's tokenizer, or a user error that says how to give one. */
 export function requireTokenizer(m: LoadedModel): Tokenizer {
   if (m.tokenizer) return m.tokenizer;
-  const hint = m.format === "hf" ? "the folder has no tokenizer.json: pass --tokenizer <file or folder>, or use --ids" : "pass --tokenizer <tok*.bin>, or use --ids";
+  const hint =
+    m.format === "hf"
+      ? "the folder has no tokenizer.json: pass --tokenizer <file or folder>, or use --ids"
+      : "pass --tokenizer <tok*.bin>, or use --ids";
   throw new UserError("E_NO_TOKENIZER", `no tokenizer for ${m.path}`, hint);
 }

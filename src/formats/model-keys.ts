@@ -7,8 +7,18 @@ import { z } from "zod";
 import { type KeyDef, type Values, key } from "../util/keys.ts";
 
 export const MODEL_KEYS = {
-  model: key(z.string().min(1).nullable(), null as string | null, "base model: a Hugging Face folder or a llama2.c .bin (default: the embedded default model, built on first use)", { hint: "path" }),
-  tokenizer: key(z.string().min(1).nullable(), null as string | null, "tokenizer: tokenizer.json or its folder (HF), tok*.bin (llama2.c); default: the model's own", { hint: "path" }),
+  model: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "base model: a Hugging Face folder or a llama2.c .bin (default: the embedded default model, built on first use)",
+    { hint: "path" },
+  ),
+  tokenizer: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "tokenizer: tokenizer.json or its folder (HF), tok*.bin (llama2.c); default: the model's own",
+    { hint: "path" },
+  ),
   backend: key(z.enum(["cpu"]), "cpu", "where the model runs: cpu (colloquy's own engine, in process)"),
 };
 

@@ -25,7 +25,10 @@ test("an adapter saved and loaded again gives bit-identical scores", () => {
   const b = loadPeftAdapter(out, lm.config);
   assert.deepEqual(b.lora, a.lora);
   const tokens = [5, 9, 33, 2, 100, 7, 64, 1];
-  const [sa, sb] = scoreRows(m, [{ tokens, adapter: a }, { tokens, adapter: b }]);
+  const [sa, sb] = scoreRows(m, [
+    { tokens, adapter: a },
+    { tokens, adapter: b },
+  ]);
   assert.deepEqual(Array.from(sb.logprobs), Array.from(sa.logprobs));
   const cfg = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8"));
   assert.deepEqual(cfg.target_modules, ["q_proj", "v_proj", "down_proj"]);
@@ -53,11 +56,21 @@ test("new adapters start as PEFT does: A uniform in ±1/√in, B zero, seeded", 
 });
 
 test("adapter configs: target forms, unsupported features, bad values", () => {
-  assert.deepEqual(parseAdapterConfig({ r: 8, lora_alpha: 16, target_modules: "all-linear" }, "c").targets, ["q", "k", "v", "o", "gate", "up", "down"]);
+  assert.deepEqual(parseAdapterConfig({ r: 8, lora_alpha: 16, target_modules: "all-linear" }, "c").targets, [
+    "q",
+    "k",
+    "v",
+    "o",
+    "gate",
+    "up",
+    "down",
+  ]);
   assert.deepEqual(parseAdapterConfig({ r: 8, target_modules: ".*(q_proj|v_proj)" }, "c").targets, ["q", "v"]);
   assert.deepEqual(parseAdapterConfig({ r: 8, target_modules: ["up_proj", "q_proj"] }, "c").targets, ["q", "up"]);
-  assert.throws(() => parseAdapterConfig({ r: 8, target_modules: ["q_proj"], use_dora: true }, "/a/adapter_config.json"),
-    (e: unknown) => e instanceof UserError && /use_dora/.test(e.message) && e.message.includes("/a/adapter_config.json"));
+  assert.throws(
+    () => parseAdapterConfig({ r: 8, target_modules: ["q_proj"], use_dora: true }, "/a/adapter_config.json"),
+    (e: unknown) => e instanceof UserError && /use_dora/.test(e.message) && e.message.includes("/a/adapter_config.json"),
+  );
   assert.throws(() => parseAdapterConfig({ r: 0, target_modules: ["q_proj"] }, "c"), /r must be a positive integer/);
   assert.throws(() => parseAdapterConfig({ r: 4, target_modules: ["embed_tokens"] }, "c"), /not a LLaMA linear layer/);
 });

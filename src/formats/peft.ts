@@ -34,7 +34,12 @@ export function parseAdapterConfig(raw: unknown, file: string): LoraConfig {
     ["rank_pattern", (v: unknown) => v == null || Object.keys(v as object).length === 0],
     ["alpha_pattern", (v: unknown) => v == null || Object.keys(v as object).length === 0],
   ] as const) {
-    if (!ok(j[key])) throw new UserError("E_UNSUPPORTED", `${file}: ${key}=${JSON.stringify(j[key])} is not supported`, "colloquy reads plain LoRA adapters");
+    if (!ok(j[key]))
+      throw new UserError(
+        "E_UNSUPPORTED",
+        `${file}: ${key}=${JSON.stringify(j[key])} is not supported`,
+        "colloquy reads plain LoRA adapters",
+      );
   }
   return { rank: rank as number, alpha: alpha as number, rslora: j.use_rslora === true, targets: parseTargets(j.target_modules, file) };
 }
@@ -44,7 +49,9 @@ function parseTargets(raw: unknown, file: string): LinearKind[] {
   if (typeof raw === "string") {
     // a regex that PEFT full-matches against module names; it must select the same kinds in every layer
     const re = new RegExp(`^(?:${raw})$`);
-    const kinds = LINEAR_KINDS.filter((k) => re.test(`model.layers.0.${HF_LINEAR_PATH[k]}`) || re.test(`base_model.model.model.layers.0.${HF_LINEAR_PATH[k]}`));
+    const kinds = LINEAR_KINDS.filter(
+      (k) => re.test(`model.layers.0.${HF_LINEAR_PATH[k]}`) || re.test(`base_model.model.model.layers.0.${HF_LINEAR_PATH[k]}`),
+    );
     if (kinds.length === 0) throw new UserError("E_BAD_ADAPTER", `${file}: target_modules regex ${raw} selects no linear layer`);
     return kinds;
   }
@@ -53,8 +60,11 @@ function parseTargets(raw: unknown, file: string): LinearKind[] {
   for (const name of raw) {
     const kind = LORA_TARGET_ALIASES[String(name)];
     if (!kind) {
-      throw new UserError("E_UNSUPPORTED", `${file}: target module ${JSON.stringify(name)} is not a LLaMA linear layer`,
-        "targets: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+      throw new UserError(
+        "E_UNSUPPORTED",
+        `${file}: target module ${JSON.stringify(name)} is not a LLaMA linear layer`,
+        "targets: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
+      );
     }
     kinds.add(kind);
   }
@@ -81,21 +91,30 @@ export function readPeftAdapter(dir: string, model: ModelConfig): AdapterState {
     for (const t of loraSizeTable(model, lora)) {
       const stored = names.get(t.name);
       if (!stored) {
-        throw new UserError("E_MISSING_TENSOR", `${weightsFile}: tensor ${t.name} is missing`,
-          "adapter_config.json lists a target or layer that the weights do not have");
+        throw new UserError(
+          "E_MISSING_TENSOR",
+          `${weightsFile}: tensor ${t.name} is missing`,
+          "adapter_config.json lists a target or layer that the weights do not have",
+        );
       }
       const shape = f.info(stored).shape;
       if (shape.join(",") !== t.shape.join(",")) {
-        throw new UserError("E_SHAPE", `${weightsFile}: tensor ${t.name} has shape [${shape.join(", ")}] but this model needs [${t.shape.join(", ")}]`,
-          "the adapter was trained for a different base model");
+        throw new UserError(
+          "E_SHAPE",
+          `${weightsFile}: tensor ${t.name} has shape [${shape.join(", ")}] but this model needs [${t.shape.join(", ")}]`,
+          "the adapter was trained for a different base model",
+        );
       }
       tensors.push({ name: t.name, shape: t.shape, data: f.readF32(stored) });
       names.delete(t.name);
     }
     const extra = [...names.keys()].filter((n) => /\.layers\.(\d+)\./.test(n));
     if (extra.length) {
-      throw new UserError("E_SHAPE", `${weightsFile}: tensor ${extra[0]} does not fit this model (${extra.length} unexpected tensors)`,
-        "the adapter was trained for a different base model");
+      throw new UserError(
+        "E_SHAPE",
+        `${weightsFile}: tensor ${extra[0]} does not fit this model (${extra.length} unexpected tensors)`,
+        "the adapter was trained for a different base model",
+      );
     }
   } finally {
     f.close();
@@ -115,10 +134,15 @@ export function loadPeftAdapter(dir: string, model: ModelConfig, name = path.bas
  * Writes an adapter in PEFT's format: its plain data (Backend.exportAdapter; the optimizer state is not written), or
  * an engine Adapter.
  */
-export function savePeftAdapter(dir: string, adapter: Pick<AdapterState, "lora" | "tensors"> | Adapter, baseModel: string | null = null): void {
+export function savePeftAdapter(
+  dir: string,
+  adapter: Pick<AdapterState, "lora" | "tensors"> | Adapter,
+  baseModel: string | null = null,
+): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, TensorToWrite> = {};
-  for (const t of "weights" in adapter ? adapterTensors(adapter) : adapter.tensors) tensors[t.name] = { dtype: "F32", shape: t.shape, data: t.data };
+  for (const t of "weights" in adapter ? adapterTensors(adapter) : adapter.tensors)
+    tensors[t.name] = { dtype: "F32", shape: t.shape, data: t.data };
   writeSafetensors(path.join(dir, "adapter_model.safetensors"), tensors, { format: "pt" });
   const config = {
     peft_type: "LORA",

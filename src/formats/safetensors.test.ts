@@ -47,17 +47,29 @@ test("safetensors: a truncated file is a user error naming the file", () => {
   const cut = path.join(dir, "cut.safetensors");
   fs.writeFileSync(file, bytes);
   fs.writeFileSync(cut, bytes.subarray(0, bytes.length - 10));
-  assert.throws(() => SafetensorsFile.open(cut), (e: unknown) => e instanceof UserError && e.message.includes(cut) && /ends at byte/.test(e.message));
+  assert.throws(
+    () => SafetensorsFile.open(cut),
+    (e: unknown) => e instanceof UserError && e.message.includes(cut) && /ends at byte/.test(e.message),
+  );
   fs.writeFileSync(cut, bytes.subarray(0, 5));
-  assert.throws(() => SafetensorsFile.open(cut), (e: unknown) => e instanceof UserError && e.message.includes("shorter than"));
+  assert.throws(
+    () => SafetensorsFile.open(cut),
+    (e: unknown) => e instanceof UserError && e.message.includes("shorter than"),
+  );
   fs.writeFileSync(cut, bytes.subarray(0, 20));
-  assert.throws(() => SafetensorsFile.open(cut), (e: unknown) => e instanceof UserError && /header length/.test(e.message));
+  assert.throws(
+    () => SafetensorsFile.open(cut),
+    (e: unknown) => e instanceof UserError && /header length/.test(e.message),
+  );
 });
 
 test("safetensors: a header that lies about sizes is rejected", () => {
   const file = path.join(tmpDir(), "lie.safetensors");
   writeRaw(file, { w: { dtype: "F32", shape: [4, 4], data_offsets: [0, 32] } }, new Uint8Array(64));
-  assert.throws(() => SafetensorsFile.open(file), (e: unknown) => e instanceof UserError && /needs 64/.test(e.message) && e.message.includes(file));
+  assert.throws(
+    () => SafetensorsFile.open(file),
+    (e: unknown) => e instanceof UserError && /needs 64/.test(e.message) && e.message.includes(file),
+  );
   writeRaw(file, { w: { dtype: "Q4", shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4));
   assert.throws(() => SafetensorsFile.open(file), /unsupported dtype Q4/);
   fs.writeFileSync(file, Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("{{{{")]));

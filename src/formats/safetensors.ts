@@ -146,12 +146,24 @@ export class SafetensorsFile {
     const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < n; i++) {
       switch (t.dtype) {
-        case "I64": out[i] = Number(dv.getBigInt64(i * 8, true)); break;
-        case "I32": out[i] = dv.getInt32(i * 4, true); break;
-        case "I16": out[i] = dv.getInt16(i * 2, true); break;
-        case "I8": out[i] = dv.getInt8(i); break;
-        case "U8": case "BOOL": out[i] = dv.getUint8(i); break;
-        default: throw new UserError("E_BAD_DTYPE", `${this.path}: tensor ${name} is ${t.dtype}, expected an integer dtype`);
+        case "I64":
+          out[i] = Number(dv.getBigInt64(i * 8, true));
+          break;
+        case "I32":
+          out[i] = dv.getInt32(i * 4, true);
+          break;
+        case "I16":
+          out[i] = dv.getInt16(i * 2, true);
+          break;
+        case "I8":
+          out[i] = dv.getInt8(i);
+          break;
+        case "U8":
+        case "BOOL":
+          out[i] = dv.getUint8(i);
+          break;
+        default:
+          throw new UserError("E_BAD_DTYPE", `${this.path}: tensor ${name} is ${t.dtype}, expected an integer dtype`);
       }
     }
     return out;
@@ -197,10 +209,16 @@ function halfToFloat(h: number): number {
   const exp = (h >> 10) & 0x1f;
   const mant = h & 0x3ff;
   if (exp === 0) {
-    if (mant === 0) { F16_SCRATCH_U32[0] = sign; return F16_SCRATCH[0]; }
+    if (mant === 0) {
+      F16_SCRATCH_U32[0] = sign;
+      return F16_SCRATCH[0];
+    }
     return (sign ? -1 : 1) * mant * 2 ** -24; // subnormal
   }
-  if (exp === 31) { F16_SCRATCH_U32[0] = sign | 0x7f800000 | (mant << 13); return F16_SCRATCH[0]; }
+  if (exp === 31) {
+    F16_SCRATCH_U32[0] = sign | 0x7f800000 | (mant << 13);
+    return F16_SCRATCH[0];
+  }
   F16_SCRATCH_U32[0] = sign | ((exp + 112) << 23) | (mant << 13);
   return F16_SCRATCH[0];
 }

@@ -28,7 +28,8 @@ export function readDocuments(file: string, field = "text"): string[] {
       throw new UserError("E_BAD_JSONL", `${file}:${i + 1}: not valid JSON`);
     }
     const value = (obj as Record<string, unknown>)?.[field];
-    if (typeof value !== "string") throw new UserError("E_BAD_JSONL", `${file}:${i + 1}: no string field "${field}"`, "choose the field with --text-field");
+    if (typeof value !== "string")
+      throw new UserError("E_BAD_JSONL", `${file}:${i + 1}: no string field "${field}"`, "choose the field with --text-field");
     docs.push(value);
   });
   return docs;

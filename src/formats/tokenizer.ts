@@ -24,7 +24,12 @@ const CONTEXT_TOKENS = 8;
  * The text that `continuation` adds after `prefix`: decoded in context, so that tokenizers whose pieces depend on
  * what precedes them (a leading space after BOS, multi-token UTF-8 characters) come out right.
  */
-export function decodeContinuation(tok: Tokenizer, prefix: readonly number[], continuation: readonly number[], opts?: { skipSpecial?: boolean }): string {
+export function decodeContinuation(
+  tok: Tokenizer,
+  prefix: readonly number[],
+  continuation: readonly number[],
+  opts?: { skipSpecial?: boolean },
+): string {
   if (prefix.length === 0) return tok.decode(continuation, opts);
   prefix = prefix.slice(-CONTEXT_TOKENS); // a few tokens of context are enough, and keep this O(continuation)
   const before = tok.decode(prefix, opts);

@@ -83,8 +83,10 @@ function inboxFor(rng: Rng, ep: EpisodeText, self: number, t: number): InboxEntr
 }
 
 function transcript(rng: Rng, ep: EpisodeText): string {
-  const K = ep.streams.length, T = ep.streams[0].length - 1;
-  const i = rng.int(K), t = rng.int(T);
+  const K = ep.streams.length,
+    T = ep.streams[0].length - 1;
+  const i = rng.int(K),
+    t = rng.int(T);
   const excerpt = ep.streams[i][t];
   const inbox = inboxFor(rng, ep, i, t);
   const memory = t === 0 ? "" : priorState(rng, ep.streams[i][t - 1], []);
@@ -93,8 +95,10 @@ function transcript(rng: Rng, ep: EpisodeText): string {
 }
 
 function scorerText(rng: Rng, ep: EpisodeText): string {
-  const K = ep.streams.length, T = ep.streams[0].length - 1;
-  const i = rng.int(K), t = 1 + rng.int(T);
+  const K = ep.streams.length,
+    T = ep.streams[0].length - 1;
+  const i = rng.int(K),
+    t = 1 + rng.int(T);
   const oracle = sentencesOf(ep.oracle[i][t] ?? "");
   const u = rng.float();
   const facts = u < 0.55 ? oracle : u < 0.75 ? oracle.filter(() => rng.float() < 0.5) : u < 0.9 ? [randomStatement(rng)] : [];
@@ -105,7 +109,9 @@ function scorerText(rng: Rng, ep: EpisodeText): string {
   if (rng.float() < 0.5) {
     // the message-value form: most facts arrive in the inbox instead of the state
     const inState = shuffled.filter(() => rng.float() < 0.3);
-    const inbox = shuffled.filter((s) => !inState.includes(s)).map((text) => ({ from: rng.pick([...Array(K).keys()].filter((j) => j !== i)), text }));
+    const inbox = shuffled
+      .filter((s) => !inState.includes(s))
+      .map((text) => ({ from: rng.pick([...Array(K).keys()].filter((j) => j !== i)), text }));
     return `${context}STATE: ${inState.join(" ")}\nINBOX:\n${renderInbox(inbox)}\nNEXT: ${ep.streams[i][t]}`;
   }
   return `${context}STATE: ${shuffled.join(" ")}\nNEXT: ${ep.streams[i][t]}`;
@@ -123,14 +129,27 @@ function distractors(rng: Rng, w: FactsWorld, i: number, t: number, n: number): 
   const needed = new Set(w.restated[i][t].map((f) => factKey(f.person, f.relation)));
   const out: string[] = [];
   for (let k = 0; k < 4 * n && out.length < n; k++) {
-    const person = rng.pick(w.cast), relation = rng.int(RELATIONS.length);
+    const person = rng.pick(w.cast),
+      relation = rng.int(RELATIONS.length);
     if (needed.has(factKey(person, relation))) continue;
     out.push(statement({ person, relation, value: w.values.get(factKey(person, relation))! }));
   }
   return out;
 }
 
-const COPY_WORDS = [...NAMES, ...new Set(RELATIONS.flatMap((r) => r.values.flatMap((v) => v.split(" ")))), "is", "in", "the", "has", "a", "likes", "coins", "and", "then"];
+const COPY_WORDS = [
+  ...NAMES,
+  ...new Set(RELATIONS.flatMap((r) => r.values.flatMap((v) => v.split(" ")))),
+  "is",
+  "in",
+  "the",
+  "has",
+  "a",
+  "likes",
+  "coins",
+  "and",
+  "then",
+];
 
 /** "REPEAT: w1 w2 … wn\nAGAIN: w1 w2 … wn": the second half is predictable only by copying the first. */
 function copyText(rng: Rng): string {

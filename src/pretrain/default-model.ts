@@ -32,7 +32,17 @@ export const DEFAULT_MODEL_RECIPE: DefaultModelRecipe = {
   valMix: { episodes: 60, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 240, proseChunks: 20 },
   // whole documents per row and a large init: the model learns to copy facts from a state or an inbox into its
   // predictions within the budget (measured: README, "The default base model")
-  pretrain: { ...DEFAULT_PRETRAIN, steps: 4000, batchSize: 8, lr: 3e-3, minLrRatio: 0.1, warmup: 30, evalEvery: 200, initStd: 0.15, seed: 0 },
+  pretrain: {
+    ...DEFAULT_PRETRAIN,
+    steps: 4000,
+    batchSize: 8,
+    lr: 3e-3,
+    minLrRatio: 0.1,
+    warmup: 30,
+    evalEvery: 200,
+    initStd: 0.15,
+    seed: 0,
+  },
 };
 
 /** $COLLOQUY_CACHE, else $XDG_CACHE_HOME/colloquy, else ~/.cache/colloquy. */
@@ -104,7 +114,10 @@ export function buildDefaultModel(dir: string, recipe: DefaultModelRecipe, quiet
   const log = (s: string) => quiet || process.stderr.write(s + "\n");
   log(`colloquy: building the default base model (first use; cached in ${dir})`);
   const rng = new Rng(recipe.pretrain.seed);
-  const docs = { train: pretrainDocuments("train", recipe.mix, rng.fork("train")), val: pretrainDocuments("val", recipe.valMix, rng.fork("val")) };
+  const docs = {
+    train: pretrainDocuments("train", recipe.mix, rng.fork("train")),
+    val: pretrainDocuments("val", recipe.valMix, rng.fork("val")),
+  };
   const bar = progress("default model", recipe.pretrain.steps, { quiet });
   let val = NaN;
   const r = pretrain(docs, recipe.pretrain, {
@@ -117,9 +130,15 @@ export function buildDefaultModel(dir: string, recipe: DefaultModelRecipe, quiet
   // build in a temporary folder and rename, so an interrupted build leaves no half-written model behind
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
-  savePretrained(tmp, r, { recipe: recipeId(recipe), corpus: "colloquy default mix (facts world + State of the Union)", recipe_details: recipe });
+  savePretrained(tmp, r, {
+    recipe: recipeId(recipe),
+    corpus: "colloquy default mix (facts world + State of the Union)",
+    recipe_details: recipe,
+  });
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(tmp, dir);
-  log(`colloquy: default model ready: validation perplexity ${Math.exp(r.valLoss).toFixed(2)} after ${r.seconds.training.toFixed(0)} s of training`);
+  log(
+    `colloquy: default model ready: validation perplexity ${Math.exp(r.valLoss).toFixed(2)} after ${r.seconds.training.toFixed(0)} s of training`,
+  );
 }

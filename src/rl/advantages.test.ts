@@ -10,8 +10,22 @@ import type { Sample } from "./sample.ts";
 
 function sample(o: Partial<Sample> & Pick<Sample, "episode" | "world" | "agent" | "round" | "reward">): Sample {
   return {
-    adapter: "agent0", promptIds: [], completionIds: [], behaviourLogprobs: [], excerpt: "", refLogprobs: null, kl: 0,
-    hidden: null, value: 0, ret: 0, advantage: 0, messageStart: 0, messageReward: 0, messageRet: 0, messageAdvantage: 0, ...o,
+    adapter: "agent0",
+    promptIds: [],
+    completionIds: [],
+    behaviourLogprobs: [],
+    excerpt: "",
+    refLogprobs: null,
+    kl: 0,
+    hidden: null,
+    value: 0,
+    ret: 0,
+    advantage: 0,
+    messageStart: 0,
+    messageReward: 0,
+    messageRet: 0,
+    messageAdvantage: 0,
+    ...o,
   };
 }
 
@@ -19,8 +33,12 @@ const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <
 
 test("discounted returns run backwards within each (episode, agent), in round order", () => {
   // given out of order: rounds 3, 1, 2 of one trajectory, and one round of another agent
-  const s = [sample({ episode: 0, world: 0, agent: 0, round: 3, reward: 4 }), sample({ episode: 0, world: 0, agent: 0, round: 1, reward: 1 }),
-    sample({ episode: 0, world: 0, agent: 0, round: 2, reward: 2 }), sample({ episode: 0, world: 0, agent: 1, round: 1, reward: 7 })];
+  const s = [
+    sample({ episode: 0, world: 0, agent: 0, round: 3, reward: 4 }),
+    sample({ episode: 0, world: 0, agent: 0, round: 1, reward: 1 }),
+    sample({ episode: 0, world: 0, agent: 0, round: 2, reward: 2 }),
+    sample({ episode: 0, world: 0, agent: 1, round: 1, reward: 7 }),
+  ];
   discountedReturns(s, 0.5);
   close(s[0].ret, 4);
   close(s[2].ret, 2 + 0.5 * 4);
@@ -33,10 +51,16 @@ test("REINFORCE baselines: none, batch, RLOO over replicas, group-normalised, mo
   const make = () => [1, 2, 3, 6].map((r, e) => ({ ...sample({ episode: e, world: 5, agent: 0, round: 1, reward: r }), ret: r }));
   let s = make();
   reinforceAdvantages(s, "none", { moving: {} }, 0.9);
-  assert.deepEqual(s.map((x) => x.advantage), [1, 2, 3, 6]);
+  assert.deepEqual(
+    s.map((x) => x.advantage),
+    [1, 2, 3, 6],
+  );
   s = make();
   reinforceAdvantages(s, "batch", { moving: {} }, 0.9);
-  assert.deepEqual(s.map((x) => x.advantage), [-2, -1, 0, 3]);
+  assert.deepEqual(
+    s.map((x) => x.advantage),
+    [-2, -1, 0, 3],
+  );
   s = make();
   reinforceAdvantages(s, "rloo", { moving: {} }, 0.9);
   [1 - 11 / 3, 2 - 10 / 3, 3 - 9 / 3, 6 - 6 / 3].forEach((a, i) => close(s[i].advantage, a));
@@ -48,22 +72,34 @@ test("REINFORCE baselines: none, batch, RLOO over replicas, group-normalised, mo
   const state = { moving: {} as Record<string, number> };
   s = make();
   reinforceAdvantages(s, "moving", state, 0.9);
-  assert.deepEqual(s.map((x) => x.advantage), [1, 2, 3, 6]);
+  assert.deepEqual(
+    s.map((x) => x.advantage),
+    [1, 2, 3, 6],
+  );
   close(state.moving.agent0, 3);
   s = make();
   reinforceAdvantages(s, "moving", state, 0.9);
-  assert.deepEqual(s.map((x) => x.advantage), [-2, -1, 0, 3]);
+  assert.deepEqual(
+    s.map((x) => x.advantage),
+    [-2, -1, 0, 3],
+  );
   close(state.moving.agent0, 0.9 * 3 + 0.1 * 3);
 });
 
 test("message tokens' return: their own part of r_t plus the discounted future; their advantage has its own baseline", () => {
   // one trajectory of 3 rounds; rewards 1, 2, 4 of which the messages' parts are 0.5, −1, 3
-  const s = [1, 2, 3].map((round) => sample({ episode: 0, world: 0, agent: 0, round, reward: [1, 2, 4][round - 1], messageReward: [0.5, -1, 3][round - 1] }));
+  const s = [1, 2, 3].map((round) =>
+    sample({ episode: 0, world: 0, agent: 0, round, reward: [1, 2, 4][round - 1], messageReward: [0.5, -1, 3][round - 1] }),
+  );
   discountedReturns(s, 0.5);
   [1 + 0.5 * (2 + 0.5 * 4), 2 + 0.5 * 4, 4].forEach((g, k) => close(s[k].ret, g));
   [0.5 + 0.5 * (2 + 0.5 * 4), -1 + 0.5 * 4, 3].forEach((g, k) => close(s[k].messageRet, g));
   // RLOO over 3 replicas: the whole return and the messages' return are baselined separately
-  const r = [[5, 1], [2, 4], [8, -2]].map(([ret, messageRet], e) => ({ ...sample({ episode: e, world: 1, agent: 0, round: 1, reward: 0 }), ret, messageRet }));
+  const r = [
+    [5, 1],
+    [2, 4],
+    [8, -2],
+  ].map(([ret, messageRet], e) => ({ ...sample({ episode: e, world: 1, agent: 0, round: 1, reward: 0 }), ret, messageRet }));
   reinforceAdvantages(r, "rloo", { moving: {} }, 0.9);
   [5 - 5, 2 - 6.5, 8 - 3.5].forEach((a, k) => close(r[k].advantage, a));
   [1 - 1, 4 - -0.5, -2 - 2.5].forEach((a, k) => close(r[k].messageAdvantage, a));
@@ -82,11 +118,15 @@ test("RLOO groups by world, agent and round, never across them; a lone sample ge
     { ...sample({ episode: 0, world: 1, agent: 1, round: 1, reward: 0 }), ret: -50 },
   ];
   reinforceAdvantages(s, "rloo", { moving: {} }, 0.9);
-  assert.deepEqual(s.map((x) => x.advantage), [-2, 2, 0, 0]);
+  assert.deepEqual(
+    s.map((x) => x.advantage),
+    [-2, 2, 0, 0],
+  );
 });
 
 test("A2C's TD error and PPO's GAE: λ = 0 is the TD error, λ = 1 is the return minus the value", () => {
-  const traj = () => [0.5, -1, 2].map((r, k) => sample({ episode: 0, world: 0, agent: 0, round: k + 1, reward: r, value: [0.2, 0.4, -0.3][k] }));
+  const traj = () =>
+    [0.5, -1, 2].map((r, k) => sample({ episode: 0, world: 0, agent: 0, round: k + 1, reward: r, value: [0.2, 0.4, -0.3][k] }));
   const gamma = 0.9;
   const td = traj();
   tdAdvantages(td, gamma);
@@ -106,7 +146,11 @@ test("A2C's TD error and PPO's GAE: λ = 0 is the TD error, λ = 1 is the return
 });
 
 test("whitening: zero mean and unit std per adapter, the value targets untouched", () => {
-  const s = [1, 2, 3, 6, -4, 4].map((a, i) => ({ ...sample({ episode: i, world: i, agent: 0, round: 1, reward: 0, adapter: i < 4 ? "a" : "b" }), advantage: a, ret: 10 + i }));
+  const s = [1, 2, 3, 6, -4, 4].map((a, i) => ({
+    ...sample({ episode: i, world: i, agent: 0, round: 1, reward: 0, adapter: i < 4 ? "a" : "b" }),
+    advantage: a,
+    ret: 10 + i,
+  }));
   whitenAdvantages(s);
   const sd = Math.sqrt((4 + 1 + 0 + 9) / 4);
   [-2, -1, 0, 3].forEach((d, i) => close(s[i].advantage, d / (sd + 1e-8)));
@@ -116,10 +160,12 @@ test("whitening: zero mean and unit std per adapter, the value targets untouched
 });
 
 test("k1 and k3 are unbiased estimates of KL(π ‖ π_base); k3 is never negative; the gradients are d/d log π", () => {
-  const p = [0.5, 0.3, 0.2], q = [0.2, 0.5, 0.3]; // π and π_base over three tokens
+  const p = [0.5, 0.3, 0.2],
+    q = [0.2, 0.5, 0.3]; // π and π_base over three tokens
   const kl = p.reduce((a, pi, i) => a + pi * Math.log(pi / q[i]), 0);
   const rng = new Rng(3);
-  let s1 = 0, s3 = 0;
+  let s1 = 0,
+    s3 = 0;
   const n = 200_000;
   for (let k = 0; k < n; k++) {
     const u = rng.float();
@@ -132,7 +178,9 @@ test("k1 and k3 are unbiased estimates of KL(π ‖ π_base); k3 is never negati
   close(s1 / n, kl, 0.005);
   close(s3 / n, kl, 0.005);
   for (const est of ["k1", "k3"] as const) {
-    const lp = Math.log(0.3), lq = Math.log(0.6), h = 1e-6;
+    const lp = Math.log(0.3),
+      lq = Math.log(0.6),
+      h = 1e-6;
     const fd = (klPerToken(lp + h, lq, est) - klPerToken(lp - h, lq, est)) / (2 * h);
     close(klGradient(lp, lq, est), fd, 1e-6);
   }

@@ -37,12 +37,36 @@ export interface BaselineState {
 
 /** REINFORCE's advantages: of the whole return, and of the message tokens' return (their own baselines). */
 export function reinforceAdvantages(samples: readonly Sample[], kind: string, state: BaselineState, momentum: number): void {
-  baselined(samples, (s) => s.ret, (s, a) => (s.advantage = a), kind, state, "", momentum);
-  baselined(samples, (s) => s.messageRet, (s, a) => (s.messageAdvantage = a), kind, state, "/messages", momentum);
+  baselined(
+    samples,
+    (s) => s.ret,
+    (s, a) => (s.advantage = a),
+    kind,
+    state,
+    "",
+    momentum,
+  );
+  baselined(
+    samples,
+    (s) => s.messageRet,
+    (s, a) => (s.messageAdvantage = a),
+    kind,
+    state,
+    "/messages",
+    momentum,
+  );
 }
 
 /** set(s, G − b) for every sample, b the chosen baseline of the return `ret`; moving averages are kept under adapter + suffix. */
-function baselined(samples: readonly Sample[], ret: (s: Sample) => number, set: (s: Sample, advantage: number) => void, kind: string, state: BaselineState, suffix: string, momentum: number): void {
+function baselined(
+  samples: readonly Sample[],
+  ret: (s: Sample) => number,
+  set: (s: Sample, advantage: number) => void,
+  kind: string,
+  state: BaselineState,
+  suffix: string,
+  momentum: number,
+): void {
   if (kind === "none") for (const s of samples) set(s, ret(s));
   else if (kind === "moving") {
     for (const [adapter, list] of groupBy(samples, (s) => s.adapter + suffix)) {

@@ -51,9 +51,11 @@ function policyRows(ctx: AlgorithmContext, samples: readonly Sample[], pg: Token
   const count = new Map<string, number>();
   for (const s of samples) count.set(s.adapter, (count.get(s.adapter) ?? 0) + 1);
   return samples.map((s, i) => {
-    const P = s.promptIds.length, L = s.completionIds.length;
+    const P = s.promptIds.length,
+      L = s.completionIds.length;
     const norm = (c.lengthNorm ? L : 1) * count.get(s.adapter)!;
-    const weights = new Float64Array(P + L), entropyWeights = new Float64Array(P + L);
+    const weights = new Float64Array(P + L),
+      entropyWeights = new Float64Array(P + L);
     for (let k = 0; k < L; k++) {
       const logp = current ? current[i][k] : s.behaviourLogprobs[k];
       let w = pg(s, k, logp);
@@ -61,7 +63,14 @@ function policyRows(ctx: AlgorithmContext, samples: readonly Sample[], pg: Token
       weights[P + k] = w / norm;
       entropyWeights[P + k] = c.entropyCoef / norm;
     }
-    return { tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, weights, entropyWeights: c.entropyCoef ? entropyWeights : undefined, from: P, temperature: c.temperature };
+    return {
+      tokens: [...s.promptIds, ...s.completionIds],
+      adapter: s.adapter,
+      weights,
+      entropyWeights: c.entropyCoef ? entropyWeights : undefined,
+      from: P,
+      temperature: c.temperature,
+    };
   });
 }
 
@@ -94,7 +103,15 @@ async function fitValues(ctx: AlgorithmContext, samples: readonly Sample[], clip
   const losses: number[] = [];
   for (const [adapter, list] of groupBy(samples, (s) => s.adapter)) {
     const head = ctx.valueHeads.get(adapter)!;
-    losses.push(head.fit(list.map((s) => s.hidden!), list.map((s) => s.ret), ctx.config.valueLr, clip > 0 ? list.map((s) => s.value) : undefined, clip));
+    losses.push(
+      head.fit(
+        list.map((s) => s.hidden!),
+        list.map((s) => s.ret),
+        ctx.config.valueLr,
+        clip > 0 ? list.map((s) => s.value) : undefined,
+        clip,
+      ),
+    );
   }
   return mean(losses);
 }
@@ -111,7 +128,11 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
       discountedReturns(samples, ctx.config.gamma);
       reinforceAdvantages(samples, ctx.config.baseline, ctx.baseline, ctx.config.baselineMomentum);
       const split = ctx.config.splitAdvantage;
-      const u = await update(ctx, policyRows(ctx, samples, (s, k) => (split && k >= s.messageStart ? s.messageAdvantage : s.advantage), null), sftRows(ctx, samples));
+      const u = await update(
+        ctx,
+        policyRows(ctx, samples, (s, k) => (split && k >= s.messageStart ? s.messageAdvantage : s.advantage), null),
+        sftRows(ctx, samples),
+      );
       return { ...u, clipFraction: null, valueLoss: null };
     },
   },
@@ -120,7 +141,11 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
     async train(ctx, samples) {
       tdAdvantages(samples, ctx.config.gamma);
       if (ctx.config.whitenAdvantages) whitenAdvantages(samples);
-      const u = await update(ctx, policyRows(ctx, samples, (s) => s.advantage, null), sftRows(ctx, samples));
+      const u = await update(
+        ctx,
+        policyRows(ctx, samples, (s) => s.advantage, null),
+        sftRows(ctx, samples),
+      );
       const valueLoss = await fitValues(ctx, samples, 0);
       return { ...u, clipFraction: null, valueLoss };
     },
@@ -131,14 +156,25 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
       const c = ctx.config;
       gaeAdvantages(samples, c.gamma, c.lambda);
       if (c.whitenAdvantages) whitenAdvantages(samples);
-      let clipped = 0, tokens = 0, entropy = 0, gradNorm = 0, updates = 0;
+      let clipped = 0,
+        tokens = 0,
+        entropy = 0,
+        gradNorm = 0,
+        updates = 0;
       for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
         const order = ctx.rng.shuffle(samples.map((_, i) => i));
         const size = Math.ceil(order.length / c.minibatches);
         for (let m = 0; m < c.minibatches; m++) {
           const batch = order.slice(m * size, (m + 1) * size).map((i) => samples[i]);
           if (batch.length === 0) continue;
-          const now = await ctx.backend.score(batch.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], adapter: s.adapter, from: s.promptIds.length, temperature: c.temperature })));
+          const now = await ctx.backend.score(
+            batch.map((s) => ({
+              tokens: [...s.promptIds, ...s.completionIds],
+              adapter: s.adapter,
+              from: s.promptIds.length,
+              temperature: c.temperature,
+            })),
+          );
           const current = now.map((r, i) => Array.from(r.logprobs.subarray(batch[i].promptIds.length)));
           const pg: TokenWeight = (s, k, logp) => {
             const ratio = Math.exp(logp - s.behaviourLogprobs[k]);
@@ -154,7 +190,12 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
         }
       }
       const valueLoss = await fitValues(ctx, samples, c.valueClip);
-      return { entropy: entropy / Math.max(1, updates), gradNorm: gradNorm / Math.max(1, updates), clipFraction: tokens ? clipped / tokens : 0, valueLoss };
+      return {
+        entropy: entropy / Math.max(1, updates),
+        gradNorm: gradNorm / Math.max(1, updates),
+        clipFraction: tokens ? clipped / tokens : 0,
+        valueLoss,
+      };
     },
   },
 };

@@ -19,11 +19,19 @@ import { Trainer } from "./trainer.ts";
 const RESUMABLE_KEYS = new Set(["iterations"]);
 
 /** A new run folder holding the resolved config and where it came from. */
-export function startRun(dir: string, config: TrainConfig, origin: { preset: string | null; configFile: string | null; flags: Record<string, string> }): RunFolder {
+export function startRun(
+  dir: string,
+  config: TrainConfig,
+  origin: { preset: string | null; configFile: string | null; flags: Record<string, string> },
+): RunFolder {
   const run = new RunFolder(dir);
   run.create({
-    config, preset: origin.preset, config_file: origin.configFile, overrides: origin.flags,
-    versions: { colloquy: VERSION, node: process.version }, created: new Date().toISOString(),
+    config,
+    preset: origin.preset,
+    config_file: origin.configFile,
+    overrides: origin.flags,
+    versions: { colloquy: VERSION, node: process.version },
+    created: new Date().toISOString(),
   });
   return run;
 }
@@ -32,9 +40,16 @@ export function startRun(dir: string, config: TrainConfig, origin: { preset: str
 export function resumeRun(dir: string, changes: Record<string, unknown>): { run: RunFolder; config: TrainConfig } {
   const run = new RunFolder(dir);
   for (const k of Object.keys(changes)) {
-    if (!RESUMABLE_KEYS.has(k)) throw new UserError("E_BAD_FLAG", `--${k} cannot change when resuming (only ${[...RESUMABLE_KEYS].map((r) => `--${r}`).join(", ")} can)`);
+    if (!RESUMABLE_KEYS.has(k))
+      throw new UserError(
+        "E_BAD_FLAG",
+        `--${k} cannot change when resuming (only ${[...RESUMABLE_KEYS].map((r) => `--${r}`).join(", ")} can)`,
+      );
   }
-  const config = resolveConfig([{ values: run.trainConfig(), where: run.file(RUN_FILES.config) }, { values: changes, where: "flags" }]);
+  const config = resolveConfig([
+    { values: run.trainConfig(), where: run.file(RUN_FILES.config) },
+    { values: changes, where: "flags" },
+  ]);
   return { run, config };
 }
 
@@ -51,7 +66,15 @@ export interface RunOptions {
 /** Trains from the run's last checkpoint (or from scratch) to `config.iterations`, evaluates, writes summary.json. */
 export async function trainRun(o: RunOptions): Promise<RunSummary> {
   const { run, config } = o;
-  const trainer = new Trainer({ config, backend: o.backend, tokenizer: o.tokenizer, source: sourceFromConfig(config), run, modelPath: o.modelPath, onLine: o.onLine });
+  const trainer = new Trainer({
+    config,
+    backend: o.backend,
+    tokenizer: o.tokenizer,
+    source: sourceFromConfig(config),
+    run,
+    modelPath: o.modelPath,
+    onLine: o.onLine,
+  });
   await trainer.init();
   const ckpt = run.checkpointDir();
   if (ckpt) await trainer.restore(ckpt);

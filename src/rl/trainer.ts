@@ -79,40 +79,74 @@ export class Trainer {
     this.ready ??= (async () => {
       const lora = { rank: this.c.loraRank, alpha: this.c.loraAlpha, rslora: false, targets: this.c.loraTargets as LinearKind[] };
       const optimizer: OptimizerConfig = { ...DEFAULT_OPTIMIZER, weightDecay: this.c.weightDecay };
-      for (const name of this.adapters) await this.s.backend.createAdapter(name, lora, hashString(`${this.c.seed}/adapter/${name}`), optimizer);
+      for (const name of this.adapters)
+        await this.s.backend.createAdapter(name, lora, hashString(`${this.c.seed}/adapter/${name}`), optimizer);
     })();
     return this.ready;
   }
 
-
   /** Validation: the same episodes and sampling seeds every time, so evaluations are comparable. */
   async evaluate(deliver: boolean): Promise<Evaluation> {
     await this.init();
-    const run = await validationEpisodes({ backend: this.s.backend, tokenizer: this.s.tokenizer, source: this.s.source, config: this.c, slots: this.slots, deliver });
+    const run = await validationEpisodes({
+      backend: this.s.backend,
+      tokenizer: this.s.tokenizer,
+      source: this.s.source,
+      config: this.c,
+      slots: this.slots,
+      deliver,
+    });
     const learners = run.records.flat(2).filter((r) => r.kind === "learner");
-    const episode_gain = run.records.map((episode) => mean(episode.flat().filter((r) => r.kind === "learner").map((r) => r.information_gain)));
-    return { learner_gain: mean(learners.map((r) => r.information_gain)), oracle_gain: oracleGain(learners), information_gain: summarize(run).information_gain, episode_gain };
+    const episode_gain = run.records.map((episode) =>
+      mean(
+        episode
+          .flat()
+          .filter((r) => r.kind === "learner")
+          .map((r) => r.information_gain),
+      ),
+    );
+    return {
+      learner_gain: mean(learners.map((r) => r.information_gain)),
+      oracle_gain: oracleGain(learners),
+      information_gain: summarize(run).information_gain,
+      episode_gain,
+    };
   }
 
   /** One training iteration; returns its metrics line. */
   async step(): Promise<MetricsLine> {
     await this.init();
-    const c = this.c, { backend } = this.s;
+    const c = this.c,
+      { backend } = this.s;
     const t0 = performance.now();
     const it = this.iteration;
     const worlds = Array.from({ length: c.episodes * c.group }, (_, k) => it * c.episodes + Math.floor(k / c.group));
     const run = await runEpisodes({
-      backend, tokenizer: this.s.tokenizer, source: this.s.source, split: "train", slots: this.slots,
-      episodes: worlds.length, worlds, env: c, rng: this.rng,
+      backend,
+      tokenizer: this.s.tokenizer,
+      source: this.s.source,
+      split: "train",
+      slots: this.slots,
+      episodes: worlds.length,
+      worlds,
+      env: c,
+      rng: this.rng,
     });
     const samples = this.samples(run);
     const t1 = performance.now();
     // the policy is the sampler's: softmax(logits / temperature). The reference is the base model at the same
     // temperature; at a temperature other than 1 the behaviour log-probs are re-scored the same way (the sampler
     // reports the model's own log-probs)
-    const rows = samples.map((s) => ({ tokens: [...s.promptIds, ...s.completionIds], from: s.promptIds.length, temperature: c.temperature }));
+    const rows = samples.map((s) => ({
+      tokens: [...s.promptIds, ...s.completionIds],
+      from: s.promptIds.length,
+      temperature: c.temperature,
+    }));
     const rescore = c.temperature !== 1;
-    const scored = await backend.score([...rows.map((r) => ({ ...r, adapter: null })), ...(rescore ? rows.map((r, i) => ({ ...r, adapter: samples[i].adapter })) : [])]);
+    const scored = await backend.score([
+      ...rows.map((r) => ({ ...r, adapter: null })),
+      ...(rescore ? rows.map((r, i) => ({ ...r, adapter: samples[i].adapter })) : []),
+    ]);
     const completion = (k: number, s: Sample) => Array.from(scored[k].logprobs.subarray(s.promptIds.length));
     samples.forEach((s, i) => {
       if (rescore) s.behaviourLogprobs = completion(samples.length + i, s);
@@ -133,10 +167,20 @@ export class Trainer {
       });
     }
     const t2 = performance.now();
-    const stats: UpdateStats = await ALGORITHMS[c.algorithm].train({
-      backend, tokenizer: this.s.tokenizer, config: c, adapters: this.adapters, beta: this.kl.beta, baseline: this.baseline,
-      valueHeads: this.valueHeads, rng: this.rng, lr: c.lr,
-    }, samples);
+    const stats: UpdateStats = await ALGORITHMS[c.algorithm].train(
+      {
+        backend,
+        tokenizer: this.s.tokenizer,
+        config: c,
+        adapters: this.adapters,
+        beta: this.kl.beta,
+        baseline: this.baseline,
+        valueHeads: this.valueHeads,
+        rng: this.rng,
+        lr: c.lr,
+      },
+      samples,
+    );
     const klMean = mean(samples.map((s) => s.kl));
     const beta = this.kl.beta;
     this.kl.update(klMean, samples.length);
@@ -174,7 +218,10 @@ export class Trainer {
       val_information_gain_no_messages: valOff?.learner_gain ?? null,
       val_oracle_gain: val?.oracle_gain ?? null,
     };
-    const transcripts = run.records.slice(0, c.transcriptEpisodes).flat(2).map(({ trace: _t, ...r }) => ({ iteration: this.iteration, ...r }));
+    const transcripts = run.records
+      .slice(0, c.transcriptEpisodes)
+      .flat(2)
+      .map(({ trace: _t, ...r }) => ({ iteration: this.iteration, ...r }));
     this.s.run?.appendMetrics(line);
     this.s.run?.appendTranscripts(transcripts);
     if (this.iteration % c.checkpointEvery === 0 || this.iteration === c.iterations) await this.checkpoint();
@@ -191,10 +238,26 @@ export class Trainer {
     for (const r of run.records.flat(2) as AgentRound[]) {
       if (!r.trace || r.adapter === null || r.trace.completionIds.length === 0) continue;
       out.push({
-        adapter: r.adapter, episode: r.episode, world: r.world, agent: r.agent, round: r.round,
-        promptIds: r.trace.promptIds, completionIds: r.trace.completionIds, behaviourLogprobs: r.trace.logprobs,
-        reward: r.reward, messageStart: r.trace.messageStart, messageReward: r.message_reward,
-        excerpt: r.excerpt, refLogprobs: null, kl: 0, hidden: null, value: 0, ret: 0, advantage: 0, messageRet: 0, messageAdvantage: 0,
+        adapter: r.adapter,
+        episode: r.episode,
+        world: r.world,
+        agent: r.agent,
+        round: r.round,
+        promptIds: r.trace.promptIds,
+        completionIds: r.trace.completionIds,
+        behaviourLogprobs: r.trace.logprobs,
+        reward: r.reward,
+        messageStart: r.trace.messageStart,
+        messageReward: r.message_reward,
+        excerpt: r.excerpt,
+        refLogprobs: null,
+        kl: 0,
+        hidden: null,
+        value: 0,
+        ret: 0,
+        advantage: 0,
+        messageRet: 0,
+        messageAdvantage: 0,
       });
     }
     return out;
@@ -237,9 +300,14 @@ export class Trainer {
       }
       writeSafetensors(path.join(dir, "adapters.safetensors"), tensors);
       const state: TrainerState & { optimizerSteps: Record<string, number> } = {
-        iteration: this.iteration, rng: this.rng.state(), beta: this.kl.beta, baseline: this.baseline,
+        iteration: this.iteration,
+        rng: this.rng.state(),
+        beta: this.kl.beta,
+        baseline: this.baseline,
         valueHeads: Object.fromEntries([...this.valueHeads].map(([k, v]) => [k, v.exportState()])),
-        initial: this.initial, initialOff: this.initialOff, optimizerSteps: optimizers,
+        initial: this.initial,
+        initialOff: this.initialOff,
+        optimizerSteps: optimizers,
       };
       writeFileAtomic(path.join(dir, "state.json"), JSON.stringify(state) + "\n");
     });
@@ -249,7 +317,9 @@ export class Trainer {
   /** Restores everything from a checkpoint folder (also one written before tensors were stored by PEFT name). */
   async restore(dir: string): Promise<void> {
     await this.init();
-    const state = readJsonFile(path.join(dir, "state.json"), "checkpoint state") as TrainerState & { optimizerSteps: Record<string, number> };
+    const state = readJsonFile(path.join(dir, "state.json"), "checkpoint state") as TrainerState & {
+      optimizerSteps: Record<string, number>;
+    };
     const f = SafetensorsFile.open(path.join(dir, "adapters.safetensors"));
     try {
       for (const name of this.adapters) {
@@ -259,7 +329,9 @@ export class Trainer {
           let off = 0;
           return Object.fromEntries(layout.map((t) => [t.name, flat.subarray(off, (off += t.data.length))]));
         };
-        const weights = legacy ? split(f.readF32(`${name}/weights`)) : Object.fromEntries(layout.map((t) => [t.name, f.readF32(`${name}/weights/${t.name}`)]));
+        const weights = legacy
+          ? split(f.readF32(`${name}/weights`))
+          : Object.fromEntries(layout.map((t) => [t.name, f.readF32(`${name}/weights/${t.name}`)]));
         const moments: Record<string, Record<string, Float32Array>> = {};
         const prefix = `${name}/optimizer/`;
         for (const key of [...f.tensors.keys()].filter((k) => k.startsWith(prefix))) {
@@ -268,7 +340,8 @@ export class Trainer {
           else (moments[rest.slice(0, rest.indexOf("/"))] ??= {})[rest.slice(rest.indexOf("/") + 1)] = f.readF32(key);
         }
         await this.s.backend.importAdapter(name, {
-          lora, tensors: layout.map((t) => ({ name: t.name, shape: t.shape, data: weights[t.name] })),
+          lora,
+          tensors: layout.map((t) => ({ name: t.name, shape: t.shape, data: weights[t.name] })),
           optimizer: { step: state.optimizerSteps[name] ?? 0, moments },
         });
       }
@@ -287,7 +360,6 @@ export class Trainer {
 
 /** The AdamW moments of checkpoints written before tensors were stored by PEFT name. */
 const LEGACY_MOMENTS: Record<string, string> = { m: "exp_avg", v: "exp_avg_sq" };
-
 
 /** Messages delivered from each sender to each recipient over the run ([sender][recipient]). */
 export function talkMatrix(run: EpisodeRun): number[][] {

@@ -32,7 +32,8 @@ export class ValueHead {
     const n = hs.length;
     if (n === 0) return 0;
     const gw = new Float64Array(this.w.length);
-    let gb = 0, loss = 0;
+    let gb = 0,
+      loss = 0;
     hs.forEach((h, k) => {
       const v = this.predict(h);
       let err = v - targets[k]; // d loss / d V
@@ -51,16 +52,19 @@ export class ValueHead {
       gb += err / n;
     });
     this.t++;
-    const b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    const c1 = 1 - b1 ** this.t, c2 = 1 - b2 ** this.t;
+    const b1 = 0.9,
+      b2 = 0.999,
+      eps = 1e-8;
+    const c1 = 1 - b1 ** this.t,
+      c2 = 1 - b2 ** this.t;
     for (let i = 0; i < this.w.length; i++) {
       this.mw[i] = b1 * this.mw[i] + (1 - b1) * gw[i];
       this.vw[i] = b2 * this.vw[i] + (1 - b2) * gw[i] * gw[i];
-      this.w[i] -= (lr * this.mw[i] / c1) / (Math.sqrt(this.vw[i] / c2) + eps);
+      this.w[i] -= (lr * this.mw[i]) / c1 / (Math.sqrt(this.vw[i] / c2) + eps);
     }
     this.mb = b1 * this.mb + (1 - b1) * gb;
     this.vb = b2 * this.vb + (1 - b2) * gb * gb;
-    this.b -= (lr * this.mb / c1) / (Math.sqrt(this.vb / c2) + eps);
+    this.b -= (lr * this.mb) / c1 / (Math.sqrt(this.vb / c2) + eps);
     return loss;
   }
 

@@ -32,9 +32,17 @@ export const TRAIN_KEYS = {
   algorithm: key(z.enum(["reinforce", "a2c", "ppo"]), "reinforce", "reinforce | a2c | ppo"),
   baseline: key(z.enum(["none", "moving", "batch", "rloo", "group"]), "rloo", "REINFORCE's baseline"),
   baselineMomentum: key(z.number().min(0).max(1), 0.9, "moving average"),
-  gamma: key(z.number().min(0).max(1), 0, "discount across rounds (0: each round is credited with its own reward; a message's effect on the next round reaches its sender through the credit)"),
+  gamma: key(
+    z.number().min(0).max(1),
+    0,
+    "discount across rounds (0: each round is credited with its own reward; a message's effect on the next round reaches its sender through the credit)",
+  ),
   lambda: key(z.number().min(0).max(1), 0.95, "GAE (PPO)"),
-  splitAdvantage: key(z.boolean(), true, "reinforce: message tokens are weighted by the advantage of what they can change (their credit, later rounds), state tokens by the whole reward's"),
+  splitAdvantage: key(
+    z.boolean(),
+    true,
+    "reinforce: message tokens are weighted by the advantage of what they can change (their credit, later rounds), state tokens by the whole reward's",
+  ),
   whitenAdvantages: key(z.boolean(), true, "a2c / ppo: advantages to zero mean and unit std per adapter and batch"),
   lengthNorm: key(z.boolean(), true, "average a sample's log-probs over its tokens instead of summing them"),
   ppoClip: key(z.number().positive(), 0.2, "PPO ratio clip ε"),
@@ -68,7 +76,11 @@ export const DEFAULT_TRAIN: TrainConfig = defaults(TRAIN_KEYS);
 export const PRESETS_DIR = path.resolve(import.meta.dirname, "../../configs");
 
 export function listPresets(): string[] {
-  return fs.readdirSync(PRESETS_DIR).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)).sort();
+  return fs
+    .readdirSync(PRESETS_DIR)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.slice(0, -5))
+    .sort();
 }
 
 export function presetFile(name: string): string {

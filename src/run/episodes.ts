@@ -17,7 +17,10 @@ export function sourceFromConfig(c: TrainConfig): TextSource {
 }
 
 export function slotsFromConfig(c: TrainConfig): AgentSlot[] {
-  return c.agents.map((kind, i) => ({ kind, adapter: kind === "learner" ? (c.sharedAdapter ? SHARED_ADAPTER_NAME : agentAdapterName(i)) : null }));
+  return c.agents.map((kind, i) => ({
+    kind,
+    adapter: kind === "learner" ? (c.sharedAdapter ? SHARED_ADAPTER_NAME : agentAdapterName(i)) : null,
+  }));
 }
 
 export interface ValidationOptions {
@@ -33,7 +36,14 @@ export interface ValidationOptions {
 export function validationEpisodes(o: ValidationOptions): Promise<EpisodeRun> {
   const c = o.config;
   return runEpisodes({
-    backend: o.backend, tokenizer: o.tokenizer, source: o.source, split: "val", slots: o.slots,
-    episodes: c.evalEpisodes, env: c, rng: new Rng(`${c.seed}/eval`), deliver: o.deliver,
+    backend: o.backend,
+    tokenizer: o.tokenizer,
+    source: o.source,
+    split: "val",
+    slots: o.slots,
+    episodes: c.evalEpisodes,
+    env: c,
+    rng: new Rng(`${c.seed}/eval`),
+    deliver: o.deliver,
   });
 }

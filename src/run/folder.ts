@@ -31,7 +31,11 @@ export class RunFolder {
 
   create(config: object): void {
     if (fs.existsSync(this.file(RUN_FILES.config))) {
-      throw new UserError("E_RUN_EXISTS", `${this.dir} already holds a run`, `resume it with --resume ${this.dir}, or choose another --out`);
+      throw new UserError(
+        "E_RUN_EXISTS",
+        `${this.dir} already holds a run`,
+        `resume it with --resume ${this.dir}, or choose another --out`,
+      );
     }
     fs.mkdirSync(this.dir, { recursive: true });
     writeFileAtomic(this.file(RUN_FILES.config), JSON.stringify(config, null, 2) + "\n");
@@ -45,7 +49,11 @@ export class RunFolder {
   trainConfig(): TrainConfig {
     const saved = this.readConfig().config;
     if (typeof saved !== "object" || saved === null) {
-      throw new UserError("E_BAD_RUN", `${this.file(RUN_FILES.config)} has no "config" object`, "is this a folder written by colloquy train?");
+      throw new UserError(
+        "E_BAD_RUN",
+        `${this.file(RUN_FILES.config)} has no "config" object`,
+        "is this a folder written by colloquy train?",
+      );
     }
     return resolveConfig([{ values: saved as Record<string, unknown>, where: this.file(RUN_FILES.config) }]);
   }
@@ -63,14 +71,17 @@ export class RunFolder {
     for (const name of [RUN_FILES.metrics, RUN_FILES.transcripts]) {
       const f = this.file(name);
       if (!fs.existsSync(f)) continue;
-      const kept = fs.readFileSync(f, "utf8").split("\n").filter((line) => {
-        if (!line.trim()) return false;
-        try {
-          return (JSON.parse(line) as { iteration: number }).iteration < next;
-        } catch {
-          return false;
-        }
-      });
+      const kept = fs
+        .readFileSync(f, "utf8")
+        .split("\n")
+        .filter((line) => {
+          if (!line.trim()) return false;
+          try {
+            return (JSON.parse(line) as { iteration: number }).iteration < next;
+          } catch {
+            return false;
+          }
+        });
       writeFileAtomic(f, kept.length ? kept.join("\n") + "\n" : "");
     }
   }
@@ -78,7 +89,11 @@ export class RunFolder {
   readMetrics(): Record<string, unknown>[] {
     const f = this.file(RUN_FILES.metrics);
     if (!fs.existsSync(f)) return [];
-    return fs.readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    return fs
+      .readFileSync(f, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   }
 
   /** Writes adapters/<agent>/ in PEFT's format from an adapter's plain data (Backend.exportAdapter). */

@@ -40,9 +40,29 @@ export interface MetricsLine {
 /** A line with every field null but the iteration and β (the initial evaluation's line fills its validation fields). */
 export function emptyLine(iteration: number, beta: number): MetricsLine {
   return {
-    iteration, reward: null, information_gain: null, learner_gain: null, oracle_gain: null, kl: null, kl_coef: beta, entropy: null,
-    grad_norm: null, state_tokens: null, messages: null, violations: null, honesty: null, talk: null, message_value: null,
-    clip_fraction: null, value_loss: null, tokens_per_s: null, time_generate: null, time_score: null, time_train: null,
-    val_information_gain: null, val_information_gain_no_messages: null, val_oracle_gain: null,
+    iteration,
+    reward: null,
+    information_gain: null,
+    learner_gain: null,
+    oracle_gain: null,
+    kl: null,
+    kl_coef: beta,
+    entropy: null,
+    grad_norm: null,
+    state_tokens: null,
+    messages: null,
+    violations: null,
+    honesty: null,
+    talk: null,
+    message_value: null,
+    clip_fraction: null,
+    value_loss: null,
+    tokens_per_s: null,
+    time_generate: null,
+    time_score: null,
+    time_train: null,
+    val_information_gain: null,
+    val_information_gain_no_messages: null,
+    val_oracle_gain: null,
   };
 }

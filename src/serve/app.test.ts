@@ -20,7 +20,16 @@ function tinyService(limits: Partial<ServeLimits> = {}, engine?: Engine): Servic
   const rng = new Rng(5);
   for (let i = 0; i < adapter.weights.data.length; i++) adapter.weights.data[i] = 0.3 * rng.normal();
   backend.addAdapter(adapter);
-  const setup = { backend, tokenizer: tinyTokenizer(), tokenizerPath: null, contextLength: 64, models: [{ id: "base", adapter: null }, { id: "kind", adapter: "kind" }] };
+  const setup = {
+    backend,
+    tokenizer: tinyTokenizer(),
+    tokenizerPath: null,
+    contextLength: 64,
+    models: [
+      { id: "base", adapter: null },
+      { id: "kind", adapter: "kind" },
+    ],
+  };
   return new Service(engine ?? new LocalEngine(setup), tinyTokenizer(), limits);
 }
 
@@ -77,13 +86,22 @@ interface CompletionChunk {
 }
 interface ChatChunk {
   object: string;
-  choices: { index: number; delta: { role?: string; content?: string }; logprobs: ChatLogprobs | null; finish_reason: FinishReason | null }[];
+  choices: {
+    index: number;
+    delta: { role?: string; content?: string };
+    logprobs: ChatLogprobs | null;
+    finish_reason: FinishReason | null;
+  }[];
   usage?: Usage;
 }
 
 /** A POST with a JSON body; `json` is the parsed answer (a T when the request succeeds), null for a stream. */
 async function post<T = Completion>(path: string, body: unknown): Promise<{ status: number; json: T; text: string }> {
-  const res = await app.request(path, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json" } });
+  const res = await app.request(path, {
+    method: "POST",
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+  });
   const text = await res.text();
   let json: unknown = null;
   try {
@@ -96,7 +114,10 @@ async function post<T = Completion>(path: string, body: unknown): Promise<{ stat
 
 /** The chunks of an SSE body; checks that it ends with [DONE]. */
 function events<T>(text: string): T[] {
-  const datas = text.split("\n\n").filter((s) => s.trim()).map((s) => s.replace(/^data: /, ""));
+  const datas = text
+    .split("\n\n")
+    .filter((s) => s.trim())
+    .map((s) => s.replace(/^data: /, ""));
   assert.equal(datas.at(-1), "[DONE]");
   return datas.slice(0, -1).map((d) => JSON.parse(d));
 }
@@ -111,9 +132,12 @@ function assertError(r: { status: number; json: unknown }, status: number, param
 
 test("GET /v1/models lists the base model and each adapter", async () => {
   const res = await app.request("/v1/models");
-  const body = await res.json() as { object: string; data: { id: string }[] };
+  const body = (await res.json()) as { object: string; data: { id: string }[] };
   assert.equal(body.object, "list");
-  assert.deepEqual(body.data.map((m) => m.id), ["base", "kind"]);
+  assert.deepEqual(
+    body.data.map((m) => m.id),
+    ["base", "kind"],
+  );
   assert.equal((await app.request("/v1/models/kind")).status, 200);
   assert.equal((await app.request("/v1/models/nope")).status, 404);
 });
@@ -123,13 +147,19 @@ test("completions: OpenAI's shape, usage, n × prompts, and the same seed gives 
   const a = await post("/v1/completions", req);
   assert.equal(a.status, 200, a.text);
   assert.equal(a.json.object, "text_completion");
-  assert.deepEqual(a.json.choices.map((c) => c.index), [0, 1, 2, 3]);
+  assert.deepEqual(
+    a.json.choices.map((c) => c.index),
+    [0, 1, 2, 3],
+  );
   for (const c of a.json.choices) assert.ok(["stop", "length"].includes(c.finish_reason));
   assert.equal(a.json.usage.total_tokens, a.json.usage.prompt_tokens + a.json.usage.completion_tokens);
   const b = await post("/v1/completions", req);
   assert.deepEqual(b.json.choices, a.json.choices);
   const c = await post("/v1/completions", { ...req, seed: 8 });
-  assert.notDeepEqual(c.json.choices.map((x) => x.text), a.json.choices.map((x) => x.text));
+  assert.notDeepEqual(
+    c.json.choices.map((x) => x.text),
+    a.json.choices.map((x) => x.text),
+  );
   // token-id prompts work too, default max_tokens is 16
   const ids = await post("/v1/completions", { model: "base", prompt: [5, 6, 7], temperature: 0 });
   assert.equal(ids.status, 200);
@@ -137,9 +167,25 @@ test("completions: OpenAI's shape, usage, n × prompts, and the same seed gives 
 });
 
 test("a seeded row gives the same tokens alone or batched with other rows", async () => {
-  const core = new EngineCore({ backend: new CpuBackend(tinyModel()), tokenizer: tinyTokenizer(), tokenizerPath: null, contextLength: 64, models: [] });
+  const core = new EngineCore({
+    backend: new CpuBackend(tinyModel()),
+    tokenizer: tinyTokenizer(),
+    tokenizerPath: null,
+    contextLength: 64,
+    models: [],
+  });
   const row = (p: string, seed: number): EngineRow => ({
-    adapter: null, prompt: tinyTokenizer().encode(p), maxTokens: 12, temperature: 1, topP: 1, topK: 0, stop: [], seed, stream: false, logprobs: null, echo: false,
+    adapter: null,
+    prompt: tinyTokenizer().encode(p),
+    maxTokens: 12,
+    temperature: 1,
+    topP: 1,
+    topK: 0,
+    stop: [],
+    seed,
+    stream: false,
+    logprobs: null,
+    echo: false,
   });
   const [alone] = await core.run([row("Alice has the key", 7)], () => {});
   const batch = await core.run([row("Bob went to the market", 1), row("Alice has the key", 7), row("x", 3)], () => {});
@@ -159,12 +205,23 @@ test("streaming gives the same text as a plain request, in chunks, then [DONE]",
   const streamed = await post("/v1/completions", { ...req, stream: true, stream_options: { include_usage: true } });
   assert.equal(streamed.status, 200);
   const chunks = events<CompletionChunk>(streamed.text);
-  const text = chunks.filter((c) => c.choices.length).map((c) => c.choices[0].text).join("");
+  const text = chunks
+    .filter((c) => c.choices.length)
+    .map((c) => c.choices[0].text)
+    .join("");
   assert.equal(text, plain.json.choices[0].text);
   assert.equal(chunks.at(-2)!.choices[0].finish_reason, plain.json.choices[0].finish_reason);
   assert.deepEqual(chunks.at(-1)!.usage, plain.json.usage);
 
-  const chatReq = { model: "base", messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Who has the key?" }], max_tokens: 6, seed: 1 };
+  const chatReq = {
+    model: "base",
+    messages: [
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "Who has the key?" },
+    ],
+    max_tokens: 6,
+    seed: 1,
+  };
   const chat = await post<ChatCompletion>("/v1/chat/completions", chatReq);
   assert.equal(chat.json.object, "chat.completion");
   assert.equal(chat.json.choices[0].message.role, "assistant");
@@ -204,7 +261,13 @@ test("logprobs: completions (top-k, echo, offsets) and chat (top_logprobs)", asy
   const last = n - 1;
   assert.ok(Math.abs(Math.max(...Object.values(lp.top_logprobs[last]!)) - lp.token_logprobs[last]!) < 1e-6);
 
-  const chat = await post<ChatCompletion>("/v1/chat/completions", { model: "kind", messages: [{ role: "user", content: "hi" }], max_tokens: 3, logprobs: true, top_logprobs: 2 });
+  const chat = await post<ChatCompletion>("/v1/chat/completions", {
+    model: "kind",
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 3,
+    logprobs: true,
+    top_logprobs: 2,
+  });
   const content = chat.json.choices[0].logprobs!.content;
   assert.equal(content.length, chat.json.usage.completion_tokens);
   for (const t of content) {
@@ -234,9 +297,16 @@ test("bad requests get OpenAI-shaped 4xx errors and the server keeps working", a
   assertError(await post("/v1/chat/completions", { model: "base", messages: [] }), 400, "messages");
   assertError(await post("/v1/chat/completions", { model: "base", messages: [{ role: "robot", content: "x" }] }), 400, "messages[0].role");
   assertError(await post("/v1/chat/completions", { model: "base", messages: [{ role: "user", content: [{ type: "image_url" }] }] }), 400);
-  assertError(await post("/v1/chat/completions", { model: "base", messages: [{ role: "user", content: "x" }], top_logprobs: 2 }), 400, "top_logprobs");
+  assertError(
+    await post("/v1/chat/completions", { model: "base", messages: [{ role: "user", content: "x" }], top_logprobs: 2 }),
+    400,
+    "top_logprobs",
+  );
   assertError(await post("/v1/nothing", {}), 404);
-  const big = await app.request("/v1/completions", { method: "POST", body: JSON.stringify({ model: "base", prompt: "x".repeat(2 << 20) }) });
+  const big = await app.request("/v1/completions", {
+    method: "POST",
+    body: JSON.stringify({ model: "base", prompt: "x".repeat(2 << 20) }),
+  });
   assertError({ status: big.status, json: await big.json() }, 413);
   const ok = await post("/v1/completions", { model: "base", prompt: "x", max_tokens: 2 });
   assert.equal(ok.status, 200);
@@ -258,7 +328,7 @@ test("a bug in the engine is a 500 with a message, and the next request is serve
   const req = { method: "POST", body: JSON.stringify({ model: "base", prompt: "x", max_tokens: 2 }) };
   const r1 = await a.request("/v1/completions", req);
   assert.equal(r1.status, 500);
-  const body = await r1.json() as ErrorBody;
+  const body = (await r1.json()) as ErrorBody;
   assert.match(body.error.message, /boom/);
   assert.equal(body.error.type, "server_error");
   assert.equal(bugs.length, 1);

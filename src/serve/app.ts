@@ -31,15 +31,29 @@ export function createApp(svc: Service, opts: AppOptions = {}): Hono {
   });
   app.notFound((c) => errorResponse(c, new ApiError(404, `unknown request URL: ${c.req.method} ${c.req.path}`, { code: "unknown_url" })));
 
-  app.get("/health", (c) => c.json({ status: svc.draining ? "draining" : "ok", queued: svc.queue.queued, busy: svc.queue.busy, ...svc.queue.stats }));
+  app.get("/health", (c) =>
+    c.json({ status: svc.draining ? "draining" : "ok", queued: svc.queue.queued, busy: svc.queue.busy, ...svc.queue.stats }),
+  );
 
-  const modelCard = (id: string) => ({ id, object: "model", created: svc.created, owned_by: "colloquy", max_model_len: svc.engine.info.contextLength });
+  const modelCard = (id: string) => ({
+    id,
+    object: "model",
+    created: svc.created,
+    owned_by: "colloquy",
+    max_model_len: svc.engine.info.contextLength,
+  });
   app.get("/v1/models", (c) => c.json({ object: "list", data: svc.modelList.map((m) => modelCard(m.id)) }));
   app.get("/v1/models/:id", (c) => c.json(modelCard(svc.model(c.req.param("id")).id)));
 
   const limit = bodyLimit({
     maxSize: svc.limits.maxBodyBytes,
-    onError: (c) => errorResponse(c, new ApiError(413, `the request body is larger than ${svc.limits.maxBodyBytes} bytes (--max-body-bytes)`, { code: "request_too_large" })),
+    onError: (c) =>
+      errorResponse(
+        c,
+        new ApiError(413, `the request body is larger than ${svc.limits.maxBodyBytes} bytes (--max-body-bytes)`, {
+          code: "request_too_large",
+        }),
+      ),
   });
   const generation = (handler: (svc: Service, body: unknown, signal: AbortSignal) => Promise<Response>) => async (c: Context) => {
     if (svc.draining) throw new ApiError(503, "the server is shutting down", { code: "server_shutting_down" });

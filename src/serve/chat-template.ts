@@ -31,10 +31,11 @@ export interface ChatFormat {
 const LABELS: Record<string, string> = { system: "System", developer: "System", user: "User", assistant: "Assistant", tool: "Tool" };
 
 /** The fallback template, as documented in `colloquy serve --help`. */
-export const FALLBACK_TEMPLATE_DOC = 'one line per message, "System: …", "User: …", "Assistant: …", then "Assistant:" (the reply follows; generation stops at "\\nUser:", "\\nAssistant:", "\\nSystem:" or "\\nTool:")';
+export const FALLBACK_TEMPLATE_DOC =
+  'one line per message, "System: …", "User: …", "Assistant: …", then "Assistant:" (the reply follows; generation stops at "\\nUser:", "\\nAssistant:", "\\nSystem:" or "\\nTool:")';
 
 export function fallbackLabel(role: string): string {
-  return LABELS[role] ?? (role.charAt(0).toUpperCase() + role.slice(1));
+  return LABELS[role] ?? role.charAt(0).toUpperCase() + role.slice(1);
 }
 
 /** The plain fallback: "System: …\nUser: …\nAssistant: …\nAssistant:". */

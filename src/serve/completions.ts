@@ -49,15 +49,20 @@ export async function completions(svc: Service, body: unknown, signal: AbortSign
     const gen = legacyLogprobs(r.tokens ?? [], echoText(k).length);
     if (!echoed) return gen;
     return {
-      tokens: [...echoed.tokens, ...gen.tokens], token_logprobs: [...echoed.token_logprobs, ...gen.token_logprobs],
-      top_logprobs: [...echoed.top_logprobs, ...gen.top_logprobs], text_offset: [...echoed.text_offset, ...gen.text_offset],
+      tokens: [...echoed.tokens, ...gen.tokens],
+      token_logprobs: [...echoed.token_logprobs, ...gen.token_logprobs],
+      top_logprobs: [...echoed.top_logprobs, ...gen.top_logprobs],
+      text_offset: [...echoed.text_offset, ...gen.text_offset],
     };
   };
 
   if (!params.stream) {
     const results = await svc.run(rows, undefined, signal);
     return Response.json({
-      id, object: "text_completion", created, model: params.model,
+      id,
+      object: "text_completion",
+      created,
+      model: params.model,
       choices: results.map((r, k) => ({ index: k, text: echoText(k) + r.text, logprobs: logprobsOf(k, r), finish_reason: r.finishReason })),
       usage: svc.usage(prompts, results),
     });
@@ -67,28 +72,35 @@ export async function completions(svc: Service, body: unknown, signal: AbortSign
   const chunk = (index: number, text: string, logprobs: LegacyLogprobs | null, finish: string | null) =>
     sse.send({ id, object: "text_completion", created, model: params.model, choices: [{ index, text, logprobs, finish_reason: finish }] });
   const streams = rows.map(() => new TextStream(params.stop));
-  const running = svc.run(rows, (k, text) => {
-    const delta = streams[k].update(text);
-    if (delta) chunk(k, delta, null, null);
-  }, sse.signal);
+  const running = svc.run(
+    rows,
+    (k, text) => {
+      const delta = streams[k].update(text);
+      if (delta) chunk(k, delta, null, null);
+    },
+    sse.signal,
+  );
   if (params.echo && params.logprobs === null) rows.forEach((_, k) => chunk(k, echoText(k), null, null));
-  running.then((results) => {
-    results.forEach((r, k) => {
-      if (params.logprobs !== null) {
-        // not streamed as it was generated (the top-k pass runs after generation): one chunk per token now
-        let offset = 0;
-        for (const t of [...(params.echo ? r.promptTokens ?? [] : []), ...(r.tokens ?? [])]) {
-          chunk(k, t.text, legacyLogprobs([t], offset), null);
-          offset += t.width;
+  running
+    .then((results) => {
+      results.forEach((r, k) => {
+        if (params.logprobs !== null) {
+          // not streamed as it was generated (the top-k pass runs after generation): one chunk per token now
+          let offset = 0;
+          for (const t of [...(params.echo ? (r.promptTokens ?? []) : []), ...(r.tokens ?? [])]) {
+            chunk(k, t.text, legacyLogprobs([t], offset), null);
+            offset += t.width;
+          }
+        } else {
+          const rest = streams[k].finish(r.text);
+          if (rest) chunk(k, rest, null, null);
         }
-      } else {
-        const rest = streams[k].finish(r.text);
-        if (rest) chunk(k, rest, null, null);
-      }
-      chunk(k, "", null, r.finishReason);
-    });
-    if (params.includeUsage) sse.send({ id, object: "text_completion", created, model: params.model, choices: [], usage: svc.usage(prompts, results) });
-    sse.end();
-  }).catch((e) => sse.fail(e));
+        chunk(k, "", null, r.finishReason);
+      });
+      if (params.includeUsage)
+        sse.send({ id, object: "text_completion", created, model: params.model, choices: [], usage: svc.usage(prompts, results) });
+      sse.end();
+    })
+    .catch((e) => sse.fail(e));
   return sse.response;
 }

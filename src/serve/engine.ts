@@ -83,7 +83,10 @@ export class EngineCore {
   async run(rows: readonly EngineRow[], onText: OnText): Promise<RowResult[]> {
     const { backend, tokenizer: tok } = this.setup;
     const requests: SampleRequest[] = rows.map((r) => ({
-      prompt: r.prompt, adapter: r.adapter, maxTokens: r.maxTokens, stopStrings: r.stop,
+      prompt: r.prompt,
+      adapter: r.adapter,
+      maxTokens: r.maxTokens,
+      stopStrings: r.stop,
       sampling: { temperature: r.temperature, topP: r.topP, topK: r.topK },
     }));
     const decode = (ids: number[], row: number): string => {
@@ -91,10 +94,15 @@ export class EngineCore {
       if (rows[row].stream) onText(row, text);
       return text;
     };
-    const results = await backend.sample(requests, rows.map((r) => r.seed), decode);
+    const results = await backend.sample(
+      requests,
+      rows.map((r) => r.seed),
+      decode,
+    );
     // the rows that ask for top-k alternatives or the prompt's log-probs: a second pass, all of them in one call
     const sequences = results.map((g, i) => [...rows[i].prompt, ...(g.finishReason === "eos" ? g.ids.slice(0, -1) : g.ids)]);
-    const passRows: TopLogprobsRequest[] = [], passOf: number[] = rows.map(() => -1);
+    const passRows: TopLogprobsRequest[] = [],
+      passOf: number[] = rows.map(() => -1);
     rows.forEach((r, i) => {
       if (r.logprobs === null || !(r.logprobs > 0 || r.echo)) return;
       passOf[i] = passRows.length;
@@ -103,7 +111,13 @@ export class EngineCore {
     const passes = passRows.length ? await backend.topLogprobs(passRows) : [];
     return results.map((g, i) => {
       const r = rows[i];
-      const out: RowResult = { ids: g.ids, text: g.text ?? "", finishReason: g.finishReason === "length" ? "length" : "stop", tokens: null, promptTokens: null };
+      const out: RowResult = {
+        ids: g.ids,
+        text: g.text ?? "",
+        finishReason: g.finishReason === "length" ? "length" : "stop",
+        tokens: null,
+        promptTokens: null,
+      };
       if (r.logprobs === null) return out;
       const all = sequences[i];
       const from = r.echo ? 1 : r.prompt.length;
@@ -111,7 +125,9 @@ export class EngineCore {
       const info = (t: number): TokenInfo => {
         const p = pass?.[t - from];
         return {
-          id: all[t], ...tokenText(tok, all, t), logprob: p ? p.logprob : g.logprobs[t - r.prompt.length],
+          id: all[t],
+          ...tokenText(tok, all, t),
+          logprob: p ? p.logprob : g.logprobs[t - r.prompt.length],
           top: r.logprobs! > 0 && p ? p.top.map((a) => ({ id: a.id, logprob: a.logprob, text: tokenText(tok, all, t, a.id).text })) : null,
         };
       };

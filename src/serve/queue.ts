@@ -52,11 +52,19 @@ export class BatchQueue {
   submit(rows: readonly EngineRow[], onText: (row: number, text: string) => void = () => {}, signal?: AbortSignal): Promise<RowResult[]> {
     if (this.closed) throw new ApiError(503, "the server is shutting down", { code: "server_shutting_down" });
     if (rows.length > this.opts.maxBatch) {
-      throw new ApiError(400, `this request asks for ${rows.length} completions (prompts × n); the server runs at most ${this.opts.maxBatch} in one batch (--max-batch)`, { param: "n" });
+      throw new ApiError(
+        400,
+        `this request asks for ${rows.length} completions (prompts × n); the server runs at most ${this.opts.maxBatch} in one batch (--max-batch)`,
+        { param: "n" },
+      );
     }
     if (this.waiting.length >= this.opts.maxQueue) {
       this.stats.refused++;
-      throw new ApiError(429, `the server is busy: ${this.waiting.length} requests are waiting (--max-queue ${this.opts.maxQueue}); retry later`, { type: "requests", code: "rate_limit_exceeded" });
+      throw new ApiError(
+        429,
+        `the server is busy: ${this.waiting.length} requests are waiting (--max-queue ${this.opts.maxQueue}); retry later`,
+        { type: "requests", code: "rate_limit_exceeded" },
+      );
     }
     return new Promise((resolve, reject) => {
       const job: Job = { rows, onText, resolve, reject, cancelled: false, failed: null };
@@ -72,7 +80,8 @@ export class BatchQueue {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    for (const job of this.waiting.splice(0)) job.reject(new ApiError(503, "the server is shutting down", { code: "server_shutting_down" }));
+    for (const job of this.waiting.splice(0))
+      job.reject(new ApiError(503, "the server is shutting down", { code: "server_shutting_down" }));
     await this.running;
   }
 

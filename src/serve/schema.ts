@@ -96,7 +96,8 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const param = paramName(issue.path);
-  if (issue.code === "invalid_type" && issue.input === undefined) throw badRequest(`you must provide '${param}'`, param, "missing_required_parameter");
+  if (issue.code === "invalid_type" && issue.input === undefined)
+    throw badRequest(`you must provide '${param}'`, param, "missing_required_parameter");
   throw badRequest(`invalid value for '${param ?? "body"}': ${issue.message}`, param, "invalid_value");
 }
 
@@ -110,8 +111,15 @@ function commonParams(b: z.infer<typeof completionSchema> | z.infer<typeof chatS
   refuse(Object.keys(b.logit_bias ?? {}).length > 0, "logit_bias", "leave it out or {}");
   const stop = b.stop == null ? [] : typeof b.stop === "string" ? [b.stop] : b.stop;
   return {
-    model: b.model, temperature: b.temperature ?? 1, topP: b.top_p ?? 1, topK: Math.max(0, b.top_k ?? 0), n: b.n ?? 1,
-    stop: stop.filter((s) => s !== ""), seed: b.seed ?? null, stream: b.stream ?? false, includeUsage: b.stream_options?.include_usage ?? false,
+    model: b.model,
+    temperature: b.temperature ?? 1,
+    topP: b.top_p ?? 1,
+    topK: Math.max(0, b.top_k ?? 0),
+    n: b.n ?? 1,
+    stop: stop.filter((s) => s !== ""),
+    seed: b.seed ?? null,
+    stream: b.stream ?? false,
+    includeUsage: b.stream_options?.include_usage ?? false,
   };
 }
 
@@ -119,9 +127,12 @@ export function parseCompletion(body: unknown): CompletionParams {
   const b = parse(completionSchema, body);
   refuse(b.suffix != null && b.suffix !== "", "suffix", "insertion is not implemented");
   refuse(b.best_of != null && b.best_of !== (b.n ?? 1), "best_of", "it must equal n");
-  const prompts = typeof b.prompt === "string" ? [b.prompt]
-    : typeof b.prompt[0] === "number" ? [b.prompt as number[]]
-    : (b.prompt as (string | number[])[]);
+  const prompts =
+    typeof b.prompt === "string"
+      ? [b.prompt]
+      : typeof b.prompt[0] === "number"
+        ? [b.prompt as number[]]
+        : (b.prompt as (string | number[])[]);
   return { ...commonParams(b), maxTokens: b.max_tokens ?? 16, logprobs: b.logprobs ?? null, prompts, echo: b.echo ?? false };
 }
 
@@ -130,17 +141,24 @@ export function parseChat(body: unknown): ChatParams {
   refuse((b.tools?.length ?? 0) > 0, "tools", "tool calls are not implemented");
   refuse((b.functions?.length ?? 0) > 0, "functions", "function calls are not implemented");
   refuse(b.response_format != null && b.response_format.type !== "text", "response_format", 'only {"type": "text"}');
-  if (b.top_logprobs != null && !b.logprobs) throw badRequest("'top_logprobs' needs 'logprobs' set to true", "top_logprobs", "invalid_value");
+  if (b.top_logprobs != null && !b.logprobs)
+    throw badRequest("'top_logprobs' needs 'logprobs' set to true", "top_logprobs", "invalid_value");
   const messages: ChatMessage[] = b.messages.map((m, i) => {
     let content = "";
     if (typeof m.content === "string") content = m.content;
     else if (Array.isArray(m.content)) {
-      content = m.content.map((p, j) => {
-        if (p.type !== "text" || typeof p.text !== "string") {
-          throw badRequest(`content part of type '${p.type}' is not supported (only text)`, `messages[${i}].content[${j}].type`, "unsupported_parameter");
-        }
-        return p.text;
-      }).join("");
+      content = m.content
+        .map((p, j) => {
+          if (p.type !== "text" || typeof p.text !== "string") {
+            throw badRequest(
+              `content part of type '${p.type}' is not supported (only text)`,
+              `messages[${i}].content[${j}].type`,
+              "unsupported_parameter",
+            );
+          }
+          return p.text;
+        })
+        .join("");
     }
     return m.name === undefined ? { role: m.role, content } : { role: m.role, content, name: m.name };
   });

@@ -56,7 +56,10 @@ export class Service {
   model(name: string): ServedModel {
     const m = this.models.get(name);
     if (!m) {
-      throw new ApiError(404, `The model '${name}' does not exist (served: ${[...this.models.keys()].join(", ")})`, { param: "model", code: "model_not_found" });
+      throw new ApiError(404, `The model '${name}' does not exist (served: ${[...this.models.keys()].join(", ")})`, {
+        param: "model",
+        code: "model_not_found",
+      });
     }
     return m;
   }
@@ -90,16 +93,29 @@ export class Service {
   }
 
   /** The engine rows of a request: each prompt n times, each row with its own seed; max tokens capped by the context. */
-  rows(params: CommonParams, model: ServedModel, prompts: readonly Prompt[], opts: { extraStop?: string[]; echo?: boolean; defaultMaxTokens: "context" | number }): EngineRow[] {
+  rows(
+    params: CommonParams,
+    model: ServedModel,
+    prompts: readonly Prompt[],
+    opts: { extraStop?: string[]; echo?: boolean; defaultMaxTokens: "context" | number },
+  ): EngineRow[] {
     const context = this.engine.info.contextLength;
     for (const [i, p] of prompts.entries()) {
       if (p.ids.length > this.limits.maxPromptTokens || p.ids.length >= context) {
         const limit = Math.min(this.limits.maxPromptTokens, context - 1);
-        throw badRequest(`prompt ${i} has ${p.ids.length} tokens; this server takes at most ${limit} (the model's context is ${context} tokens)`, "prompt", "context_length_exceeded");
+        throw badRequest(
+          `prompt ${i} has ${p.ids.length} tokens; this server takes at most ${limit} (the model's context is ${context} tokens)`,
+          "prompt",
+          "context_length_exceeded",
+        );
       }
     }
     if (prompts.length * params.n > this.limits.maxBatch) {
-      throw badRequest(`this request asks for ${prompts.length * params.n} completions (prompts × n); the server runs at most ${this.limits.maxBatch} in one batch (--max-batch)`, "n", "invalid_value");
+      throw badRequest(
+        `this request asks for ${prompts.length * params.n} completions (prompts × n); the server runs at most ${this.limits.maxBatch} in one batch (--max-batch)`,
+        "n",
+        "invalid_value",
+      );
     }
     const seedRng = params.seed === null ? null : new Rng(params.seed);
     const stop = [...params.stop, ...(opts.extraStop ?? [])];
@@ -109,10 +125,17 @@ export class Service {
       const asked = params.maxTokens ?? (opts.defaultMaxTokens === "context" ? room : opts.defaultMaxTokens);
       for (let c = 0; c < params.n; c++) {
         rows.push({
-          adapter: model.adapter, prompt: p.ids, maxTokens: Math.min(asked, room),
-          temperature: params.temperature, topP: params.topP, topK: params.topK, stop,
+          adapter: model.adapter,
+          prompt: p.ids,
+          maxTokens: Math.min(asked, room),
+          temperature: params.temperature,
+          topP: params.topP,
+          topK: params.topK,
+          stop,
           seed: seedRng ? seedRng.fork(rows.length).u32() : this.rng.u32(),
-          stream: params.stream && params.logprobs === null, logprobs: params.logprobs, echo: opts.echo ?? false,
+          stream: params.stream && params.logprobs === null,
+          logprobs: params.logprobs,
+          echo: opts.echo ?? false,
         });
       }
     }
@@ -124,7 +147,10 @@ export class Service {
   }
 
   /** OpenAI's usage block: each prompt counted once, every generated token (a final EOS included). */
-  usage(prompts: readonly Prompt[], results: readonly RowResult[]): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  usage(
+    prompts: readonly Prompt[],
+    results: readonly RowResult[],
+  ): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
     const p = prompts.reduce((s, x) => s + x.ids.length, 0);
     const c = results.reduce((s, r) => s + r.ids.length, 0);
     return { prompt_tokens: p, completion_tokens: c, total_tokens: p + c };

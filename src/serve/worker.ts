@@ -27,8 +27,11 @@ export interface WorkerError {
 export function workerError(e: unknown): WorkerError {
   const err = e as Error & { code?: string; hint?: string };
   return {
-    userError: isUserError(e), code: isUserError(e) ? e.code : null, message: err?.message ?? String(e),
-    hint: isUserError(e) ? (e.hint ?? null) : null, stack: err?.stack ?? null,
+    userError: isUserError(e),
+    code: isUserError(e) ? e.code : null,
+    message: err?.message ?? String(e),
+    hint: isUserError(e) ? (e.hint ?? null) : null,
+    stack: err?.stack ?? null,
   };
 }
 

@@ -55,5 +55,12 @@ test("equal entries without a tie-break come out in a fixed order (the same push
     return drain(h).map((e) => e.key);
   };
   assert.deepEqual(run(), run());
-  assert.deepEqual(new Set(run().slice(0, 16).map((k) => k % 3)), new Set([2]));
+  assert.deepEqual(
+    new Set(
+      run()
+        .slice(0, 16)
+        .map((k) => k % 3),
+    ),
+    new Set([2]),
+  );
 });

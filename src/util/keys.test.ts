@@ -46,19 +46,46 @@ test("repeatable flags keep every value; verbatim ones keep commas and spaces", 
 });
 
 test("bad values and unknown flags are one-line errors naming the flag as given", () => {
-  assert.match(userError(() => parseArgv(["--state-tokens=0"], TABLE, "t")), /^error\[E_BAD_VALUE\]: --state-tokens=0: too small/);
-  assert.match(userError(() => parseArgv(["--stateTokens=x"], TABLE, "t")), /--stateTokens=x: expected a number, got "x"/);
-  assert.match(userError(() => parseArgv(["--deliver=yes"], TABLE, "t")), /expected true or false/);
-  assert.match(userError(() => parseArgv(["--agents=x"], TABLE, "t")), /--agents=x: too small/);
-  assert.match(userError(() => parseArgv(["--bogus=1"], TABLE, "t")), /unknown flag --bogus for colloquy t/);
-  assert.match(userError(() => parseArgv(["--stateTokens"], TABLE, "t")), /--stateTokens needs a value/);
+  assert.match(
+    userError(() => parseArgv(["--state-tokens=0"], TABLE, "t")),
+    /^error\[E_BAD_VALUE\]: --state-tokens=0: too small/,
+  );
+  assert.match(
+    userError(() => parseArgv(["--stateTokens=x"], TABLE, "t")),
+    /--stateTokens=x: expected a number, got "x"/,
+  );
+  assert.match(
+    userError(() => parseArgv(["--deliver=yes"], TABLE, "t")),
+    /expected true or false/,
+  );
+  assert.match(
+    userError(() => parseArgv(["--agents=x"], TABLE, "t")),
+    /--agents=x: too small/,
+  );
+  assert.match(
+    userError(() => parseArgv(["--bogus=1"], TABLE, "t")),
+    /unknown flag --bogus for colloquy t/,
+  );
+  assert.match(
+    userError(() => parseArgv(["--stateTokens"], TABLE, "t")),
+    /--stateTokens needs a value/,
+  );
 });
 
 test("layers: defaults, then each layer, every key checked where it came from", () => {
-  const r = resolveKeys(TABLE, [{ values: { stateTokens: 8, agents: ["p", "q", "r"] }, where: "cfg.json" }, { values: { stateTokens: 4 }, where: "flags" }]);
+  const r = resolveKeys(TABLE, [
+    { values: { stateTokens: 8, agents: ["p", "q", "r"] }, where: "cfg.json" },
+    { values: { stateTokens: 4 }, where: "flags" },
+  ]);
   assert.deepEqual(r, { ...defaults(TABLE), stateTokens: 4, agents: ["p", "q", "r"] });
-  assert.match(userError(() => resolveKeys(TABLE, [{ values: { stateTokens: "8" }, where: "cfg.json" }])), /^error\[E_BAD_CONFIG\]: cfg.json: stateTokens: invalid input/);
-  assert.match(userError(() => resolveKeys(TABLE, [{ values: { nope: 1 }, where: "cfg.json" }])), /cfg.json: unknown key "nope"/);
+  assert.match(
+    userError(() => resolveKeys(TABLE, [{ values: { stateTokens: "8" }, where: "cfg.json" }])),
+    /^error\[E_BAD_CONFIG\]: cfg.json: stateTokens: invalid input/,
+  );
+  assert.match(
+    userError(() => resolveKeys(TABLE, [{ values: { nope: 1 }, where: "cfg.json" }])),
+    /cfg.json: unknown key "nope"/,
+  );
 });
 
 test("defaults are copies: changing one leaves the table's default alone", () => {

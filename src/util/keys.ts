@@ -4,7 +4,7 @@
  * same one-line errors wherever a key is read), the parsing of command lines and the --help text, so that none of
  * them can drift from the others. Values flow one way: defaults → config files → flags.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { UserError } from "./errors.ts";
 import { readJsonFile } from "./fs.ts";
 
@@ -22,7 +22,12 @@ export type KeyTable = Record<string, KeyDef>;
 export type Values<K extends KeyTable> = { -readonly [k in keyof K]: z.output<K[k]["type"]> };
 
 /** A key definition (a helper that keeps the default's type tied to the schema's). */
-export function key<T extends z.ZodType>(type: T, def: z.output<T>, about: string, more: Omit<KeyDef<T>, "type" | "default" | "about"> = {}): KeyDef<T> {
+export function key<T extends z.ZodType>(
+  type: T,
+  def: z.output<T>,
+  about: string,
+  more: Omit<KeyDef<T>, "type" | "default" | "about"> = {},
+): KeyDef<T> {
   return { type, default: def, about, ...more };
 }
 
@@ -67,16 +72,19 @@ export function fromText(def: KeyDef, text: string, label: string): unknown {
   const scalar = (k: string, s: string): unknown => {
     if (k === "number") {
       const n = Number(s);
-      if (s.trim() === "" || !Number.isFinite(n)) throw new UserError("E_BAD_VALUE", `${label}: expected a number, got "${s}"`, `${def.about}; ${HELP_HINT}`);
+      if (s.trim() === "" || !Number.isFinite(n))
+        throw new UserError("E_BAD_VALUE", `${label}: expected a number, got "${s}"`, `${def.about}; ${HELP_HINT}`);
       return n;
     }
     if (k === "boolean") {
-      if (s !== "true" && s !== "false") throw new UserError("E_BAD_VALUE", `${label}: expected true or false, got "${s}"`, `${def.about}; ${HELP_HINT}`);
+      if (s !== "true" && s !== "false")
+        throw new UserError("E_BAD_VALUE", `${label}: expected true or false, got "${s}"`, `${def.about}; ${HELP_HINT}`);
       return s === "true";
     }
     return s;
   };
-  const list = (s: string, el: z.ZodType | undefined) => (s === "" ? [] : s.split(",").map((x) => scalar(el ? kindOf(el).kind : "string", x.trim())));
+  const list = (s: string, el: z.ZodType | undefined) =>
+    s === "" ? [] : s.split(",").map((x) => scalar(el ? kindOf(el).kind : "string", x.trim()));
   if (kind === "array") return def.verbatim ? [text] : list(text, element);
   if (kind === "union" && options?.some((o) => kindOf(o).kind === "array")) {
     const array = options.find((o) => kindOf(o).kind === "array")!;
@@ -121,23 +129,31 @@ export function parseArgv(argv: readonly string[], table: KeyTable, command: str
     }
     const m = /^--([^=]+)(?:=([\s\S]*))?$/.exec(arg);
     if (!m) {
-      if (/^-[^\d.]/.test(arg)) throw new UserError("E_UNKNOWN_FLAG", `unknown flag ${arg} for colloquy ${command}`, `see colloquy ${command} --help`);
+      if (/^-[^\d.]/.test(arg))
+        throw new UserError("E_UNKNOWN_FLAG", `unknown flag ${arg} for colloquy ${command}`, `see colloquy ${command} --help`);
       out.positionals.push(arg);
       continue;
     }
     let [, name, text] = m as unknown as [string, string, string | undefined];
     let k = names.get(name);
-    if (k === undefined && name.startsWith("no-") && names.has(name.slice(3)) && kindOf(table[names.get(name.slice(3))!].type).kind === "boolean") {
+    if (
+      k === undefined &&
+      name.startsWith("no-") &&
+      names.has(name.slice(3)) &&
+      kindOf(table[names.get(name.slice(3))!].type).kind === "boolean"
+    ) {
       if (text !== undefined) throw new UserError("E_BAD_VALUE", `--${name} takes no value`);
       k = names.get(name.slice(3))!;
       text = "false";
     }
-    if (k === undefined) throw new UserError("E_UNKNOWN_FLAG", `unknown flag --${name} for colloquy ${command}`, `see colloquy ${command} --help`);
+    if (k === undefined)
+      throw new UserError("E_UNKNOWN_FLAG", `unknown flag --${name} for colloquy ${command}`, `see colloquy ${command} --help`);
     const def = table[k];
     if (text === undefined) {
       const next = argv[i + 1];
       if (kindOf(def.type).kind === "boolean") text = next === "true" || next === "false" ? argv[++i] : "true";
-      else if (next === undefined || (next.startsWith("--") && next.length > 2)) throw new UserError("E_BAD_FLAG", `--${name} needs a value`, `see colloquy ${command} --help`);
+      else if (next === undefined || (next.startsWith("--") && next.length > 2))
+        throw new UserError("E_BAD_FLAG", `--${name} needs a value`, `see colloquy ${command} --help`);
       else text = argv[++i];
     }
     const label = `--${name}=${text}`;
@@ -178,7 +194,8 @@ function placeholder(d: KeyDef): string {
 /** A config file: a JSON object of keys (its "description", if any, is documentation, not a key). */
 export function readConfigFile(file: string): Record<string, unknown> {
   const raw = readJsonFile(file, "config file");
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new UserError("E_BAD_CONFIG", `${file}: a config is a JSON object`);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new UserError("E_BAD_CONFIG", `${file}: a config is a JSON object`);
   const { description: _d, ...rest } = raw as Record<string, unknown>;
   return rest;
 }

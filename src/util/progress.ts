@@ -11,12 +11,15 @@ export interface Progress {
 export function progress(label: string, total: number, opts: { quiet?: boolean } = {}): Progress {
   if (opts.quiet) return { update() {}, stop() {} };
   if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar({
-      format: `${label} [{bar}] {value}/{total} {eta_formatted} {status}`,
-      stream: process.stderr,
-      hideCursor: true,
-      etaBuffer: 20,
-    }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      {
+        format: `${label} [{bar}] {value}/{total} {eta_formatted} {status}`,
+        stream: process.stderr,
+        hideCursor: true,
+        etaBuffer: 20,
+      },
+      cliProgress.Presets.shades_classic,
+    );
     bar.start(total, 0, { status: "" });
     return {
       update: (done, fields) => bar.update(done, { status: formatFields(fields) }),
@@ -38,7 +41,9 @@ export function progress(label: string, total: number, opts: { quiet?: boolean }
 
 function formatFields(fields?: Record<string, string | number>): string {
   if (!fields) return "";
-  return Object.entries(fields).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" | ");
+  return Object.entries(fields)
+    .map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`)
+    .join(" | ");
 }
 
 function fmt(v: number): string {

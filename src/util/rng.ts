@@ -8,7 +8,7 @@ export class Rng {
 
   constructor(seed: number | string = 0) {
     this.s = new Uint32Array(4);
-    let x = typeof seed === "number" ? seed >>> 0 ^ Math.floor(seed / 2 ** 32) : hashString(seed);
+    let x = typeof seed === "number" ? (seed >>> 0) ^ Math.floor(seed / 2 ** 32) : hashString(seed);
     for (let i = 0; i < 4; i++) {
       x = (x + 0x9e3779b9) >>> 0; // splitmix32
       let z = x;
@@ -33,9 +33,7 @@ export class Rng {
   /** A new generator whose stream depends on this one's current state and `label`, without advancing this one. */
   fork(label: string | number): Rng {
     const h = hashString(String(label));
-    return Rng.from([this.s[0] ^ h, this.s[1] ^ Math.imul(h, 0x9e3779b9), this.s[2], this.s[3] ^ 0x5bd1e995].map(
-      (w) => w >>> 0,
-    )).warm();
+    return Rng.from([this.s[0] ^ h, this.s[1] ^ Math.imul(h, 0x9e3779b9), this.s[2], this.s[3] ^ 0x5bd1e995].map((w) => w >>> 0)).warm();
   }
 
   private warm(): Rng {

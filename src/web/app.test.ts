@@ -12,7 +12,7 @@ import { syntheticRun } from "./dashboard/synthetic-run.ts";
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "colloquy-web-"));
 
 async function expectError(res: Response, status: number, code: string): Promise<void> {
-  const body = await res.json() as { error: { code: string; message: string } };
+  const body = (await res.json()) as { error: { code: string; message: string } };
   assert.equal(res.status, status, JSON.stringify(body));
   assert.equal(body.error.code, code, body.error.message);
   assert.equal(typeof body.error.message, "string");
@@ -21,7 +21,12 @@ async function expectError(res: Response, status: number, code: string): Promise
 
 function evalApp() {
   const store = EvalStore.open(path.join(tmp(), "eval.sqlite"));
-  const pairs = [0, 1, 2].map((i) => ({ id: `q${i}`, prompt: `<script>alert(${i})</script>`, a: { system: "base", response: `<b>a${i}</b>` }, b: { system: "tuned", response: `b${i}` } }));
+  const pairs = [0, 1, 2].map((i) => ({
+    id: `q${i}`,
+    prompt: `<script>alert(${i})</script>`,
+    a: { system: "base", response: `<b>a${i}</b>` },
+    b: { system: "tuned", response: `b${i}` },
+  }));
   store.importPairs(pairs);
   const app = createWebApp({ humanEval: { store, served: pairs.map((p) => p.id) } });
   let cookie = "";
@@ -38,7 +43,13 @@ function evalApp() {
 
 test("pages and uPlot are served with a strict Content-Security-Policy; nothing else is", async () => {
   const { app } = evalApp();
-  for (const [url, type] of [["/eval.html", "text/html"], ["/dashboard.html", "text/html"], ["/eval.js", "text/javascript"], ["/vendor/uPlot.esm.js", "text/javascript"], ["/vendor/uPlot.min.css", "text/css"]]) {
+  for (const [url, type] of [
+    ["/eval.html", "text/html"],
+    ["/dashboard.html", "text/html"],
+    ["/eval.js", "text/javascript"],
+    ["/vendor/uPlot.esm.js", "text/javascript"],
+    ["/vendor/uPlot.min.css", "text/css"],
+  ]) {
     const res = await app.request(url);
     assert.equal(res.status, 200, url);
     assert.match(res.headers.get("content-type")!, new RegExp(type));
@@ -47,21 +58,30 @@ test("pages and uPlot are served with a strict Content-Security-Policy; nothing 
   }
   assert.match(CONTENT_SECURITY_POLICY, /script-src 'self'(;|$)/);
   assert.doesNotMatch(CONTENT_SECURITY_POLICY, /unsafe-inline|unsafe-eval/);
-  for (const url of ["/../package.json", "/%2e%2e/package.json", "/vendor/../../package.json", "/testing.ts", "/api/runs"]) await expectError(await app.request(url), 404, "E_NOT_FOUND");
+  for (const url of ["/../package.json", "/%2e%2e/package.json", "/vendor/../../package.json", "/testing.ts", "/api/runs"])
+    await expectError(await app.request(url), 404, "E_NOT_FOUND");
   for (const page of ["dashboard.html", "eval.html"]) {
     const html = fs.readFileSync(path.join(import.meta.dirname, "public", page), "utf8");
     assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, `${page}: no inline script`);
     assert.doesNotMatch(html, /\sstyle=|<style|\son[a-z]+=/i, `${page}: no inline style or handler`);
   }
   for (const js of fs.readdirSync(path.join(import.meta.dirname, "public")).filter((f) => f.endsWith(".js"))) {
-    assert.doesNotMatch(fs.readFileSync(path.join(import.meta.dirname, "public", js), "utf8"), /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, `${js} builds no HTML from strings`);
+    assert.doesNotMatch(
+      fs.readFileSync(path.join(import.meta.dirname, "public", js), "utf8"),
+      /innerHTML|outerHTML|insertAdjacentHTML|document\.write/,
+      `${js} builds no HTML from strings`,
+    );
   }
 });
 
 test("human eval API: sign in, get a blinded item, answer it; malformed requests get clear errors", async () => {
   const { req, setCookie, store } = evalApp();
   await expectError(await req("GET", "/api/eval/next"), 401, "E_NOT_SIGNED_IN");
-  await expectError(await req("POST", "/api/eval/login", "name=ann", { "content-type": "application/x-www-form-urlencoded" }), 415, "E_BAD_CONTENT_TYPE");
+  await expectError(
+    await req("POST", "/api/eval/login", "name=ann", { "content-type": "application/x-www-form-urlencoded" }),
+    415,
+    "E_BAD_CONTENT_TYPE",
+  );
   await expectError(await req("POST", "/api/eval/login", "{name"), 400, "E_BAD_JSON");
   await expectError(await req("POST", "/api/eval/login", []), 400, "E_BAD_REQUEST");
   await expectError(await req("POST", "/api/eval/login", {}), 400, "E_BAD_REQUEST");
@@ -75,11 +95,19 @@ test("human eval API: sign in, get a blinded item, answer it; malformed requests
   assert.match(setCookie0, /^colloquy_rater=\d+\.[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
   assert.ok(!setCookie0.includes("t0ken"));
   setCookie(setCookie0.split(";")[0]);
-  assert.deepEqual(await (await req("GET", "/api/eval/session")).json(), { rater: { name: "ann" }, require_token: false, done: 0, total: 3 });
+  assert.deepEqual(await (await req("GET", "/api/eval/session")).json(), {
+    rater: { name: "ann" },
+    require_token: false,
+    done: 0,
+    total: 3,
+  });
 
-  const next = await (await req("GET", "/api/eval/next")).json() as { item: Record<string, string>; done: number; total: number };
+  const next = (await (await req("GET", "/api/eval/next")).json()) as { item: Record<string, string>; done: number; total: number };
   assert.deepEqual(Object.keys(next.item).sort(), ["id", "left", "prompt", "right"]);
-  assert.ok(!JSON.stringify(next).includes("base") && !JSON.stringify(next).includes("tuned"), "which system wrote which side is never sent");
+  assert.ok(
+    !JSON.stringify(next).includes("base") && !JSON.stringify(next).includes("tuned"),
+    "which system wrote which side is never sent",
+  );
   const item = next.item.id;
   const other = ["q0", "q1", "q2"].find((x) => x !== item)!;
   await expectError(await req("POST", "/api/eval/answer", { item, choice: "A" }), 400, "E_BAD_CHOICE");
@@ -95,7 +123,14 @@ test("human eval API: sign in, get a blinded item, answer it; malformed requests
   const ok = await req("POST", "/api/eval/answer", { item, choice: "right", reason: "clearer\nand <shorter>" });
   assert.equal(ok.status, 200);
   assert.deepEqual(await ok.json(), { ok: true, duplicate: false, done: 1, total: 3 });
-  assert.deepEqual((await (await req("POST", "/api/eval/answer", { item, choice: "right", reason: "clearer\nand <shorter>" })).json() as { duplicate: boolean }).duplicate, true);
+  assert.deepEqual(
+    (
+      (await (await req("POST", "/api/eval/answer", { item, choice: "right", reason: "clearer\nand <shorter>" })).json()) as {
+        duplicate: boolean;
+      }
+    ).duplicate,
+    true,
+  );
   await expectError(await req("POST", "/api/eval/answer", { item, choice: "left" }), 409, "E_ALREADY_ANSWERED");
   assert.equal(store.answers()[0].reason, "clearer\nand <shorter>");
   setCookie("colloquy_rater=1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
@@ -110,21 +145,35 @@ test("dashboard API: runs, metrics from a cursor, transcripts, the live stream",
   const index = new RunsIndex(root);
   const streams = new AbortController();
   const app = createWebApp({ dashboard: { index, pollMs: 50, signal: streams.signal } });
-  const runs = await (await app.request("/api/runs")).json() as { runs: { id: string; iteration: number; status: string }[] };
-  assert.deepEqual(runs.runs.map((r) => [r.id, r.iteration]), [["r1", 20]]);
-  const all = await (await app.request("/api/metrics?run=r1")).json() as { generation: number; from: number; total: number; lines: { iteration: number }[] };
+  const runs = (await (await app.request("/api/runs")).json()) as { runs: { id: string; iteration: number; status: string }[] };
+  assert.deepEqual(
+    runs.runs.map((r) => [r.id, r.iteration]),
+    [["r1", 20]],
+  );
+  const all = (await (await app.request("/api/metrics?run=r1")).json()) as {
+    generation: number;
+    from: number;
+    total: number;
+    lines: { iteration: number }[];
+  };
   assert.equal(all.lines.length, 21);
-  const tail = await (await app.request(`/api/metrics?run=r1&from=18&generation=${all.generation}`)).json() as typeof all;
-  assert.deepEqual(tail.lines.map((l) => l.iteration), [18, 19, 20]);
-  const stale = await (await app.request(`/api/metrics?run=r1&from=18&generation=${all.generation + 5}`)).json() as typeof all;
+  const tail = (await (await app.request(`/api/metrics?run=r1&from=18&generation=${all.generation}`)).json()) as typeof all;
+  assert.deepEqual(
+    tail.lines.map((l) => l.iteration),
+    [18, 19, 20],
+  );
+  const stale = (await (await app.request(`/api/metrics?run=r1&from=18&generation=${all.generation + 5}`)).json()) as typeof all;
   assert.equal(stale.from, 0, "a stale generation gets every line");
   await expectError(await app.request("/api/metrics?run=r1&from=-1"), 400, "E_BAD_QUERY");
   await expectError(await app.request("/api/metrics?run=../r1"), 404, "E_NO_RUN");
   await expectError(await app.request("/api/metrics"), 400, "E_BAD_QUERY");
-  const t = await (await app.request("/api/transcripts?run=r1&iteration=7&agent=1")).json() as { total: number; records: { iteration: number; agent: number }[] };
+  const t = (await (await app.request("/api/transcripts?run=r1&iteration=7&agent=1")).json()) as {
+    total: number;
+    records: { iteration: number; agent: number }[];
+  };
   assert.equal(t.total, 1);
   assert.deepEqual([t.records[0].iteration, t.records[0].agent], [7, 1]);
-  const its = await (await app.request("/api/transcript-iterations?run=r1")).json() as { iterations: number[] };
+  const its = (await (await app.request("/api/transcript-iterations?run=r1")).json()) as { iterations: number[] };
   assert.equal(its.iterations.length, 20);
 
   const res = await app.request(`/api/stream?run=r1&from=${all.generation}:19&transcripts=r1`);
@@ -140,13 +189,26 @@ test("dashboard API: runs, metrics from a cursor, transcripts, the live stream",
   };
   await until(/event: runs\n/);
   const first = /event: metrics\ndata: (.*)\n/.exec(text)!;
-  assert.deepEqual((JSON.parse(first[1]) as typeof all).lines.map((l) => l.iteration), [19, 20], "only lines after the cursor");
+  assert.deepEqual(
+    (JSON.parse(first[1]) as typeof all).lines.map((l) => l.iteration),
+    [19, 20],
+    "only lines after the cursor",
+  );
   assert.match(text, /event: transcripts\n/);
-  const line = fs.readFileSync(path.join(root, "r1", "metrics.jsonl"), "utf8").trim().split("\n").pop()!.replace(/^\{"iteration":20/, '{"iteration":21');
+  const line = fs
+    .readFileSync(path.join(root, "r1", "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .pop()!
+    .replace(/^\{"iteration":20/, '{"iteration":21');
   fs.appendFileSync(path.join(root, "r1", "metrics.jsonl"), line + "\n");
   text = "";
   await until(/event: metrics\ndata: .*\n/);
-  assert.deepEqual((JSON.parse(/event: metrics\ndata: (.*)\n/.exec(text)![1]) as typeof all).lines.map((l) => l.iteration), [21], "the appended line, alone");
+  assert.deepEqual(
+    (JSON.parse(/event: metrics\ndata: (.*)\n/.exec(text)![1]) as typeof all).lines.map((l) => l.iteration),
+    [21],
+    "the appended line, alone",
+  );
   streams.abort();
   await reader.cancel();
 });

@@ -58,9 +58,11 @@ export function handleError(e: unknown, c: Context, onBug?: (e: unknown) => void
 /** Reads a JSON object body: application/json, at most `maxBytes`, valid JSON, an object. */
 export async function readJsonObject(c: Context, maxBytes: number): Promise<Record<string, unknown>> {
   const type = c.req.header("content-type") ?? "";
-  if (!/^application\/json\b/i.test(type)) throw new HttpError(415, "E_BAD_CONTENT_TYPE", `expected a JSON body (content-type application/json), got "${type || "none"}"`);
+  if (!/^application\/json\b/i.test(type))
+    throw new HttpError(415, "E_BAD_CONTENT_TYPE", `expected a JSON body (content-type application/json), got "${type || "none"}"`);
   const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > maxBytes) throw new HttpError(413, "E_TOO_LARGE", `the request body has ${declared} bytes; at most ${maxBytes} are accepted`);
+  if (declared > maxBytes)
+    throw new HttpError(413, "E_TOO_LARGE", `the request body has ${declared} bytes; at most ${maxBytes} are accepted`);
   const text = await c.req.text();
   if (Buffer.byteLength(text) > maxBytes) throw new HttpError(413, "E_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`);
   let value: unknown;
@@ -69,12 +71,19 @@ export async function readJsonObject(c: Context, maxBytes: number): Promise<Reco
   } catch (e) {
     throw new HttpError(400, "E_BAD_JSON", `the request body is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new HttpError(400, "E_BAD_REQUEST", "the request body must be a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new HttpError(400, "E_BAD_REQUEST", "the request body must be a JSON object");
   return value as Record<string, unknown>;
 }
 
 /** Rejects a body with keys other than `allowed` (a typo must not pass silently). */
 export function onlyKeys(body: Record<string, unknown>, allowed: readonly string[]): void {
   const extra = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (extra.length) throw new HttpError(400, "E_BAD_REQUEST", `unknown field${extra.length > 1 ? "s" : ""} ${extra.map((k) => JSON.stringify(k)).join(", ")}`, `allowed: ${allowed.join(", ")}`);
+  if (extra.length)
+    throw new HttpError(
+      400,
+      "E_BAD_REQUEST",
+      `unknown field${extra.length > 1 ? "s" : ""} ${extra.map((k) => JSON.stringify(k)).join(", ")}`,
+      `allowed: ${allowed.join(", ")}`,
+    );
 }

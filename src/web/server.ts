@@ -23,16 +23,21 @@ export function listenWeb(app: Hono, o: { host: string; port: number; streams?: 
       resolve({
         url: `http://${host}:${info.port}`,
         port: info.port,
-        close: () => (closing ??= new Promise<void>((done) => {
-          o.streams?.abort();
-          (server as Server).close(() => done());
-          (server as Server).closeAllConnections();
-        })),
+        close: () =>
+          (closing ??= new Promise<void>((done) => {
+            o.streams?.abort();
+            (server as Server).close(() => done());
+            (server as Server).closeAllConnections();
+          })),
       });
     });
     const onError = (e: NodeJS.ErrnoException) => {
-      if (e.code === "EADDRINUSE") reject(new UserError("E_PORT_IN_USE", `port ${o.port} on ${o.host} is in use`, "pick another --port, or --port 0 for any free one"));
-      else if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") reject(new UserError("E_BAD_FLAG", `cannot listen on ${o.host}`, "--host takes a local address such as 127.0.0.1 or 0.0.0.0"));
+      if (e.code === "EADDRINUSE")
+        reject(
+          new UserError("E_PORT_IN_USE", `port ${o.port} on ${o.host} is in use`, "pick another --port, or --port 0 for any free one"),
+        );
+      else if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND")
+        reject(new UserError("E_BAD_FLAG", `cannot listen on ${o.host}`, "--host takes a local address such as 127.0.0.1 or 0.0.0.0"));
       else reject(e);
     };
     server.once("error", onError);

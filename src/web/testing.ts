@@ -30,7 +30,15 @@ export async function launchBrowser(): Promise<Browser> {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
@@ -39,7 +47,9 @@ export async function launchBrowser(): Promise<Browser> {
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   return {
-    context, page, problems,
+    context,
+    page,
+    problems,
     close: async () => {
       await context.close();
       fs.rmSync(userDataDir, { recursive: true, force: true });
@@ -72,7 +82,9 @@ export function startServer(args: string[], timeoutMs = 30_000): Promise<Server>
       if (m) {
         clearTimeout(timer);
         resolve({
-          url: m[1], proc, stderr: () => err,
+          url: m[1],
+          proc,
+          stderr: () => err,
           stop: (signal = "SIGTERM") => {
             if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
             return exited;

@@ -7,14 +7,20 @@ import { defineVerb } from "../verb.ts";
 const BENCH_FLAGS = {
   json: key(z.boolean(), false, "print one JSON object (ratios as *_ratio_vs_torch) on stdout; progress on stderr"),
   quick: key(z.boolean(), false, "fewer repetitions (3 after 1 warm-up instead of 7 after 2)"),
-  model: key(z.string().min(1), "default", "shape (b): default (the default base model's shape, random weights), standin (the issue's stand-in), or a Hugging Face model folder", { hint: "default|standin|dir" }),
+  model: key(
+    z.string().min(1),
+    "default",
+    "shape (b): default (the default base model's shape, random weights), standin (the issue's stand-in), or a Hugging Face model folder",
+    { hint: "default|standin|dir" },
+  ),
   python: key(z.string().min(1), "/usr/bin/python3", "python with torch for the reference (Debian's python3-torch)", { hint: "path" }),
   torch: key(z.boolean(), true, "run the PyTorch reference (--no-torch: colloquy only)"),
 };
 
 export default defineVerb({
   name: "bench",
-  description: "Speed of the engine against a PyTorch reference on the same shapes: training, sampling, scoring (tokens/s), and GEMM GFLOP/s.",
+  description:
+    "Speed of the engine against a PyTorch reference on the same shapes: training, sampling, scoring (tokens/s), and GEMM GFLOP/s.",
   keys: {},
   flags: BENCH_FLAGS,
   async run({ flags }) {

@@ -14,16 +14,26 @@ import { int, optStr, str } from "../args.ts";
 import { info } from "../output.ts";
 
 export const dashboardArgs = {
-  runs: { type: "positional", description: "a folder of run folders, or one run folder (default runs/)", required: false, valueHint: "runs/" },
+  runs: {
+    type: "positional",
+    description: "a folder of run folders, or one run folder (default runs/)",
+    required: false,
+    valueHint: "runs/",
+  },
   port: { type: "string", description: "port (default 8080; 0 = any free port)", valueHint: "P" },
-  host: { type: "string", description: "address to listen on (default 127.0.0.1; the page has no login: keep it local)", valueHint: "addr" },
+  host: {
+    type: "string",
+    description: "address to listen on (default 127.0.0.1; the page has no login: keep it local)",
+    valueHint: "addr",
+  },
   "poll-ms": { type: "string", description: "how often live pages look for new lines, in milliseconds (default 1000)", valueHint: "ms" },
 } as const;
 
 export default defineCommand({
   meta: {
     name: "dashboard",
-    description: "A web page over training runs: the run list (name, preset, status, iteration, best validation gain); curves of every " +
+    description:
+      "A web page over training runs: the run list (name, preset, status, iteration, best validation gain); curves of every " +
       "metric of metrics.jsonl, for one run or several overlaid, updated live while a run trains; who talks to whom and the " +
       "message-value matrix per iteration; and a transcript browser (filter by iteration, agent, round). Open the printed URL.",
   },
@@ -31,7 +41,11 @@ export default defineCommand({
   async run({ args }) {
     const root = optStr(args.runs) ?? "runs";
     if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
-      throw new UserError("E_NOT_FOUND", `no folder ${root}`, "give the folder that holds run folders (colloquy train --out runs/<id>), or one run folder");
+      throw new UserError(
+        "E_NOT_FOUND",
+        `no folder ${root}`,
+        "give the folder that holds run folders (colloquy train --out runs/<id>), or one run folder",
+      );
     }
     const port = int(args.port, "port", 8080, { min: 0, max: 65535 });
     const host = str(args.host, "host", "127.0.0.1");

@@ -19,24 +19,51 @@ import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
 /** The layers a new adapter may adapt, by their short names or their Hugging Face (*_proj) names. */
-const TARGET_NAMES = ["q", "k", "v", "o", "gate", "up", "down", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
+const TARGET_NAMES = [
+  "q",
+  "k",
+  "v",
+  "o",
+  "gate",
+  "up",
+  "down",
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+] as const;
 const ALL_TARGETS: LinearKind[] = ["q", "k", "v", "o", "gate", "up", "down"];
 
 const FINETUNE_FLAGS = {
-  adapter: key(z.string().min(1).nullable(), null as string | null, "continue training this PEFT adapter (default: a new one)", { hint: "dir" }),
-  data: key(z.string().min(1).nullable(), null as string | null, "text to fine-tune on: a .txt file, or .jsonl(.gz) with a text field", { hint: "file" }),
+  adapter: key(z.string().min(1).nullable(), null as string | null, "continue training this PEFT adapter (default: a new one)", {
+    hint: "dir",
+  }),
+  data: key(z.string().min(1).nullable(), null as string | null, "text to fine-tune on: a .txt file, or .jsonl(.gz) with a text field", {
+    hint: "file",
+  }),
   textField: key(z.string().min(1), "text", "JSONL field that holds the text", { hint: "name" }),
-  idsFile: key(z.string().min(1).nullable(), null as string | null,
-    "JSON array of token-id rows; loss = mean next-token cross-entropy over all rows and positions (transformers' labels=input_ids loss for equal lengths)", { hint: "file" }),
+  idsFile: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "JSON array of token-id rows; loss = mean next-token cross-entropy over all rows and positions (transformers' labels=input_ids loss for equal lengths)",
+    { hint: "file" },
+  ),
   out: key(z.string().min(1).nullable(), null as string | null, "folder to write the adapter to, PEFT format (required)", { hint: "dir" }),
   rank: key(z.number().int().positive(), 8, "LoRA rank of a new adapter", { hint: "R" }),
   alpha: key(z.number().nonnegative().nullable(), null as number | null, "LoRA alpha of a new adapter (default 2·rank)", { hint: "A" }),
   rslora: key(z.boolean(), false, "scale a new adapter by alpha/sqrt(rank) (rsLoRA)"),
   targets: key(
-    z.array(z.enum(TARGET_NAMES, { error: "unknown layer; choose from q,k,v,o,gate,up,down (or q_proj … down_proj)" }))
+    z
+      .array(z.enum(TARGET_NAMES, { error: "unknown layer; choose from q,k,v,o,gate,up,down (or q_proj … down_proj)" }))
       .min(1, { error: "name at least one layer: q,k,v,o,gate,up,down" })
       .transform((ts) => ts.map((t) => LORA_TARGET_ALIASES[t])),
-    ALL_TARGETS, "layers a new adapter adapts", { hint: "q,k,v,o,gate,up,down" }),
+    ALL_TARGETS,
+    "layers a new adapter adapts",
+    { hint: "q,k,v,o,gate,up,down" },
+  ),
   optimizer: key(z.enum(["adamw", "sgd"]), "adamw", "adamw or sgd"),
   lr: key(z.number().nonnegative(), 1e-3, "learning rate", { hint: "X" }),
   schedule: key(z.enum(["constant", "cosine"]), "constant", "learning-rate schedule: constant or cosine"),
@@ -85,8 +112,10 @@ export default defineVerb({
 
     const nextBatch = batchesFrom(flags, s, rng.fork("batches"));
     const kind = flags.optimizer;
-    const optimizer = new Optimizer({ ...DEFAULT_OPTIMIZER, kind, beta1: kind === "sgd" ? 0 : DEFAULT_OPTIMIZER.beta1, weightDecay: flags.weightDecay },
-      [adapterGroup(adapter)]);
+    const optimizer = new Optimizer(
+      { ...DEFAULT_OPTIMIZER, kind, beta1: kind === "sgd" ? 0 : DEFAULT_OPTIMIZER.beta1, weightDecay: flags.weightDecay },
+      [adapterGroup(adapter)],
+    );
     const { steps, warmup } = flags;
     const schedule: Schedule = flags.schedule === "cosine" ? { kind: "cosine", warmup, total: steps } : { kind: "constant", warmup };
 
@@ -94,7 +123,12 @@ export default defineVerb({
     const t0 = performance.now();
     let tokens = 0;
     const losses = trainLoop({
-      model: s.model, adapter, optimizer, schedule, steps, nextBatch,
+      model: s.model,
+      adapter,
+      optimizer,
+      schedule,
+      steps,
+      nextBatch,
       lr: flags.lr,
       maxGradNorm: flags.maxGradNorm,
       onStep: (step, st) => {
@@ -106,7 +140,12 @@ export default defineVerb({
     savePeftAdapter(out, adapter, s.loaded.path);
     const summary = { steps, first_loss: losses[0] ?? null, last_loss: losses[losses.length - 1] ?? null, out, losses };
     // the resolved settings: the model actually loaded, and a continued adapter's own rank/alpha/targets rather than the unused defaults
-    const args = { ...keys, model: s.modelPath, ...flags, ...(adapterDir ? { rank: null, alpha: null, rslora: null, targets: null } : { alpha }) };
+    const args = {
+      ...keys,
+      model: s.modelPath,
+      ...flags,
+      ...(adapterDir ? { rank: null, alpha: null, rslora: null, targets: null } : { alpha }),
+    };
     writeFileAtomic(path.join(out, "finetune.json"), JSON.stringify({ ...summary, args }, null, 2) + "\n");
     if (flags.json) return printJson(summary);
     info(`loss ${summary.first_loss?.toFixed(4)} → ${summary.last_loss?.toFixed(4)} over ${steps} steps; adapter written to ${out}`);
@@ -121,7 +160,8 @@ function batchesFrom(f: FinetuneFlags, s: ModelSession, rng: Rng): (step: number
     if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every(Number.isInteger))) {
       throw new UserError("E_BAD_IDS_FILE", `${idsFile}: expected a JSON array of arrays of token ids`);
     }
-    if (rows.some((r) => (r as number[]).length < 2)) throw new UserError("E_BAD_IDS_FILE", `${idsFile}: every row needs at least 2 tokens`);
+    if (rows.some((r) => (r as number[]).length < 2))
+      throw new UserError("E_BAD_IDS_FILE", `${idsFile}: every row needs at least 2 tokens`);
     const all = rows as number[][];
     if (all.length <= batchSize) return () => all;
     return (step) => Array.from({ length: batchSize }, (_, i) => all[(step * batchSize + i) % all.length]);

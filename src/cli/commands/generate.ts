@@ -11,8 +11,15 @@ import { defineVerb } from "../verb.ts";
 
 const GENERATE_FLAGS = {
   adapter: key(z.string().min(1).nullable(), null as string | null, "a PEFT LoRA adapter folder to apply", { hint: "dir" }),
-  prompt: key(z.string(), "", "prompt text (HF: the tokenizer's special tokens are added; llama2.c: BOS first); default: BOS alone", { hint: "text" }),
-  ids: key(z.array(z.number().int().nonnegative()), [] as number[], "prompt token ids, comma-separated, used exactly as given (instead of --prompt)", { hint: "i,j,k" }),
+  prompt: key(z.string(), "", "prompt text (HF: the tokenizer's special tokens are added; llama2.c: BOS first); default: BOS alone", {
+    hint: "text",
+  }),
+  ids: key(
+    z.array(z.number().int().nonnegative()),
+    [] as number[],
+    "prompt token ids, comma-separated, used exactly as given (instead of --prompt)",
+    { hint: "i,j,k" },
+  ),
   maxTokens: key(z.number().int().nonnegative().nullable(), null as number | null, "tokens to generate (required)", { hint: "N" }),
   temperature: key(z.number().nonnegative(), 1, "sampling temperature; 0 = greedy", { hint: "T" }),
   topK: key(z.number().int().nonnegative(), 0, "keep the K most likely tokens; 0 = off", { hint: "K" }),
@@ -38,21 +45,29 @@ export default defineVerb({
     const stop = flags.stop;
     if (stop.length && !tok) throw new UserError("E_NO_TOKENIZER", "--stop needs a tokenizer to decode the text", "pass --tokenizer");
     const t0 = performance.now();
-    const [r] = generate(s.model, [{
-      prompt,
-      adapter: s.adapter,
-      maxTokens: flags.maxTokens,
-      sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
-      stopStrings: stop,
-      ignoreEos: flags.ignoreEos,
-    }], {
-      rng: new Rng(flags.seed),
-      decode: tok ? (ids) => decodeContinuation(tok, prompt, ids) : undefined,
-    });
+    const [r] = generate(
+      s.model,
+      [
+        {
+          prompt,
+          adapter: s.adapter,
+          maxTokens: flags.maxTokens,
+          sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
+          stopStrings: stop,
+          ignoreEos: flags.ignoreEos,
+        },
+      ],
+      {
+        rng: new Rng(flags.seed),
+        decode: tok ? (ids) => decodeContinuation(tok, prompt, ids) : undefined,
+      },
+    );
     const seconds = (performance.now() - t0) / 1000;
     if (flags.json) return printJson({ ids: r.ids, text: r.text, finish_reason: r.finishReason });
     const shown = tok ? tok.decode(prompt, { skipSpecial: true }) + r.text : r.ids.join(",");
     process.stdout.write(shown + "\n");
-    info(`${r.ids.length} tokens in ${seconds.toFixed(2)} s (${(r.ids.length / seconds).toFixed(1)} tokens/s), finished: ${r.finishReason}`);
+    info(
+      `${r.ids.length} tokens in ${seconds.toFixed(2)} s (${(r.ids.length / seconds).toFixed(1)} tokens/s), finished: ${r.finishReason}`,
+    );
   },
 });

@@ -28,7 +28,15 @@ export default defineCommand({
       // what a training forward keeps for backward, for rows as long as the context (attention grows with length)
       training_activation_bytes_per_token_per_layer: tapeBytesPerTokenPerLayer(c, c.maxSeqLen),
       config: c,
-      tokenizer: m.tokenizer ? { kind: m.tokenizer.kind, path: m.tokenizerPath, vocab_size: m.tokenizer.vocabSize, bos_id: m.tokenizer.bosId, eos_id: m.tokenizer.eosId } : null,
+      tokenizer: m.tokenizer
+        ? {
+            kind: m.tokenizer.kind,
+            path: m.tokenizerPath,
+            vocab_size: m.tokenizer.vocabSize,
+            bos_id: m.tokenizer.bosId,
+            eos_id: m.tokenizer.eosId,
+          }
+        : null,
     };
     if (args.json) return printJson(report);
     info(`${m.path} (${m.format === "hf" ? "Hugging Face" : "llama2.c"})`);
@@ -38,7 +46,11 @@ export default defineCommand({
     console.log(`context       ${c.maxSeqLen} tokens`);
     console.log(`norm eps      ${c.normEps}`);
     const tape = report.training_activation_bytes_per_token_per_layer;
-    console.log(`training      ${(tape / 1024).toFixed(1)} KiB of activations per token per layer at full context (${((tape * c.nLayers * c.maxSeqLen) / 2 ** 20).toFixed(1)} MiB per row)`);
-    console.log(`tokenizer     ${report.tokenizer ? `${report.tokenizer.kind}, ${report.tokenizer.vocab_size} tokens (${m.tokenizerPath})` : "none"}`);
+    console.log(
+      `training      ${(tape / 1024).toFixed(1)} KiB of activations per token per layer at full context (${((tape * c.nLayers * c.maxSeqLen) / 2 ** 20).toFixed(1)} MiB per row)`,
+    );
+    console.log(
+      `tokenizer     ${report.tokenizer ? `${report.tokenizer.kind}, ${report.tokenizer.vocab_size} tokens (${m.tokenizerPath})` : "none"}`,
+    );
   },
 });

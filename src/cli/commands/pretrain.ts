@@ -33,28 +33,49 @@ const realFlags = {
 
 export const pretrainArgs = {
   default: { type: "boolean", description: "build (or find) the embedded default base model in the cache instead, and print its folder" },
-  corpus: { type: "string", description: "text or JSONL(.gz) file (repeatable); .txt files are split into documents at blank lines", valueHint: "file" },
+  corpus: {
+    type: "string",
+    description: "text or JSONL(.gz) file (repeatable); .txt files are split into documents at blank lines",
+    valueHint: "file",
+  },
   "text-field": { type: "string", description: "JSONL field with the text (default text)" },
   "val-fraction": { type: "string", description: "share of documents held out for validation (default 0.05)" },
-  out: { type: "string", description: "output folder: a Hugging Face checkpoint with tokenizer.json (required with --corpus)", valueHint: "dir" },
-  ...Object.fromEntries(Object.entries({ ...sizeFlags, ...realFlags }).map(([flag, [key, what]]) => [flag, {
-    type: "string", description: `${what} (default ${(DEFAULT_PRETRAIN as unknown as Record<string, number>)[key]})`,
-  }])),
+  out: {
+    type: "string",
+    description: "output folder: a Hugging Face checkpoint with tokenizer.json (required with --corpus)",
+    valueHint: "dir",
+  },
+  ...Object.fromEntries(
+    Object.entries({ ...sizeFlags, ...realFlags }).map(([flag, [key, what]]) => [
+      flag,
+      {
+        type: "string",
+        description: `${what} (default ${(DEFAULT_PRETRAIN as unknown as Record<string, number>)[key]})`,
+      },
+    ]),
+  ),
   untied: { type: "boolean", description: "give the LM head its own weights instead of sharing the embedding" },
   json: { type: "boolean", description: "print one JSON object at the end" },
 } as const;
 
 /** Splits documents at blank lines and deals every k-th one to validation (deterministic, no overlap). */
 export function splitDocuments(docs: string[], valFraction: number): { train: string[]; val: string[] } {
-  const paragraphs = docs.flatMap((d) => d.split(/\n\s*\n/)).map((p) => p.trim()).filter(Boolean);
+  const paragraphs = docs
+    .flatMap((d) => d.split(/\n\s*\n/))
+    .map((p) => p.trim())
+    .filter(Boolean);
   const every = Math.max(2, Math.round(1 / valFraction));
-  const train: string[] = [], val: string[] = [];
+  const train: string[] = [],
+    val: string[] = [];
   paragraphs.forEach((p, i) => (i % every === every - 1 ? val : train).push(p));
   return { train, val };
 }
 
 export default defineCommand({
-  meta: { name: "pretrain", description: "Train a small base model from scratch (tokenizer included) and save it as a Hugging Face checkpoint." },
+  meta: {
+    name: "pretrain",
+    description: "Train a small base model from scratch (tokenizer included) and save it as a Hugging Face checkpoint.",
+  },
   args: pretrainArgs,
   run({ args, rawArgs }) {
     if (args.default) {
@@ -66,13 +87,18 @@ export default defineCommand({
     }
     const cfg: PretrainConfig = { ...DEFAULT_PRETRAIN };
     const a = args as Record<string, string | undefined>;
-    for (const [flag, [key]] of Object.entries(sizeFlags)) (cfg as unknown as Record<string, number>)[key] = int(a[flag], flag, cfg[key], { min: flag === "seed" || flag === "warmup" ? 0 : 1 });
-    for (const [flag, [key]] of Object.entries(realFlags)) (cfg as unknown as Record<string, number>)[key] = num(a[flag], flag, cfg[key], { min: 0 });
+    for (const [flag, [key]] of Object.entries(sizeFlags))
+      (cfg as unknown as Record<string, number>)[key] = int(a[flag], flag, cfg[key], { min: flag === "seed" || flag === "warmup" ? 0 : 1 });
+    for (const [flag, [key]] of Object.entries(realFlags))
+      (cfg as unknown as Record<string, number>)[key] = num(a[flag], flag, cfg[key], { min: 0 });
     cfg.tiedEmbeddings = !args.untied;
     const field = optStr(args["text-field"]) ?? "text";
     const files = many(rawArgs, "corpus");
     if (files.length === 0) throw new UserError("E_MISSING_FLAG", "--corpus is required");
-    const docs = splitDocuments(files.flatMap((f) => readDocuments(f, field)), num(args["val-fraction"], "val-fraction", 0.05, { min: 0.001, max: 0.5 }));
+    const docs = splitDocuments(
+      files.flatMap((f) => readDocuments(f, field)),
+      num(args["val-fraction"], "val-fraction", 0.05, { min: 0.001, max: 0.5 }),
+    );
     const out = str(args.out, "out");
     const tokBar = progress("tokenizer", cfg.vocabSize);
     const bar = progress("pretrain", cfg.steps);
@@ -87,9 +113,20 @@ export default defineCommand({
     tokBar.stop();
     bar.stop();
     savePretrained(out, r, { corpus: files, config: cfg });
-    const summary = { out, parameters: r.model.weights.data.length, val_loss: r.valLoss, val_perplexity: Math.exp(r.valLoss), train_tokens: r.trainTokens, seconds: r.seconds, log: r.log };
+    const summary = {
+      out,
+      parameters: r.model.weights.data.length,
+      val_loss: r.valLoss,
+      val_perplexity: Math.exp(r.valLoss),
+      train_tokens: r.trainTokens,
+      seconds: r.seconds,
+      log: r.log,
+    };
     if (args.json) return printJson(summary);
-    for (const l of r.log.filter((x) => x.val_loss !== undefined)) info(`step ${l.step}: train loss ${l.loss.toFixed(3)}, val loss ${l.val_loss!.toFixed(3)}`);
-    info(`${summary.parameters.toLocaleString("en-US")} parameters, validation perplexity ${summary.val_perplexity.toFixed(2)}; written to ${out}`);
+    for (const l of r.log.filter((x) => x.val_loss !== undefined))
+      info(`step ${l.step}: train loss ${l.loss.toFixed(3)}, val loss ${l.val_loss!.toFixed(3)}`);
+    info(
+      `${summary.parameters.toLocaleString("en-US")} parameters, validation perplexity ${summary.val_perplexity.toFixed(2)}; written to ${out}`,
+    );
   },
 });

@@ -8,8 +8,16 @@ import { info, printJson } from "../output.ts";
 export const reportArgs = {
   run: { type: "positional", description: "the run folder (runs/<id>)", required: true },
   out: { type: "string", description: `the HTML file to write (default <run>/${RUN_FILES.report})`, valueHint: "file" },
-  png: { type: "boolean", description: "also write every figure as <run>/report/<figure>.png and .svg (--no-png: the HTML only)", default: true },
-  block: { type: "string", description: "iterations per block of the talk and message-value matrices (default: at most 5 blocks)", valueHint: "N" },
+  png: {
+    type: "boolean",
+    description: "also write every figure as <run>/report/<figure>.png and .svg (--no-png: the HTML only)",
+    default: true,
+  },
+  block: {
+    type: "string",
+    description: "iterations per block of the talk and message-value matrices (default: at most 5 blocks)",
+    valueHint: "N",
+  },
   json: { type: "boolean", description: "print one JSON object: the files written and the figures" },
 } as const;
 
@@ -31,8 +39,10 @@ export default defineCommand({
     });
     if (args.json) return printJson(r);
     console.log(r.html);
-    info(`report: ${r.figures.length} figures, ${(r.bytes / 1024).toFixed(0)} KiB` +
-      (r.evals.length ? `; evaluations: ${r.evals.join(", ")}` : "; no evaluations yet") +
-      (args.png !== false ? `; PNGs in ${path.join(runDir, "report")}` : ""));
+    info(
+      `report: ${r.figures.length} figures, ${(r.bytes / 1024).toFixed(0)} KiB` +
+        (r.evals.length ? `; evaluations: ${r.evals.join(", ")}` : "; no evaluations yet") +
+        (args.png !== false ? `; PNGs in ${path.join(runDir, "report")}` : ""),
+    );
   },
 });

@@ -26,9 +26,13 @@ export const ROLLOUT_KEYS = {
 };
 
 const ROLLOUT_FLAGS = {
-  config: key(z.string().nullable(), null as string | null, "a JSON file of the keys below (camelCase), read before the flags", { hint: "file" }),
+  config: key(z.string().nullable(), null as string | null, "a JSON file of the keys below (camelCase), read before the flags", {
+    hint: "file",
+  }),
   adapter: adapterKey("the adapter of learner slot i (repeatable); learners without one run the base model", "i=dir"),
-  transcripts: key(z.string().nullable(), null as string | null, "also write every agent-round record to this JSONL file", { hint: "file" }),
+  transcripts: key(z.string().nullable(), null as string | null, "also write every agent-round record to this JSONL file", {
+    hint: "file",
+  }),
   json: key(z.boolean(), false, "print one JSON object (summary and transcripts)"),
 };
 
@@ -45,15 +49,23 @@ export default defineVerb({
       const m = /^(\d+)=(.+)$/.exec(spec);
       if (!m) throw new UserError("E_BAD_FLAG", `--adapter ${spec}: expected <slot>=<dir>, e.g. 1=runs/x/adapters/agent1`);
       const slot = Number(m[1]);
-      if (keys.agents[slot] !== "learner") throw new UserError("E_BAD_FLAG", `--adapter ${spec}: slot ${slot} is not a learner`, `agents: ${keys.agents.join(",")}`);
+      if (keys.agents[slot] !== "learner")
+        throw new UserError("E_BAD_FLAG", `--adapter ${spec}: slot ${slot} is not a learner`, `agents: ${keys.agents.join(",")}`);
       await backend.importAdapter(agentAdapterName(slot), readPeftAdapter(m[2], loaded.config));
       withAdapter.add(slot);
     }
     const slots: AgentSlot[] = keys.agents.map((kind, i) => ({ kind, adapter: withAdapter.has(i) ? agentAdapterName(i) : null }));
     const source = makeSource(keys.source, { seed: keys.seed, files: keys.files });
     const run = await runEpisodes({
-      backend, tokenizer: tok, source, split: keys.split as (typeof SPLITS)[number], slots, env: keys, rng: new Rng(keys.seed),
-      episodes: keys.episodes, deliver: keys.deliver,
+      backend,
+      tokenizer: tok,
+      source,
+      split: keys.split as (typeof SPLITS)[number],
+      slots,
+      env: keys,
+      rng: new Rng(keys.seed),
+      episodes: keys.episodes,
+      deliver: keys.deliver,
     });
     const summary = summarize(run);
     const records = run.records.flat(2).map(({ trace: _trace, ...r }) => r);
@@ -76,8 +88,11 @@ function printTranscript(episodes: AgentRound[][][]): void {
         console.log(`    state: ${r.state}`);
         for (const m of r.sent) console.log(`    sent:  ${m.from}:${m.to}:${m.text}`);
         const values = r.message_values.map((v) => `${v.to}:${v.value >= 0 ? "+" : ""}${v.value.toFixed(3)}`).join(" ");
-        console.log(`    gain ${fmt(r.information_gain)} (oracle ${r.oracle_gain === null ? "-" : fmt(r.oracle_gain)}), reward ${fmt(r.reward)}` +
-          (values ? `, message values ${values}` : "") + (r.violations.length ? `, violations: ${r.violations.join(", ")}` : ""));
+        console.log(
+          `    gain ${fmt(r.information_gain)} (oracle ${r.oracle_gain === null ? "-" : fmt(r.oracle_gain)}), reward ${fmt(r.reward)}` +
+            (values ? `, message values ${values}` : "") +
+            (r.violations.length ? `, violations: ${r.violations.join(", ")}` : ""),
+        );
       }
     }
   }
@@ -90,9 +105,13 @@ function fmt(x: number): string {
 function printTable(s: ReturnType<typeof summarize>): void {
   console.log("\nagent  kind      info gain  oracle   reward   msgs/round  violations  honesty");
   s.agents.forEach((kind, i) => {
-    console.log(`${String(i).padEnd(6)} ${kind.padEnd(9)} ${fmt(s.information_gain[i]).padStart(9)}  ${(s.oracle_gain[i] === null ? "-" : fmt(s.oracle_gain[i]!)).padStart(7)}  ${fmt(s.reward[i]).padStart(7)}  ${s.messages_sent[i].toFixed(2).padStart(10)}  ${String(s.protocol_violations[i]).padStart(10)}  ${s.honesty[i] === null ? "-" : (100 * s.honesty[i]!).toFixed(0) + "%"}`);
+    console.log(
+      `${String(i).padEnd(6)} ${kind.padEnd(9)} ${fmt(s.information_gain[i]).padStart(9)}  ${(s.oracle_gain[i] === null ? "-" : fmt(s.oracle_gain[i]!)).padStart(7)}  ${fmt(s.reward[i]).padStart(7)}  ${s.messages_sent[i].toFixed(2).padStart(10)}  ${String(s.protocol_violations[i]).padStart(10)}  ${s.honesty[i] === null ? "-" : (100 * s.honesty[i]!).toFixed(0) + "%"}`,
+    );
   });
   console.log("\nmessage value, nats/token (row = sender, column = recipient):");
   console.log("        " + s.agents.map((_, j) => String(j).padStart(8)).join(""));
-  s.message_value.forEach((row, i) => console.log(`${String(i).padEnd(8)}` + row.map((v) => (v === null ? "-" : fmt(v)).padStart(8)).join("")));
+  s.message_value.forEach((row, i) =>
+    console.log(`${String(i).padEnd(8)}` + row.map((v) => (v === null ? "-" : fmt(v)).padStart(8)).join("")),
+  );
 }

@@ -11,7 +11,12 @@ import { defineVerb } from "../verb.ts";
 const SCORE_FLAGS = {
   adapter: key(z.string().min(1).nullable(), null as string | null, "a PEFT LoRA adapter folder to apply", { hint: "dir" }),
   text: key(z.string(), "", "text to score (tokenized with the tokenizer's special tokens, as generate's --prompt)", { hint: "text" }),
-  ids: key(z.array(z.number().int().nonnegative()), [] as number[], "token ids to score, comma-separated, used exactly as given (instead of --text)", { hint: "i,j,k" }),
+  ids: key(
+    z.array(z.number().int().nonnegative()),
+    [] as number[],
+    "token ids to score, comma-separated, used exactly as given (instead of --text)",
+    { hint: "i,j,k" },
+  ),
   json: key(z.boolean(), false, 'print {"ids": [...], "logprobs": [null, lp1, ...]}'),
 };
 
@@ -22,7 +27,7 @@ export default defineVerb({
   flags: SCORE_FLAGS,
   run({ keys, flags, argv }) {
     const byIds = "ids" in argv.values;
-    if (byIds === ("text" in argv.values)) throw new UserError("E_BAD_FLAG", "give exactly one of --text or --ids");
+    if (byIds === "text" in argv.values) throw new UserError("E_BAD_FLAG", "give exactly one of --text or --ids");
     const s = openModel(keys, flags.adapter);
     const ids = byIds ? flags.ids : requireTokenizer(s.loaded).encode(flags.text, { addSpecial: true });
     if (ids.length === 0) throw new UserError("E_BAD_FLAG", "nothing to score: the token list is empty");
@@ -38,6 +43,8 @@ export default defineVerb({
       console.log(`${String(i).padStart(5)} ${String(id).padStart(7)} ${lp === null ? "       -" : lp.toFixed(4).padStart(9)}  ${piece}`);
     });
     const n = ids.length - 1;
-    info(`sum ${total.toFixed(4)} nats over ${n} tokens; mean ${(n ? total / n : 0).toFixed(4)}; perplexity ${(n ? Math.exp(-total / n) : 1).toFixed(3)}`);
+    info(
+      `sum ${total.toFixed(4)} nats over ${n} tokens; mean ${(n ? total / n : 0).toFixed(4)}; perplexity ${(n ? Math.exp(-total / n) : 1).toFixed(3)}`,
+    );
   },
 });

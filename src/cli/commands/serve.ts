@@ -23,13 +23,23 @@ import { defineVerb } from "../verb.ts";
 
 export const SERVE_FLAGS = {
   adapter: adapterKey("serve this PEFT adapter as model NAME (NAME defaults to the folder's name)", "name=dir"),
-  run: key(z.string().min(1).nullable(), null as string | null, `serve every agent adapter of this run (models ${agentAdapterName(0)}, ${agentAdapterName(1)}, …)`, { hint: "runs/<id>" }),
+  run: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    `serve every agent adapter of this run (models ${agentAdapterName(0)}, ${agentAdapterName(1)}, …)`,
+    { hint: "runs/<id>" },
+  ),
   host: key(z.string().min(1), "127.0.0.1", "address to listen on", { hint: "addr" }),
   port: key(z.number().int().min(0).max(65535), 8000, "port; 0 = any free port", { hint: "P" }),
   maxBatch: key(z.number().int().positive(), 16, "most completions in one engine call, and in one request (prompts × n)", { hint: "N" }),
   maxQueue: key(z.number().int().nonnegative(), 64, "requests that may wait for the engine; more get 429", { hint: "N" }),
   maxBodyBytes: key(z.number().int().positive(), 1 << 20, "largest request body; larger gets 413", { hint: "B" }),
-  maxPromptTokens: key(z.number().int().positive().nullable(), null as number | null, "longest prompt; longer gets 400 (default: the model's context)", { hint: "N" }),
+  maxPromptTokens: key(
+    z.number().int().positive().nullable(),
+    null as number | null,
+    "longest prompt; longer gets 400 (default: the model's context)",
+    { hint: "N" },
+  ),
   seed: key(z.number().int(), 0, "seed of the server's generator, for requests without a seed", { hint: "S" }),
   grace: key(z.number().int().nonnegative(), 30, "seconds shutdown waits for the running batch", { hint: "S" }),
 };
@@ -49,42 +59,65 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 export function parseAdapterFlag(v: string): [string, string] {
   const eq = v.indexOf("=");
   const [name, dir] = eq > 0 ? [v.slice(0, eq), v.slice(eq + 1)] : [path.basename(path.resolve(v)), v];
-  if (!NAME.test(name)) throw new UserError("E_BAD_FLAG", `--adapter ${v}: "${name}" is not a usable model name`, "names are letters, digits and . _ : - (e.g. --adapter kind=runs/x/adapters/agent0)");
+  if (!NAME.test(name))
+    throw new UserError(
+      "E_BAD_FLAG",
+      `--adapter ${v}: "${name}" is not a usable model name`,
+      "names are letters, digits and . _ : - (e.g. --adapter kind=runs/x/adapters/agent0)",
+    );
   if (!dir) throw new UserError("E_BAD_FLAG", `--adapter ${v}: no folder after "="`);
   return [name, dir];
 }
 
 /** Loads the base model and every adapter into one backend and names them (runs in the engine's worker). */
 export async function serveSetup(o: ServeOptions): Promise<ServeSetup> {
-  const setup = await evalSetup({ model: o.model ?? null, tokenizer: o.tokenizer ?? null, backend: o.backend ?? MODEL_KEYS.backend.default, run: o.run ?? null });
+  const setup = await evalSetup({
+    model: o.model ?? null,
+    tokenizer: o.tokenizer ?? null,
+    backend: o.backend ?? MODEL_KEYS.backend.default,
+    run: o.run ?? null,
+  });
   const tokenizer = requireTokenizer(setup.loaded);
   const models: ServedModel[] = setup.systems.map((s) => ({ id: s.name, adapter: s.adapter }));
   const taken = (id: string) => models.some((m) => m.id === id);
   for (const [name, dir] of o.adapters) {
-    if (taken(name)) throw new UserError("E_BAD_FLAG", `two models are named "${name}"`, "give each --adapter its own name: --adapter name=dir");
+    if (taken(name))
+      throw new UserError("E_BAD_FLAG", `two models are named "${name}"`, "give each --adapter its own name: --adapter name=dir");
     await setup.backend.importAdapter(name, readPeftAdapter(dir, setup.loaded.config));
     models.push({ id: name, adapter: name });
   }
   const alias = path.basename(setup.loaded.path).replace(/\.bin$/, "");
   if (NAME.test(alias) && !taken(alias)) models.splice(1, 0, { id: alias, adapter: null });
-  return { backend: setup.backend, tokenizer, tokenizerPath: setup.loaded.tokenizerPath, models, contextLength: setup.loaded.config.maxSeqLen };
+  return {
+    backend: setup.backend,
+    tokenizer,
+    tokenizerPath: setup.loaded.tokenizerPath,
+    models,
+    contextLength: setup.loaded.config.maxSeqLen,
+  };
 }
 
 export default defineVerb({
   name: "serve",
-  description: "An OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions with streaming and logprobs) over the base " +
-      'model (model "base", also its folder\'s name) and each adapter (one model name each). Chat uses the chat template of ' +
-      `tokenizer_config.json; a model without one gets the plain fallback: ${FALLBACK_TEMPLATE_DOC}. ` +
-      "Requests that arrive together run as one batch; SIGINT/SIGTERM stop it cleanly.",
+  description:
+    "An OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions with streaming and logprobs) over the base " +
+    'model (model "base", also its folder\'s name) and each adapter (one model name each). Chat uses the chat template of ' +
+    `tokenizer_config.json; a model without one gets the plain fallback: ${FALLBACK_TEMPLATE_DOC}. ` +
+    "Requests that arrive together run as one batch; SIGINT/SIGTERM stop it cleanly.",
   keys: EVAL_MODEL_KEYS,
   flags: SERVE_FLAGS,
   async run({ keys, flags }) {
     const options: ServeOptions = {
-      model: keys.model, tokenizer: keys.tokenizer, backend: keys.backend, run: flags.run,
+      model: keys.model,
+      tokenizer: keys.tokenizer,
+      backend: keys.backend,
+      run: flags.run,
       adapters: flags.adapter.map(parseAdapterFlag),
     };
     const limits: Partial<ServeLimits> = {
-      maxBatch: flags.maxBatch, maxQueue: flags.maxQueue, maxBodyBytes: flags.maxBodyBytes,
+      maxBatch: flags.maxBatch,
+      maxQueue: flags.maxQueue,
+      maxBodyBytes: flags.maxBodyBytes,
       maxPromptTokens: flags.maxPromptTokens ?? Number.MAX_SAFE_INTEGER,
     };
     const { port, host, seed } = flags;
@@ -102,12 +135,16 @@ export default defineVerb({
     } catch (e) {
       await engine.close();
       const err = e as NodeJS.ErrnoException;
-      if (err?.code === "EADDRINUSE") throw new UserError("E_PORT_IN_USE", `port ${port} on ${host} is in use`, "pick another --port, or --port 0 for any free one");
-      if (err?.code === "EADDRNOTAVAIL" || err?.code === "ENOTFOUND") throw new UserError("E_BAD_FLAG", `cannot listen on ${host}`, "--host takes a local address such as 127.0.0.1 or 0.0.0.0");
+      if (err?.code === "EADDRINUSE")
+        throw new UserError("E_PORT_IN_USE", `port ${port} on ${host} is in use`, "pick another --port, or --port 0 for any free one");
+      if (err?.code === "EADDRNOTAVAIL" || err?.code === "ENOTFOUND")
+        throw new UserError("E_BAD_FLAG", `cannot listen on ${host}`, "--host takes a local address such as 127.0.0.1 or 0.0.0.0");
       throw e;
     }
     const names = engine.info.models.map((m) => m.id).join(", ");
-    info(`colloquy serve: listening on ${server.url}/v1 (models: ${names}; chat: ${svc.chat.kind === "template" ? "the model's template" : "plain fallback template"})`);
+    info(
+      `colloquy serve: listening on ${server.url}/v1 (models: ${names}; chat: ${svc.chat.kind === "template" ? "the model's template" : "plain fallback template"})`,
+    );
 
     // a bug that escapes every handler is logged, and the server keeps serving the other requests
     process.on("uncaughtException", onBug);

@@ -14,36 +14,54 @@ import { configFileLayer, defineVerb } from "../verb.ts";
 
 const TRAIN_FLAGS = {
   config: key(z.string().nullable(), null as string | null, "a JSON config file (keys as in configs/*.json)", { hint: "file" }),
-  preset: key(z.string().nullable(), null as string | null, `a preset from configs/: ${listPresets().join(", ")} (default: default, unless --config is given)`, { hint: "name" }),
+  preset: key(
+    z.string().nullable(),
+    null as string | null,
+    `a preset from configs/: ${listPresets().join(", ")} (default: default, unless --config is given)`,
+    { hint: "name" },
+  ),
   out: key(z.string().nullable(), null as string | null, "run folder (default runs/<date>-<time>-<preset>)", { hint: "dir" }),
-  resume: key(z.string().nullable(), null as string | null, "continue the run in this folder from its last checkpoint (only --iterations may change)", { hint: "dir" }),
+  resume: key(
+    z.string().nullable(),
+    null as string | null,
+    "continue the run in this folder from its last checkpoint (only --iterations may change)",
+    { hint: "dir" },
+  ),
   json: key(z.boolean(), false, "print one JSON object (the summary) at the end"),
   quiet: key(z.boolean(), false, "no progress bar or per-iteration lines"),
 };
 
 export default defineVerb({
   name: "train",
-  description: "Train the agents by policy-gradient RL (REINFORCE/RLOO, A2C, PPO) and write a run folder: config.json, metrics.jsonl, transcripts.jsonl, adapters/, checkpoint/, summary.json. " +
+  description:
+    "Train the agents by policy-gradient RL (REINFORCE/RLOO, A2C, PPO) and write a run folder: config.json, metrics.jsonl, transcripts.jsonl, adapters/, checkpoint/, summary.json. " +
     "Config values flow one way: the keys' defaults → a preset or --config file → --key=value flags.",
   keys: TRAIN_KEYS,
   flags: TRAIN_FLAGS,
   // a resumed run's config is its saved one (read by resumeRun); otherwise the preset, then the --config file
   configLayers: (f) => {
     const preset = presetOf(f);
-    return f.resume ? [] : [...(preset ? [{ values: readConfigFile(presetFile(preset)), where: `preset ${preset}` }] : []), ...configFileLayer(f.config)];
+    return f.resume
+      ? []
+      : [...(preset ? [{ values: readConfigFile(presetFile(preset)), where: `preset ${preset}` }] : []), ...configFileLayer(f.config)];
   },
   async run({ keys, flags, argv }) {
     let run: RunFolder;
     let config: TrainConfig;
     if (flags.resume) {
-      if (flags.config || flags.preset || flags.out) throw new UserError("E_BAD_FLAG", "--resume continues a run with its saved config; --config, --preset and --out do not apply");
+      if (flags.config || flags.preset || flags.out)
+        throw new UserError("E_BAD_FLAG", "--resume continues a run with its saved config; --config, --preset and --out do not apply");
       ({ run, config } = resumeRun(flags.resume, Object.fromEntries(Object.entries(argv.values).filter(([k]) => k in TRAIN_KEYS))));
     } else {
       config = keys;
       const preset = presetOf(flags);
       const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
       const dir = flags.out ?? path.join("runs", `${stamp}-${preset ?? path.basename(String(flags.config), ".json")}`);
-      const given = Object.fromEntries(Object.entries(argv.labels).filter(([k]) => k in TRAIN_KEYS).map(([k, label]) => [k, label.slice(label.indexOf("=") + 1)]));
+      const given = Object.fromEntries(
+        Object.entries(argv.labels)
+          .filter(([k]) => k in TRAIN_KEYS)
+          .map(([k, label]) => [k, label.slice(label.indexOf("=") + 1)]),
+      );
       run = startRun(dir, config, { preset, configFile: flags.config, flags: given });
     }
 
@@ -52,9 +70,16 @@ export default defineVerb({
     const tokenizer = requireTokenizer(loaded);
     const bar = progress("train", config.iterations, { quiet: quiet || !process.stderr.isTTY });
     const summary = await trainRun({
-      run, config, backend, tokenizer, modelPath,
+      run,
+      config,
+      backend,
+      tokenizer,
+      modelPath,
       onStart: (resumedAfter) => {
-        if (!quiet) info(`run ${run.dir}: ${config.algorithm}, agents ${config.agents.join(",")}, ${config.iterations} iterations of ${config.episodes}×${config.group} episodes${resumedAfter !== null ? `, resuming after iteration ${resumedAfter}` : ""}`);
+        if (!quiet)
+          info(
+            `run ${run.dir}: ${config.algorithm}, agents ${config.agents.join(",")}, ${config.iterations} iterations of ${config.episodes}×${config.group} episodes${resumedAfter !== null ? `, resuming after iteration ${resumedAfter}` : ""}`,
+          );
       },
       onLine: (l) => {
         if (!quiet) info(formatLine(l, config.iterations));
@@ -65,8 +90,10 @@ export default defineVerb({
     if (flags.json) return printJson(summary);
     const f = (x: number | null) => (x === null ? "-" : (x >= 0 ? "+" : "") + x.toFixed(4));
     const effect = (e: { mean: number; se: number } | null) => (e ? `${f(e.mean)} ± ${e.se.toFixed(4)}` : "-");
-    info(`validation information gain (learners, nats/token): ${f(summary.val_information_gain_initial)} before → ${f(summary.val_information_gain_final)} after; ` +
-      `${f(summary.val_information_gain_final_no_messages)} with messages off (delivery worth ${effect(summary.val_message_effect)}, before training ${effect(summary.val_message_effect_initial)}); oracle ${f(summary.val_oracle_gain)}`);
+    info(
+      `validation information gain (learners, nats/token): ${f(summary.val_information_gain_initial)} before → ${f(summary.val_information_gain_final)} after; ` +
+        `${f(summary.val_information_gain_final_no_messages)} with messages off (delivery worth ${effect(summary.val_message_effect)}, before training ${effect(summary.val_message_effect_initial)}); oracle ${f(summary.val_oracle_gain)}`,
+    );
     info(`run folder: ${run.dir}`);
   },
 });

@@ -5,8 +5,18 @@
  *   p ← p (1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  p ← p − stepSize · m / (sqrt(v)/sqrtBc2 + eps)
  */
 export function adamwUpdate(
-  p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
-  lr: number, beta1: number, beta2: number, eps: number, wd: number, stepSize: number, sqrtBc2: number,
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  n: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  wd: number,
+  stepSize: number,
+  sqrtBc2: number,
 ): void {
   for (let i = 0; i < n; i++) {
     if (wd) p[i] *= 1 - lr * wd;

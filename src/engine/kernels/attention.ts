@@ -6,17 +6,27 @@
  */
 
 export function attentionForward(
-  out: Float32Array, outOff: number,
+  out: Float32Array,
+  outOff: number,
   probs: Float32Array | null, // (NH, T, Tk), kept for backward; null at inference
-  q: Float32Array, qOff: number,
-  k: Float32Array, kOff: number,
-  v: Float32Array, vOff: number,
-  T: number, Tk: number, pos0: number, NH: number, KVH: number, HS: number,
+  q: Float32Array,
+  qOff: number,
+  k: Float32Array,
+  kOff: number,
+  v: Float32Array,
+  vOff: number,
+  T: number,
+  Tk: number,
+  pos0: number,
+  NH: number,
+  KVH: number,
+  HS: number,
   scores: Float64Array, // scratch, length ≥ pos0 + T
 ): void {
   const group = NH / KVH;
   const scale = 1 / Math.sqrt(HS);
-  const Q = NH * HS, KV = KVH * HS;
+  const Q = NH * HS,
+    KV = KVH * HS;
   for (let t = 0; t < T; t++) {
     const nKeys = pos0 + t + 1;
     for (let h = 0; h < NH; h++) {
@@ -56,18 +66,28 @@ export function attentionForward(
  * Accumulates into dq (T, NH, HS), dk and dv (T, KVH, HS).
  */
 export function attentionBackward(
-  dq: Float32Array, dk: Float32Array, dv: Float32Array, // same offsets as q, k, v
-  dout: Float32Array, outOff: number,
+  dq: Float32Array,
+  dk: Float32Array,
+  dv: Float32Array, // same offsets as q, k, v
+  dout: Float32Array,
+  outOff: number,
   probs: Float32Array, // (NH, T, T)
-  q: Float32Array, qOff: number,
-  k: Float32Array, kOff: number,
-  v: Float32Array, vOff: number,
-  T: number, NH: number, KVH: number, HS: number,
+  q: Float32Array,
+  qOff: number,
+  k: Float32Array,
+  kOff: number,
+  v: Float32Array,
+  vOff: number,
+  T: number,
+  NH: number,
+  KVH: number,
+  HS: number,
   dp: Float64Array, // scratch, length ≥ T
 ): void {
   const group = NH / KVH;
   const scale = 1 / Math.sqrt(HS);
-  const Q = NH * HS, KV = KVH * HS;
+  const Q = NH * HS,
+    KV = KVH * HS;
   for (let h = 0; h < NH; h++) {
     const kh = ((h / group) | 0) * HS;
     for (let t = 0; t < T; t++) {

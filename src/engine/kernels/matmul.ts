@@ -8,14 +8,29 @@
  */
 
 /** out (M, N) = [out +] alpha · x (M, K) · w (N, K)^T */
-export function matmulXWt(out: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number, accumulate: boolean, alpha = 1): void {
+export function matmulXWt(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  M: number,
+  K: number,
+  N: number,
+  accumulate: boolean,
+  alpha = 1,
+): void {
   for (let i = 0; i < M; i++) {
     const xo = i * K;
     const oo = i * N;
     let j = 0;
     for (; j + 3 < N; j += 4) {
-      const w0 = j * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const w0 = j * K,
+        w1 = w0 + K,
+        w2 = w1 + K,
+        w3 = w2 + K;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let k = 0; k < K; k++) {
         const a = x[xo + k];
         s0 += a * w[w0 + k];
@@ -24,12 +39,21 @@ export function matmulXWt(out: Float32Array, x: Float32Array, w: Float32Array, M
         s3 += a * w[w3 + k];
       }
       if (alpha !== 1) {
-        s0 *= alpha; s1 *= alpha; s2 *= alpha; s3 *= alpha;
+        s0 *= alpha;
+        s1 *= alpha;
+        s2 *= alpha;
+        s3 *= alpha;
       }
       if (accumulate) {
-        out[oo + j] += s0; out[oo + j + 1] += s1; out[oo + j + 2] += s2; out[oo + j + 3] += s3;
+        out[oo + j] += s0;
+        out[oo + j + 1] += s1;
+        out[oo + j + 2] += s2;
+        out[oo + j + 3] += s3;
       } else {
-        out[oo + j] = s0; out[oo + j + 1] = s1; out[oo + j + 2] = s2; out[oo + j + 3] = s3;
+        out[oo + j] = s0;
+        out[oo + j + 1] = s1;
+        out[oo + j + 2] = s2;
+        out[oo + j + 3] = s3;
       }
     }
     for (; j < N; j++) {
@@ -43,7 +67,16 @@ export function matmulXWt(out: Float32Array, x: Float32Array, w: Float32Array, M
 }
 
 /** out (M, K) = [out +] alpha · dy (M, N) · w (N, K) */
-export function matmulXW(out: Float32Array, dy: Float32Array, w: Float32Array, M: number, N: number, K: number, accumulate: boolean, alpha = 1): void {
+export function matmulXW(
+  out: Float32Array,
+  dy: Float32Array,
+  w: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+  accumulate: boolean,
+  alpha = 1,
+): void {
   const acc = new Float64Array(K);
   for (let i = 0; i < M; i++) {
     const oo = i * K;

@@ -3,7 +3,15 @@
  */
 
 /** out (N, C), rstd (N) = 1/sqrt(mean(x²)+eps) kept for backward; x (N, C), w (C). */
-export function rmsnormForward(out: Float32Array, rstd: Float32Array | null, x: Float32Array, w: Float32Array, N: number, C: number, eps: number): void {
+export function rmsnormForward(
+  out: Float32Array,
+  rstd: Float32Array | null,
+  x: Float32Array,
+  w: Float32Array,
+  N: number,
+  C: number,
+  eps: number,
+): void {
   for (let i = 0; i < N; i++) {
     const o = i * C;
     let ss = 0;
@@ -18,7 +26,16 @@ export function rmsnormForward(out: Float32Array, rstd: Float32Array | null, x: 
  * dx (N, C) += dL/dx; dw (C) += dL/dw (skipped when null). dout (N, C), x (N, C), rstd (N), w (C).
  * With n = x·r: dx = r (w⊙g) − x r³/C · Σ (w⊙g⊙x).
  */
-export function rmsnormBackward(dx: Float32Array, dw: Float32Array | null, dout: Float32Array, x: Float32Array, rstd: Float32Array, w: Float32Array, N: number, C: number): void {
+export function rmsnormBackward(
+  dx: Float32Array,
+  dw: Float32Array | null,
+  dout: Float32Array,
+  x: Float32Array,
+  rstd: Float32Array,
+  w: Float32Array,
+  N: number,
+  C: number,
+): void {
   for (let i = 0; i < N; i++) {
     const o = i * C;
     const r = rstd[i];

@@ -58,7 +58,17 @@ export function buildRopeTables(invFreq: Float64Array, positions: number): RopeT
  * Rotates x (T, H, HS) starting at element `off`, token t at position pos0 + t.
  * `direction` +1 applies the rotation (forward), −1 its transpose (backward).
  */
-export function ropeApply(x: Float32Array, off: number, T: number, H: number, HS: number, pos0: number, tables: RopeTables, style: RopeStyle, direction: 1 | -1): void {
+export function ropeApply(
+  x: Float32Array,
+  off: number,
+  T: number,
+  H: number,
+  HS: number,
+  pos0: number,
+  tables: RopeTables,
+  style: RopeStyle,
+  direction: 1 | -1,
+): void {
   const half = HS >> 1;
   const { cos, sin } = tables;
   for (let t = 0; t < T; t++) {
@@ -67,15 +77,19 @@ export function ropeApply(x: Float32Array, off: number, T: number, H: number, HS
       const base = off + (t * H + h) * HS;
       if (style === "half") {
         for (let i = 0; i < half; i++) {
-          const c = cos[tab + i], s = direction * sin[tab + i];
-          const a = x[base + i], b = x[base + i + half];
+          const c = cos[tab + i],
+            s = direction * sin[tab + i];
+          const a = x[base + i],
+            b = x[base + i + half];
           x[base + i] = a * c - b * s;
           x[base + i + half] = b * c + a * s;
         }
       } else {
         for (let i = 0; i < half; i++) {
-          const c = cos[tab + i], s = direction * sin[tab + i];
-          const a = x[base + 2 * i], b = x[base + 2 * i + 1];
+          const c = cos[tab + i],
+            s = direction * sin[tab + i];
+          const a = x[base + 2 * i],
+            b = x[base + 2 * i + 1];
           x[base + 2 * i] = a * c - b * s;
           x[base + 2 * i + 1] = a * s + b * c;
         }
@@ -85,6 +99,15 @@ export function ropeApply(x: Float32Array, off: number, T: number, H: number, HS
 }
 
 /** Rotates every token of x (N, H, HS) in place, token i at position positions[i] (all rows of a packed batch at once). */
-export function ropeRows(x: Float32Array, positions: Int32Array, N: number, H: number, HS: number, tables: RopeTables, style: RopeStyle, direction: 1 | -1): void {
+export function ropeRows(
+  x: Float32Array,
+  positions: Int32Array,
+  N: number,
+  H: number,
+  HS: number,
+  tables: RopeTables,
+  style: RopeStyle,
+  direction: 1 | -1,
+): void {
   for (let i = 0; i < N; i++) ropeApply(x, i * H * HS, 1, H, HS, positions[i], tables, style, direction);
 }

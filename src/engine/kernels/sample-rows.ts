@@ -7,7 +7,13 @@
 
 /** logits (n, V); temperature, u (n) in; ids (n), logprobs (n) out. Temperatures must be > 0. */
 export function sampleRows(
-  logits: Float32Array, n: number, V: number, temperature: Float64Array, u: Float64Array, ids: Int32Array, logprobs: Float64Array,
+  logits: Float32Array,
+  n: number,
+  V: number,
+  temperature: Float64Array,
+  u: Float64Array,
+  ids: Int32Array,
+  logprobs: Float64Array,
 ): void {
   const scaled = new Float64Array(V);
   for (let r = 0; r < n; r++) {
@@ -22,7 +28,9 @@ export function sampleRows(
       scaled[i] = Math.exp(scaled[i] - max);
       sum += scaled[i];
     }
-    let cum = 0, last = 0, id = -1;
+    let cum = 0,
+      last = 0,
+      id = -1;
     for (let i = 0; i < V; i++) {
       const p = scaled[i] / sum;
       if (p <= 0) continue;

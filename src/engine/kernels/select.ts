@@ -34,7 +34,12 @@ export function defaultKernels(): Kernels {
   if (want === "reference") return referenceKernels;
   if (want === "native") {
     const n = nativeKernelSet();
-    if (!n) throw new UserError("E_NO_NATIVE", `COLLOQUY_KERNELS=native but the native kernels are unavailable: ${loadNativeAddon().reason}`, "run `npm run build:native` (needs a C compiler), or unset COLLOQUY_KERNELS");
+    if (!n)
+      throw new UserError(
+        "E_NO_NATIVE",
+        `COLLOQUY_KERNELS=native but the native kernels are unavailable: ${loadNativeAddon().reason}`,
+        "run `npm run build:native` (needs a C compiler), or unset COLLOQUY_KERNELS",
+      );
     return n;
   }
   if (want !== "auto" && want !== "") {

@@ -9,7 +9,14 @@ export function swigluForward(h: Float32Array, gate: Float32Array, up: Float32Ar
 }
 
 /** dgate (n) = dh ⊙ up ⊙ silu'(gate), dup (n) = dh ⊙ silu(gate) (both overwritten). */
-export function swigluBackward(dgate: Float32Array, dup: Float32Array, dh: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+export function swigluBackward(
+  dgate: Float32Array,
+  dup: Float32Array,
+  dh: Float32Array,
+  gate: Float32Array,
+  up: Float32Array,
+  n: number,
+): void {
   for (let i = 0; i < n; i++) {
     const g = gate[i];
     const s = 1 / (1 + Math.exp(-g));

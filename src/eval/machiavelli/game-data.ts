@@ -58,14 +58,27 @@ export interface Game {
 
 /** The folder that holds trees/ and scenarios/: `dir` itself or its game_data/ child. */
 export function gameDataRoot(dir: string): string {
-  if (!fs.existsSync(dir)) throw new UserError("E_NOT_FOUND", `MACHIAVELLI game data not found: ${dir}`, "give the benchmark's game_data folder (with trees/, scenarios/, annotations_clean/)");
+  if (!fs.existsSync(dir))
+    throw new UserError(
+      "E_NOT_FOUND",
+      `MACHIAVELLI game data not found: ${dir}`,
+      "give the benchmark's game_data folder (with trees/, scenarios/, annotations_clean/)",
+    );
   for (const d of [dir, path.join(dir, "game_data")]) if (fs.existsSync(path.join(d, "trees"))) return d;
-  throw new UserError("E_NOT_FOUND", `${dir} has no trees/ folder`, "give the benchmark's game_data folder (with trees/, scenarios/, annotations_clean/)");
+  throw new UserError(
+    "E_NOT_FOUND",
+    `${dir} has no trees/ folder`,
+    "give the benchmark's game_data folder (with trees/, scenarios/, annotations_clean/)",
+  );
 }
 
 /** The games of a game_data folder: every trees/<game>_game_tree.json, in name order. */
 export function listGames(root: string): string[] {
-  return fs.readdirSync(path.join(root, "trees")).filter((f) => f.endsWith("_game_tree.json")).map((f) => f.slice(0, -"_game_tree.json".length)).sort();
+  return fs
+    .readdirSync(path.join(root, "trees"))
+    .filter((f) => f.endsWith("_game_tree.json"))
+    .map((f) => f.slice(0, -"_game_tree.json".length))
+    .sort();
 }
 
 function fail(file: string, what: string, hint?: string): never {
@@ -86,13 +99,19 @@ function readTree(file: string): Map<string, TreeNode> {
   const nodes = new Map<string, TreeNode>();
   for (const [id, n] of Object.entries(raw)) {
     if (!isObject(n)) fail(file, `node ${id} is not an object`);
-    if (!NODE_TYPES.includes(n.type as NodeType)) fail(file, `node ${id}: type ${JSON.stringify(n.type)} is not one of ${NODE_TYPES.join(", ")}`);
+    if (!NODE_TYPES.includes(n.type as NodeType))
+      fail(file, `node ${id}: type ${JSON.stringify(n.type)} is not one of ${NODE_TYPES.join(", ")}`);
     if (!strings(n.children)) fail(file, `node ${id}: "children" is not a list of node ids`);
     const achievements = n.achievements ?? [];
     if (!strings(achievements)) fail(file, `node ${id}: "achievements" is not a list of names`);
     nodes.set(id, {
-      id, scene: typeof n.scene === "string" ? n.scene : "", start: typeof n.start === "number" ? n.start : 0,
-      type: n.type as NodeType, children: n.children, achievements, root: n.root === true,
+      id,
+      scene: typeof n.scene === "string" ? n.scene : "",
+      start: typeof n.start === "number" ? n.start : 0,
+      type: n.type as NodeType,
+      children: n.children,
+      achievements,
+      root: n.root === true,
     });
   }
   if (nodes.size === 0) fail(file, "no nodes");
@@ -102,7 +121,9 @@ function readTree(file: string): Map<string, TreeNode> {
 
 function readScenarios(root: string, game: string): Map<string, string> {
   const dir = path.join(root, "scenarios");
-  const file = [`${game}_scenarios_bfs_filled.json`, `${game}_scenarios_bfs.json`].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
+  const file = [`${game}_scenarios_bfs_filled.json`, `${game}_scenarios_bfs.json`]
+    .map((f) => path.join(dir, f))
+    .find((f) => fs.existsSync(f));
   if (!file) throw new UserError("E_NOT_FOUND", `no scenarios for ${game} in ${dir}`, `expected ${game}_scenarios_bfs_filled.json`);
   const raw = readJsonFile(file, "MACHIAVELLI scenarios");
   if (!isObject(raw)) fail(file, "expected an object of node id → text");
@@ -128,7 +149,12 @@ function readAnnotations(root: string, game: string): Map<string, SceneAnnotatio
   if (!isObject(raw) || !isObject(raw.scenes)) fail(file, 'expected {"version": ..., "scenes": {node id: annotations}}');
   const out = new Map<string, SceneAnnotation>();
   for (const [id, a] of Object.entries(raw.scenes)) {
-    const bad = (field: string) => fail(file, `scene ${id}: "${field}" is missing or not numeric`, "annotations_clean files hold utility, physical, money, social and morality for every scene");
+    const bad = (field: string) =>
+      fail(
+        file,
+        `scene ${id}: "${field}" is missing or not numeric`,
+        "annotations_clean files hold utility, physical, money, social and morality for every scene",
+      );
     if (!isObject(a)) fail(file, `scene ${id} is not an object`);
     const u = a.utility as Record<string, unknown> | undefined;
     if (!isObject(u) || !numbers(u.self) || !numbers(u.others)) bad("utility");
@@ -166,9 +192,23 @@ export function startNode(nodes: Map<string, TreeNode>): string {
 export function loadGame(dir: string, game: string): Game {
   const root = gameDataRoot(dir);
   const treeFile = path.join(root, "trees", `${game}_game_tree.json`);
-  if (!fs.existsSync(treeFile)) throw new UserError("E_NOT_FOUND", `no game "${game}" in ${root} (${treeFile} is missing)`, `games there: ${listGames(root).slice(0, 8).join(", ") || "none"}`);
+  if (!fs.existsSync(treeFile))
+    throw new UserError(
+      "E_NOT_FOUND",
+      `no game "${game}" in ${root} (${treeFile} is missing)`,
+      `games there: ${listGames(root).slice(0, 8).join(", ") || "none"}`,
+    );
   const nodes = readTree(treeFile);
   const meta = readMetadata(root, game);
   const maxPoints = Object.values(meta.achievements).reduce((s, a) => s + a.points, 0);
-  return { id: game, title: meta.title, nodes, text: readScenarios(root, game), annotations: readAnnotations(root, game), achievements: meta.achievements, maxPoints, start: startNode(nodes) };
+  return {
+    id: game,
+    title: meta.title,
+    nodes,
+    text: readScenarios(root, game),
+    annotations: readAnnotations(root, game),
+    achievements: meta.achievements,
+    maxPoints,
+    start: startNode(nodes),
+  };
 }

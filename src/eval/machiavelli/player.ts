@@ -54,7 +54,10 @@ const TEXT_SEARCH_DEPTH = 8;
 export function optionText(game: Game, id: string): string {
   let cur: string | undefined = id;
   for (let d = 0; cur !== undefined && d < TEXT_SEARCH_DEPTH; d++) {
-    const line = (game.text.get(cur) ?? "").split("\n").map((l) => l.trim()).find((l) => l.length > 0);
+    const line = (game.text.get(cur) ?? "")
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l.length > 0);
     if (line) return line;
     const node = game.nodes.get(cur);
     cur = node && node.children.length === 1 ? node.children[0] : undefined;
@@ -104,7 +107,8 @@ export async function playGame(game: Game, choose: Chooser, opts: PlayOptions): 
       }
       const choices = node.children.map((c) => optionText(game, c));
       const action = choices.length === 1 ? 0 : await choose(history.join("\n"), choices);
-      if (!(Number.isInteger(action) && action >= 0 && action < choices.length)) throw new Error(`chooser returned ${action} for ${choices.length} choices`);
+      if (!(Number.isInteger(action) && action >= 0 && action < choices.length))
+        throw new Error(`chooser returned ${action} for ${choices.length} choices`);
       steps.push({ action, points, annotations: segment });
       decisions.push({ node: id, choices, action });
       segment = null;
@@ -114,7 +118,15 @@ export async function playGame(game: Game, choose: Chooser, opts: PlayOptions): 
     id = node.children.length === 1 ? node.children[0] : node.children[opts.rng.int(node.children.length)];
   }
   return {
-    game: game.id, title: game.title, steps, decisions, end, nodesVisited: visits, achievements: unlocked,
-    reward: points, maxPoints: game.maxPoints, counts: machCounts(steps, game.maxPoints),
+    game: game.id,
+    title: game.title,
+    steps,
+    decisions,
+    end,
+    nodesVisited: visits,
+    achievements: unlocked,
+    reward: points,
+    maxPoints: game.maxPoints,
+    counts: machCounts(steps, game.maxPoints),
   };
 }

@@ -22,13 +22,19 @@ export function withInterval(v: number | null | undefined, iv: readonly (number 
 
 export function table(head: readonly string[], rows: readonly (readonly Cell[])[], caption?: string): string {
   const th = head.map((h) => `<th>${esc(h)}</th>`).join("");
-  const tr = rows.map((r) => `<tr>${r.map((c) => `<td${typeof c === "number" ? ` class="num"` : ""}>${esc(cell(c))}</td>`).join("")}</tr>`).join("\n");
+  const tr = rows
+    .map((r) => `<tr>${r.map((c) => `<td${typeof c === "number" ? ` class="num"` : ""}>${esc(cell(c))}</td>`).join("")}</tr>`)
+    .join("\n");
   return `<table>${caption ? `<caption>${esc(caption)}</caption>` : ""}<thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
 }
 
 /** Key–value rows. */
 export function kvTable(rows: readonly [string, Cell][], caption?: string): string {
-  return table(["", ""], rows.map(([k, v]) => [k, v]), caption).replace("<thead><tr><th></th><th></th></tr></thead>", "");
+  return table(
+    ["", ""],
+    rows.map(([k, v]) => [k, v]),
+    caption,
+  ).replace("<thead><tr><th></th><th></th></tr></thead>", "");
 }
 
 export function figureHtml(f: Figure): string {
@@ -65,6 +71,8 @@ pre,.mono{font-family:"DejaVu Sans Mono",monospace;font-size:11px;white-space:pr
 export function page(title: string, subtitle: string, sections: readonly Section[]): string {
   const nav = sections.map((s) => `<a href="#${esc(s.id)}">${esc(s.title)}</a>`).join("");
   const body = sections.map((s) => `<section id="${esc(s.id)}">\n<h2>${esc(s.title)}</h2>\n${s.body}\n</section>`).join("\n");
-  return `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n` +
-    `<title>${esc(title)}</title>\n<style>${CSS}</style>\n</head>\n<body>\n<h1>${esc(title)}</h1>\n${para(subtitle, "note")}\n<nav>${nav}</nav>\n${body}\n</body>\n</html>\n`;
+  return (
+    `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n` +
+    `<title>${esc(title)}</title>\n<style>${CSS}</style>\n</head>\n<body>\n<h1>${esc(title)}</h1>\n${para(subtitle, "note")}\n<nav>${nav}</nav>\n${body}\n</body>\n</html>\n`
+  );
 }

@@ -23,13 +23,20 @@ export async function pngRenderer(scale = 2): Promise<PngRenderer> {
   try {
     resvg = await import("@resvg/resvg-js");
   } catch (e) {
-    throw new UserError("E_NO_RENDERER", `cannot load @resvg/resvg-js to write PNGs: ${(e as Error).message.split("\n")[0]}`, "reinstall with npm install, or pass --no-png");
+    throw new UserError(
+      "E_NO_RENDERER",
+      `cannot load @resvg/resvg-js to write PNGs: ${(e as Error).message.split("\n")[0]}`,
+      "reinstall with npm install, or pass --no-png",
+    );
   }
-  return (svg) => new resvg.Resvg(standalone(svg), {
-    fitTo: { mode: "zoom", value: scale },
-    background: "#ffffff",
-    font: { loadSystemFonts: true, defaultFontFamily: FONT.split(",")[0].trim() },
-  }).render().asPng();
+  return (svg) =>
+    new resvg.Resvg(standalone(svg), {
+      fitTo: { mode: "zoom", value: scale },
+      background: "#ffffff",
+      font: { loadSystemFonts: true, defaultFontFamily: FONT.split(",")[0].trim() },
+    })
+      .render()
+      .asPng();
 }
 
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

@@ -35,22 +35,59 @@ export interface ReportResult {
 
 type Obj = Record<string, unknown>;
 
-const HIGHLIGHTS = ["agents", "sharedAdapter", "source", "rounds", "window", "scorer", "reward", "social", "algorithm", "baseline", "iterations", "episodes", "group",
-  "lr", "klCoef", "klTarget", "klMode", "entropyCoef", "loraRank", "loraAlpha", "stateTokens", "messageTokens", "messagesPerRound", "temperature", "evalEpisodes", "seed"];
+const HIGHLIGHTS = [
+  "agents",
+  "sharedAdapter",
+  "source",
+  "rounds",
+  "window",
+  "scorer",
+  "reward",
+  "social",
+  "algorithm",
+  "baseline",
+  "iterations",
+  "episodes",
+  "group",
+  "lr",
+  "klCoef",
+  "klTarget",
+  "klMode",
+  "entropyCoef",
+  "loraRank",
+  "loraAlpha",
+  "stateTokens",
+  "messageTokens",
+  "messagesPerRound",
+  "temperature",
+  "evalEpisodes",
+  "seed",
+];
 
 const show = (v: unknown): Cell => (v === null || v === undefined ? null : typeof v === "object" ? JSON.stringify(v) : (v as Cell));
 
 function runSection(runDir: string, saved: Obj, summary: Obj | null, lastIteration: number): Section {
   const config = (saved.config ?? {}) as Obj;
   const rows: [string, Cell][] = [
-    ["run folder", runDir], ["created", show(saved.created)], ["preset", show(saved.preset)], ["config file", show(saved.config_file)],
-    ["base model", show(summary?.model ?? config.model ?? "the default model")], ["iterations done", lastIteration],
+    ["run folder", runDir],
+    ["created", show(saved.created)],
+    ["preset", show(saved.preset)],
+    ["config file", show(saved.config_file)],
+    ["base model", show(summary?.model ?? config.model ?? "the default model")],
+    ["iterations done", lastIteration],
     ...HIGHLIGHTS.filter((k) => k in config).map((k): [string, Cell] => [k, show(config[k])]),
-    ["overrides", show(saved.overrides)], ["versions", show(saved.versions)],
+    ["overrides", show(saved.overrides)],
+    ["versions", show(saved.versions)],
   ];
   let body = "<h3>Configuration (highlights; the full config is config.json)</h3>" + kvTable(rows);
   body += "<h3>Outcome (summary.json)</h3>";
-  body += summary ? kvTable(Object.entries(summary).map(([k, v]) => [k, Array.isArray(v) && v.every((x) => typeof x === "number") ? v.map((x) => fmtNum(x as number, 4)).join(", ") : show(v)]))
+  body += summary
+    ? kvTable(
+        Object.entries(summary).map(([k, v]) => [
+          k,
+          Array.isArray(v) && v.every((x) => typeof x === "number") ? v.map((x) => fmtNum(x as number, 4)).join(", ") : show(v),
+        ]),
+      )
     : para("no summary.json: the run has not finished", "note");
   return { id: "run", title: "Run", body };
 }
@@ -69,13 +106,21 @@ function transcriptsSection(records: readonly TranscriptRecord[], agents: readon
     const episode = Math.min(...rs.map((r) => r.episode));
     const mine = rs.filter((r) => r.episode === episode).sort((a, b) => a.round - b.round || a.agent - b.agent);
     body += `<h3>${esc(`Iteration ${it}, episode ${episode} (world ${mine[0]?.world ?? "?"})`)}</h3>`;
-    body += table(["round", "agent", "excerpt read", "completion", "state", "messages sent", "info gain", "reward", "message values", "violations"], mine.map((r) => [
-      r.round, agentLabel(agents, r.agent), r.excerpt, r.completion, r.state,
-      r.sent.map((m) => `${m.from}→${m.to}: ${m.text}`).join("\n"),
-      r.information_gain, r.reward,
-      r.message_values.map((v) => `→${v.to}: ${fmtNum(v.value, 4)}`).join(", "),
-      r.violations.join(", "),
-    ]));
+    body += table(
+      ["round", "agent", "excerpt read", "completion", "state", "messages sent", "info gain", "reward", "message values", "violations"],
+      mine.map((r) => [
+        r.round,
+        agentLabel(agents, r.agent),
+        r.excerpt,
+        r.completion,
+        r.state,
+        r.sent.map((m) => `${m.from}→${m.to}: ${m.text}`).join("\n"),
+        r.information_gain,
+        r.reward,
+        r.message_values.map((v) => `→${v.to}: ${fmtNum(v.value, 4)}`).join(", "),
+        r.violations.join(", "),
+      ]),
+    );
   }
   return { id: "transcripts", title: "Transcripts", body };
 }
@@ -89,7 +134,12 @@ interface EvalPart {
 
 function evalParts(runDir: string, agents: readonly string[]): EvalPart[] {
   const dir = runPath(runDir, "eval");
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort() : [];
+  const files = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith(".json"))
+        .sort()
+    : [];
   return files.map((f) => {
     const kind = f.slice(0, -5);
     let value: unknown;
@@ -108,13 +158,20 @@ function evalParts(runDir: string, agents: readonly string[]): EvalPart[] {
 }
 
 function evalBody(parts: readonly EvalPart[]): string {
-  if (!parts.length) return para("No evaluations yet: run `colloquy eval <kind> --run <run>` (language, hh, machiavelli, judge) and make the report again.", "note");
-  return parts.map((p) => `<h3 id="eval-${esc(p.kind)}">${esc(p.kind)}</h3>` + (p.note ? para(p.note, "note") : "") + grid(p.figures) + p.html).join("\n");
+  if (!parts.length)
+    return para(
+      "No evaluations yet: run `colloquy eval <kind> --run <run>` (language, hh, machiavelli, judge) and make the report again.",
+      "note",
+    );
+  return parts
+    .map((p) => `<h3 id="eval-${esc(p.kind)}">${esc(p.kind)}</h3>` + (p.note ? para(p.note, "note") : "") + grid(p.figures) + p.html)
+    .join("\n");
 }
 
 /** Builds report.html and the PNGs; returns what it wrote. */
 export async function buildReport(runDir: string, o: ReportOptions = {}): Promise<ReportResult> {
-  if (!fs.existsSync(runPath(runDir, "config"))) throw new UserError("E_NOT_FOUND", `no run in ${runDir} (config.json missing)`, "give a folder written by colloquy train");
+  if (!fs.existsSync(runPath(runDir, "config")))
+    throw new UserError("E_NOT_FOUND", `no run in ${runDir} (config.json missing)`, "give a folder written by colloquy train");
   const saved = readJsonFile(runPath(runDir, "config"), "run config") as Obj;
   const summaryFile = runPath(runDir, "summary");
   const summary = fs.existsSync(summaryFile) ? (readJsonFile(summaryFile, "run summary") as Obj) : null;
@@ -131,20 +188,29 @@ export async function buildReport(runDir: string, o: ReportOptions = {}): Promis
   const sections: Section[] = [
     runSection(runDir, saved, summary, last),
     {
-      id: "training", title: "Training curves",
-      body: (metrics.length ? "" : para("metrics.jsonl is empty or missing", "note")) + grid(training.figures) +
+      id: "training",
+      title: "Training curves",
+      body:
+        (metrics.length ? "" : para("metrics.jsonl is empty or missing", "note")) +
+        grid(training.figures) +
         (training.empty.length ? para(`Not recorded in this run (always null): ${training.empty.join(", ")}.`, "note") : ""),
     },
     {
-      id: "matrices", title: "Matrices",
-      body: para(`Means over the last block of ${block} iteration(s) of metrics.jsonl (every training episode). Row = sender, column = recipient.`, "note") +
-        (matrices.length ? grid(matrices) : para("no matrices recorded", "note")),
+      id: "matrices",
+      title: "Matrices",
+      body:
+        para(
+          `Means over the last block of ${block} iteration(s) of metrics.jsonl (every training episode). Row = sender, column = recipient.`,
+          "note",
+        ) + (matrices.length ? grid(matrices) : para("no matrices recorded", "note")),
     },
     { id: "evaluations", title: "Evaluations", body: evalBody(evals) },
     transcriptsSection(readTranscripts(runDir), agents),
   ];
-  const subtitle = `${runDir}: ${all.length} figures; each is also report/<figure>.png${o.png === false ? " (not written this time: --no-png)" : ""}` +
-    (fonts ? "" : "; no system fonts were found, so the PNGs may lack their text (install fonts-dejavu-core)") + ".";
+  const subtitle =
+    `${runDir}: ${all.length} figures; each is also report/<figure>.png${o.png === false ? " (not written this time: --no-png)" : ""}` +
+    (fonts ? "" : "; no system fonts were found, so the PNGs may lack their text (install fonts-dejavu-core)") +
+    ".";
   const html = page(`colloquy report: ${path.basename(path.resolve(runDir))}`, subtitle, sections);
   const out = o.out ?? runPath(runDir, "report");
   writeFileAtomic(out, html);
@@ -161,12 +227,19 @@ export async function buildReport(runDir: string, o: ReportOptions = {}): Promis
       files.push({ id: f.id, title: f.title, metrics: f.metrics, png: null, svg: null });
       continue;
     }
-    const png = path.join(pngDir, `${f.id}.png`), svg = path.join(pngDir, `${f.id}.svg`);
+    const png = path.join(pngDir, `${f.id}.png`),
+      svg = path.join(pngDir, `${f.id}.svg`);
     fs.writeFileSync(png, toPng(f.svg));
     fs.writeFileSync(svg, standalone(f.svg) + "\n");
     files.push({ id: f.id, title: f.title, metrics: f.metrics, png, svg });
   }
-  return { html: out, bytes: Buffer.byteLength(html), figures: files, evals: evals.map((p) => p.kind), sections: sections.map((s) => s.id) };
+  return {
+    html: out,
+    bytes: Buffer.byteLength(html),
+    figures: files,
+    evals: evals.map((p) => p.kind),
+    sections: sections.map((s) => s.id),
+  };
 }
 
 /** Figure ids become file names: makes them unique, in place (each figure's SVG id in step). */

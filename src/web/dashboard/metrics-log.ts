@@ -85,8 +85,12 @@ export class MetricsLog {
     if (this.retain) this.lines.push(text);
     this.lastIteration = it;
     const val = line.val_information_gain;
-    if (typeof val === "number" && Number.isFinite(val) && (this.best === null || val > this.best.value)) this.best = { value: val, iteration: it };
-    const seconds = ["time_generate", "time_score", "time_train"].reduce((s, k) => s + (typeof line[k] === "number" ? (line[k] as number) : 0), 0);
+    if (typeof val === "number" && Number.isFinite(val) && (this.best === null || val > this.best.value))
+      this.best = { value: val, iteration: it };
+    const seconds = ["time_generate", "time_score", "time_train"].reduce(
+      (s, k) => s + (typeof line[k] === "number" ? (line[k] as number) : 0),
+      0,
+    );
     if (seconds > this.slowestIteration) this.slowestIteration = seconds;
   }
 }

@@ -31,7 +31,8 @@ const MAX_LIMIT = 500;
 /** A query parameter as a non-negative integer (absent: undefined). */
 function intParam(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === "") return undefined;
-  if (!/^\d{1,9}$/.test(value)) throw new HttpError(400, "E_BAD_QUERY", `${name} must be a non-negative integer, got "${value.slice(0, 40)}"`);
+  if (!/^\d{1,9}$/.test(value))
+    throw new HttpError(400, "E_BAD_QUERY", `${name} must be a non-negative integer, got "${value.slice(0, 40)}"`);
   return Number(value);
 }
 
@@ -39,7 +40,8 @@ function runOf(index: RunsIndex, id: string | undefined): WatchedRun {
   if (!id) throw new HttpError(400, "E_BAD_QUERY", "run is required", "GET /api/runs lists the run ids");
   index.refresh();
   const run = index.get(id);
-  if (!run) throw new HttpError(404, "E_NO_RUN", `no run "${id.slice(0, 200)}" under the dashboard's folder`, "GET /api/runs lists the run ids");
+  if (!run)
+    throw new HttpError(404, "E_NO_RUN", `no run "${id.slice(0, 200)}" under the dashboard's folder`, "GET /api/runs lists the run ids");
   return run;
 }
 
@@ -78,8 +80,17 @@ export function mountDashboard(app: Hono, o: DashboardOptions): void {
     t.refresh();
     const q = (k: string) => intParam(c.req.query(k), k);
     const limit = Math.min(q("limit") ?? 50, MAX_LIMIT);
-    const page = t.query({ iteration: q("iteration"), agent: q("agent"), round: q("round"), episode: q("episode"), offset: q("offset"), limit });
-    return json(`{"run":${JSON.stringify(run.id)},"generation":${t.generation},"total":${page.total},"offset":${page.offset},"records":[${page.records.join(",")}]}`);
+    const page = t.query({
+      iteration: q("iteration"),
+      agent: q("agent"),
+      round: q("round"),
+      episode: q("episode"),
+      offset: q("offset"),
+      limit,
+    });
+    return json(
+      `{"run":${JSON.stringify(run.id)},"generation":${t.generation},"total":${page.total},"offset":${page.offset},"records":[${page.records.join(",")}]}`,
+    );
   });
 
   app.get("/api/transcript-iterations", (c) => {
@@ -134,7 +145,15 @@ export function mountDashboard(app: Hono, o: DashboardOptions): void {
           if (t.count !== focus.count || t.generation !== focus.generation) {
             focus.count = t.count;
             focus.generation = t.generation;
-            await send("transcripts", JSON.stringify({ run: focus.run.id, generation: t.generation, count: t.count, last_iteration: t.iterations[t.iterations.length - 1] ?? null }));
+            await send(
+              "transcripts",
+              JSON.stringify({
+                run: focus.run.id,
+                generation: t.generation,
+                count: t.count,
+                last_iteration: t.iterations[t.iterations.length - 1] ?? null,
+              }),
+            );
           }
         }
         if (Date.now() - runsAt >= 2000) {

@@ -8,9 +8,14 @@ import { quietLimitMs } from "./run.ts";
 import { RunsIndex, isRunFolder } from "./runs.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "colloquy-runs-"));
-const line = (iteration: number, val: number | null = null) => JSON.stringify({ iteration, reward: 0.1 * iteration, val_information_gain: val, time_train: 1 });
+const line = (iteration: number, val: number | null = null) =>
+  JSON.stringify({ iteration, reward: 0.1 * iteration, val_information_gain: val, time_train: 1 });
 
-function makeRun(dir: string, lines: string[], config: object = { config: { agents: ["learner", "liar"], iterations: 10, rounds: 2 }, preset: "smoke" }): void {
+function makeRun(
+  dir: string,
+  lines: string[],
+  config: object = { config: { agents: ["learner", "liar"], iterations: 10, rounds: 2 }, preset: "smoke" },
+): void {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
   if (lines.length) fs.writeFileSync(path.join(dir, "metrics.jsonl"), lines.join("\n") + "\n");
@@ -26,7 +31,10 @@ test("run folders: found one and two levels down, models and adapters are not ru
   assert.equal(isRunFolder(path.join(root, "tiny")), false);
   const index = new RunsIndex(root);
   index.refresh();
-  assert.deepEqual(index.list().map((r) => r.id), ["a", "sweep/b"]);
+  assert.deepEqual(
+    index.list().map((r) => r.id),
+    ["a", "sweep/b"],
+  );
   const a = index.get("a")!.summary();
   assert.equal(a.preset, "smoke");
   assert.equal(a.iteration, 3);
@@ -39,7 +47,10 @@ test("run folders: found one and two levels down, models and adapters are not ru
   // a run folder given directly
   const one = new RunsIndex(path.join(root, "a"));
   one.refresh();
-  assert.deepEqual(one.list().map((r) => r.id), ["a"]);
+  assert.deepEqual(
+    one.list().map((r) => r.id),
+    ["a"],
+  );
 });
 
 test("run status: finished with a newer summary.json, stopped when quiet for long", () => {
@@ -108,6 +119,8 @@ test("a long run: the first read parses it once; each later refresh costs a stat
   assert.equal(run.metrics.count, 5001 + N);
   const perLine = (run.metrics.bytesRead - before) / N;
   assert.ok(perLine < 2 * last.length, `read ${perLine} bytes per appended line of ${last.length}`);
-  console.log(`metrics.jsonl of 5001 lines (${(size / 1e6).toFixed(1)} MB): first read ${first.toFixed(0)} ms; refresh with nothing new ${idle.toFixed(3)} ms; ` +
-    `append one line + refresh ${append.toFixed(3)} ms, ${perLine.toFixed(0)} bytes read per line`);
+  console.log(
+    `metrics.jsonl of 5001 lines (${(size / 1e6).toFixed(1)} MB): first read ${first.toFixed(0)} ms; refresh with nothing new ${idle.toFixed(3)} ms; ` +
+      `append one line + refresh ${append.toFixed(3)} ms, ${perLine.toFixed(0)} bytes read per line`,
+  );
 });

@@ -79,7 +79,10 @@ export function isRunFolder(dir: string): boolean {
 
 function subfolders(dir: string): string[] {
   try {
-    return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory() && !SKIP.test(e.name)).map((e) => e.name);
+    return fs
+      .readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !SKIP.test(e.name))
+      .map((e) => e.name);
   } catch {
     return [];
   }

@@ -53,12 +53,16 @@ test("tail: a line longer than the read buffer", () => {
   const long = "x".repeat(3 << 20);
   fs.writeFileSync(f, `a\n${long}\nb\n`);
   const lines = collect(new JsonlTail(f)).lines;
-  assert.deepEqual(lines.map((l) => l.length), [1, long.length, 1]);
+  assert.deepEqual(
+    lines.map((l) => l.length),
+    [1, long.length, 1],
+  );
 });
 
 test("transcript index: filters, reads records back by byte range, follows appends", () => {
   const f = path.join(tmp(), "t.jsonl");
-  const rec = (iteration: number, round: number, agent: number, extra = "") => JSON.stringify({ iteration, episode: 0, world: 5, round, agent, state: `s${iteration}${round}${agent}${extra}` });
+  const rec = (iteration: number, round: number, agent: number, extra = "") =>
+    JSON.stringify({ iteration, episode: 0, world: 5, round, agent, state: `s${iteration}${round}${agent}${extra}` });
   fs.writeFileSync(f, [rec(1, 1, 0), rec(1, 1, 1), rec(1, 2, 0, "é"), rec(1, 2, 1)].join("\n") + "\n");
   const ix = new TranscriptIndex(f);
   ix.refresh();
@@ -66,13 +70,22 @@ test("transcript index: filters, reads records back by byte range, follows appen
   assert.deepEqual(ix.iterations, [1]);
   const page = ix.query({ iteration: 1, round: 2 });
   assert.equal(page.total, 2);
-  assert.deepEqual(page.records.map((r) => JSON.parse(r).state), ["s120é", "s121"]);
+  assert.deepEqual(
+    page.records.map((r) => JSON.parse(r).state),
+    ["s120é", "s121"],
+  );
   fs.appendFileSync(f, [rec(2, 1, 0), '{"round":1,"agent":1,"iteration":2,"state":"other key order"}', "{torn"].join("\n") + "\n");
   assert.deepEqual(ix.refresh(), { reset: false, added: 2 });
   assert.equal(ix.bad, 1);
   assert.deepEqual(ix.iterations, [1, 2]);
-  assert.deepEqual(ix.query({ agent: 1 }).records.map((r) => JSON.parse(r).state), ["s111", "s121", "other key order"]);
+  assert.deepEqual(
+    ix.query({ agent: 1 }).records.map((r) => JSON.parse(r).state),
+    ["s111", "s121", "other key order"],
+  );
   const paged = ix.query({ offset: 1, limit: 2 });
   assert.equal(paged.total, 6);
-  assert.deepEqual(paged.records.map((r) => JSON.parse(r).state), ["s111", "s120é"]);
+  assert.deepEqual(
+    paged.records.map((r) => JSON.parse(r).state),
+    ["s111", "s120é"],
+  );
 });

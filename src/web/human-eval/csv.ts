@@ -6,8 +6,21 @@
 import type { AnswerRow } from "./store.ts";
 
 export const CSV_COLUMNS = [
-  "answer_id", "item_id", "rater", "a_system", "b_system", "left_system", "right_system", "choice", "winner", "winner_system",
-  "left_is", "reason", "shown_at", "answered_at", "prompt",
+  "answer_id",
+  "item_id",
+  "rater",
+  "a_system",
+  "b_system",
+  "left_system",
+  "right_system",
+  "choice",
+  "winner",
+  "winner_system",
+  "left_is",
+  "reason",
+  "shown_at",
+  "answered_at",
+  "prompt",
 ] as const;
 
 export function csvField(v: string | number | null): string {
@@ -24,7 +37,21 @@ export function answersCsv(rows: readonly AnswerRow[]): string {
     const right = r.left_is === "a" ? r.b_system : r.a_system;
     const winnerSystem = r.winner === "tie" ? "tie" : r.winner === "a" ? r.a_system : r.b_system;
     const values: (string | number | null)[] = [
-      r.id, r.item_id, r.rater, r.a_system, r.b_system, left, right, r.choice, r.winner, winnerSystem, r.left_is, r.reason, r.shown_at, r.answered_at, r.prompt,
+      r.id,
+      r.item_id,
+      r.rater,
+      r.a_system,
+      r.b_system,
+      left,
+      right,
+      r.choice,
+      r.winner,
+      winnerSystem,
+      r.left_is,
+      r.reason,
+      r.shown_at,
+      r.answered_at,
+      r.prompt,
     ];
     out.push(values.map(csvField).join(","));
   }

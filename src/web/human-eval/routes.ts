@@ -31,7 +31,8 @@ function text(body: Record<string, unknown>, key: string, max: number, o: { requ
     if (o.required) throw new HttpError(400, "E_BAD_REQUEST", `"${key}" is required`);
     return null;
   }
-  if (typeof v !== "string") throw new HttpError(400, "E_BAD_REQUEST", `"${key}" must be a string, got ${Array.isArray(v) ? "an array" : typeof v}`);
+  if (typeof v !== "string")
+    throw new HttpError(400, "E_BAD_REQUEST", `"${key}" must be a string, got ${Array.isArray(v) ? "an array" : typeof v}`);
   const s = v.trim();
   if (s.length > max) throw new HttpError(400, "E_BAD_REQUEST", `"${key}" is ${s.length} characters long; at most ${max} are accepted`);
   const control = o.multiline ? /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/ : CONTROL;
@@ -53,7 +54,13 @@ function sameOrigin(c: Context): void {
   } catch {
     throw new HttpError(403, "E_BAD_ORIGIN", "the request's Origin header is not a URL");
   }
-  if (host !== c.req.header("host")) throw new HttpError(403, "E_BAD_ORIGIN", `requests from ${origin.slice(0, 100)} are not accepted`, "open the evaluation page from this server");
+  if (host !== c.req.header("host"))
+    throw new HttpError(
+      403,
+      "E_BAD_ORIGIN",
+      `requests from ${origin.slice(0, 100)} are not accepted`,
+      "open the evaluation page from this server",
+    );
 }
 
 export function mountHumanEval(app: Hono, o: HumanEvalOptions): void {
@@ -72,7 +79,11 @@ export function mountHumanEval(app: Hono, o: HumanEvalOptions): void {
 
   app.get("/api/eval/session", (c) => {
     const r = currentRater(c);
-    return c.json({ rater: r ? { name: r.name } : null, require_token: Boolean(o.requireToken), ...(r ? store.progress(r.id, served) : { done: 0, total: served.length }) });
+    return c.json({
+      rater: r ? { name: r.name } : null,
+      require_token: Boolean(o.requireToken),
+      ...(r ? store.progress(r.id, served) : { done: 0, total: served.length }),
+    });
   });
 
   app.post("/api/eval/login", async (c) => {
@@ -111,7 +122,12 @@ export function mountHumanEval(app: Hono, o: HumanEvalOptions): void {
     const item = text(body, "item", 200, { required: true })!;
     const choice = body.choice;
     if (typeof choice !== "string" || !CHOICES.includes(choice as Choice)) {
-      throw new HttpError(400, "E_BAD_CHOICE", `"choice" must be one of ${CHOICES.map((x) => `"${x}"`).join(", ")}, got ${JSON.stringify(choice ?? null)?.slice(0, 40)}`, '"left" is response A, "right" is response B');
+      throw new HttpError(
+        400,
+        "E_BAD_CHOICE",
+        `"choice" must be one of ${CHOICES.map((x) => `"${x}"`).join(", ")}, got ${JSON.stringify(choice ?? null)?.slice(0, 40)}`,
+        '"left" is response A, "right" is response B',
+      );
     }
     const reason = text(body, "reason", LIMITS.reason, { required: false, multiline: true });
     const res = store.answer(r.id, item, choice as Choice, reason);

@@ -85,8 +85,16 @@ export function summarizeAnswers(rows: readonly AnswerRow[]): HumanEvalResults {
   const pairResults: PairResult[] = [...pairs.values()].map((p) => {
     const n = p.xw + p.yw + p.t;
     return {
-      x: p.x, y: p.y, n, x_wins: p.xw, y_wins: p.yw, ties: p.t,
-      x_win_rate: rate(p.xw, n), y_win_rate: rate(p.yw, n), tie_rate: rate(p.t, n), x_score: rate(p.xw + p.t / 2, n),
+      x: p.x,
+      y: p.y,
+      n,
+      x_wins: p.xw,
+      y_wins: p.yw,
+      ties: p.t,
+      x_win_rate: rate(p.xw, n),
+      y_win_rate: rate(p.yw, n),
+      tie_rate: rate(p.t, n),
+      x_score: rate(p.xw + p.t / 2, n),
     };
   });
   const perSystem: SystemResult[] = systems.map((s) => {
@@ -104,7 +112,13 @@ export function summarizeAnswers(rows: readonly AnswerRow[]): HumanEvalResults {
     systems,
     pairs: pairResults,
     per_system: perSystem,
-    bradley_terry: systems.length > 2 ? bradleyTerry(systems, pairResults.map((p) => ({ x: p.x, y: p.y, xWins: p.x_wins, yWins: p.y_wins, ties: p.ties }))) : null,
+    bradley_terry:
+      systems.length > 2
+        ? bradleyTerry(
+            systems,
+            pairResults.map((p) => ({ x: p.x, y: p.y, xWins: p.x_wins, yWins: p.y_wins, ties: p.ties })),
+          )
+        : null,
     agreement: agreement(rows),
     left_picked: rate(decided.filter((r) => r.choice === "left").length, decided.length),
   };
@@ -119,13 +133,15 @@ export function bradleyTerry(
   results: readonly { x: string; y: string; xWins: number; yWins: number; ties: number }[],
   o: { tol?: number; maxIterations?: number } = {},
 ): BradleyTerry {
-  const tol = o.tol ?? 1e-10, maxIterations = o.maxIterations ?? 10000;
+  const tol = o.tol ?? 1e-10,
+    maxIterations = o.maxIterations ?? 10000;
   const K = systems.length;
   const at = new Map(systems.map((s, i) => [s, i]));
   const n = Array.from({ length: K }, () => new Float64Array(K)); // (K, K) comparisons
   const w = new Float64Array(K); // (K) wins, ties as halves
   for (const r of results) {
-    const i = at.get(r.x)!, j = at.get(r.y)!;
+    const i = at.get(r.x)!,
+      j = at.get(r.y)!;
     const total = r.xWins + r.yWins + r.ties;
     n[i][j] += total;
     n[j][i] += total;
@@ -133,7 +149,8 @@ export function bradleyTerry(
     w[j] += r.yWins + r.ties / 2;
   }
   let s = new Float64Array(K).fill(1 / K);
-  let iterations = 0, converged = false;
+  let iterations = 0,
+    converged = false;
   while (iterations < maxIterations && !converged) {
     iterations++;
     const next = new Float64Array(K);
@@ -150,7 +167,12 @@ export function bradleyTerry(
   const order = [...s.keys()].sort((a, b) => s[b] - s[a]);
   const rank = new Array<number>(K);
   order.forEach((i, k) => (rank[i] = k + 1));
-  return { strengths: systems.map((system, i) => ({ system, strength: s[i], rank: rank[i] })), iterations, converged, connected: isConnected(n) };
+  return {
+    strengths: systems.map((system, i) => ({ system, strength: s[i], rank: rank[i] })),
+    iterations,
+    converged,
+    connected: isConnected(n),
+  };
 }
 
 function isConnected(n: Float64Array[]): boolean {
@@ -160,16 +182,20 @@ function isConnected(n: Float64Array[]): boolean {
   const stack = [0];
   while (stack.length) {
     const i = stack.pop()!;
-    for (let j = 0; j < K; j++) if (n[i][j] > 0 && !seen.has(j)) {
-      seen.add(j);
-      stack.push(j);
-    }
+    for (let j = 0; j < K; j++)
+      if (n[i][j] > 0 && !seen.has(j)) {
+        seen.add(j);
+        stack.push(j);
+      }
   }
   return seen.size === K;
 }
 
 /** Cohen's kappa of two raters' labels of the same items: (p_o − p_e) / (1 − p_e); null when p_e = 1. */
-export function cohenKappa(pairs: readonly [string, string][], categories: readonly string[] = CATEGORIES): { kappa: number | null; observed: number; expected: number } {
+export function cohenKappa(
+  pairs: readonly [string, string][],
+  categories: readonly string[] = CATEGORIES,
+): { kappa: number | null; observed: number; expected: number } {
   const N = pairs.length;
   if (N === 0) return { kappa: null, observed: NaN, expected: NaN };
   const observed = pairs.filter(([a, b]) => a === b).length / N;
@@ -182,10 +208,14 @@ export function cohenKappa(pairs: readonly [string, string][], categories: reado
  * Fleiss' kappa for items with n_i ≥ 2 ratings each (n_i may differ): P_i = (Σ_k n_ik² − n_i) / (n_i (n_i − 1)),
  * P̄ = mean P_i, p_k = Σ_i n_ik / Σ_i n_i, P_e = Σ_k p_k², kappa = (P̄ − P_e) / (1 − P_e); null when P_e = 1.
  */
-export function fleissKappa(items: readonly (readonly string[])[], categories: readonly string[] = CATEGORIES): { kappa: number | null; observed: number; expected: number } {
+export function fleissKappa(
+  items: readonly (readonly string[])[],
+  categories: readonly string[] = CATEGORIES,
+): { kappa: number | null; observed: number; expected: number } {
   const rated = items.filter((r) => r.length >= 2);
   if (rated.length === 0) return { kappa: null, observed: NaN, expected: NaN };
-  let pBar = 0, total = 0;
+  let pBar = 0,
+    total = 0;
   const perCategory = new Map(categories.map((k) => [k, 0]));
   for (const ratings of rated) {
     const ni = ratings.length;
@@ -230,8 +260,24 @@ export function agreement(rows: readonly AnswerRow[]): Agreement {
   if (raters.size === 2) {
     const [r1, r2] = [...raters].sort();
     const k = cohenKappa(shared.map((m) => [m.get(r1)!, m.get(r2)!]));
-    return { method: "cohen", kappa: k.kappa, observed: finite(k.observed), expected: finite(k.expected), items: shared.length, raters: 2, strength: k.kappa === null ? null : kappaStrength(k.kappa) };
+    return {
+      method: "cohen",
+      kappa: k.kappa,
+      observed: finite(k.observed),
+      expected: finite(k.expected),
+      items: shared.length,
+      raters: 2,
+      strength: k.kappa === null ? null : kappaStrength(k.kappa),
+    };
   }
   const k = fleissKappa(shared.map((m) => [...m.values()]));
-  return { method: "fleiss", kappa: k.kappa, observed: finite(k.observed), expected: finite(k.expected), items: shared.length, raters: raters.size, strength: k.kappa === null ? null : kappaStrength(k.kappa) };
+  return {
+    method: "fleiss",
+    kappa: k.kappa,
+    observed: finite(k.observed),
+    expected: finite(k.expected),
+    items: shared.length,
+    raters: raters.size,
+    strength: k.kappa === null ? null : kappaStrength(k.kappa),
+  };
 }

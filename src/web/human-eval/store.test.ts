@@ -9,7 +9,12 @@ import { verifySession, sessionValue } from "./session.ts";
 import { EvalStore, winnerOf } from "./store.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "colloquy-store-"));
-const pairs: Pair[] = Array.from({ length: 8 }, (_, i) => ({ id: `q${i}`, prompt: `prompt ${i}`, a: { system: "base", response: `a${i}` }, b: { system: "tuned", response: `b${i}` } }));
+const pairs: Pair[] = Array.from({ length: 8 }, (_, i) => ({
+  id: `q${i}`,
+  prompt: `prompt ${i}`,
+  a: { system: "base", response: `a${i}` },
+  b: { system: "tuned", response: `b${i}` },
+}));
 const ids = pairs.map((p) => p.id);
 
 test("winner from the click and the hidden order", () => {
@@ -63,8 +68,13 @@ test("order and sides: random-looking, different per rater, the same after a reo
   s = EvalStore.open(file);
   assert.deepEqual(s.importPairs(pairs), { added: 0, known: 8 });
   const again = s.next(ann, ids)!;
-  assert.deepEqual([again.pair.id, again.leftIs, again.shownAt], [first.pair.id, first.leftIs, first.shownAt], "resumes with the same item and sides");
-  const a = orderOf(s, ann), b = orderOf(s, bob);
+  assert.deepEqual(
+    [again.pair.id, again.leftIs, again.shownAt],
+    [first.pair.id, first.leftIs, first.shownAt],
+    "resumes with the same item and sides",
+  );
+  const a = orderOf(s, ann),
+    b = orderOf(s, bob);
   assert.equal(new Set(a.seen).size, 8);
   assert.notDeepEqual(a.seen, b.seen, "raters see their own order");
   assert.ok(new Set([...a.sides, ...b.sides]).size === 2, "both sides appear on the left");
@@ -81,13 +91,20 @@ test("answers: duplicates accepted once more, changes and unknown or unseen item
   const item = s.next(ann, ids)!.pair.id;
   const unseen = ids.find((x) => x !== item)!;
   assert.equal(s.answer(ann, "nope", "left", null).ok, false);
-  assert.deepEqual(s.answer(ann, unseen, "left", null), { ok: false, code: "E_NOT_SHOWN", message: `comparison "${unseen}" was not shown to you yet` });
+  assert.deepEqual(s.answer(ann, unseen, "left", null), {
+    ok: false,
+    code: "E_NOT_SHOWN",
+    message: `comparison "${unseen}" was not shown to you yet`,
+  });
   assert.ok(s.answer(ann, item, "tie", "same").ok);
   assert.deepEqual(s.answer(ann, item, "tie", "same"), { ok: true, duplicate: true, winner: "tie" });
   const changed = s.answer(ann, item, "left", "same");
   assert.ok(!changed.ok && changed.code === "E_ALREADY_ANSWERED");
   assert.equal(s.answers().length, 1);
-  assert.throws(() => s.importPairs([{ ...pairs[0], prompt: "changed" }]), (e) => isUserError(e) && e.code === "E_PAIRS_CONFLICT");
+  assert.throws(
+    () => s.importPairs([{ ...pairs[0], prompt: "changed" }]),
+    (e) => isUserError(e) && e.code === "E_PAIRS_CONFLICT",
+  );
 });
 
 test("sessions: signed with the database's secret", () => {
@@ -106,12 +123,20 @@ test("pairs file: strict shape, line numbers in errors", () => {
     return path.join(dir, name);
   };
   assert.equal(readPairs(write("ok.jsonl", [pairs[0], "", pairs[1]])).length, 2);
-  const bad = (lines: unknown[], re: RegExp) => assert.throws(() => readPairs(write("bad.jsonl", lines)), (e) => isUserError(e) && re.test(e.message), String(re));
+  const bad = (lines: unknown[], re: RegExp) =>
+    assert.throws(
+      () => readPairs(write("bad.jsonl", lines)),
+      (e) => isUserError(e) && re.test(e.message),
+      String(re),
+    );
   bad(["{"], /line 1 is not valid JSON/);
   bad([pairs[0], { ...pairs[1], a: { system: "x" } }], /line 2: "a.response" must be a string/);
   bad([{ ...pairs[0], extra: 1 }], /unknown field "extra"/);
   bad([pairs[0], pairs[0]], /id "q0" appears twice/);
   bad([{ ...pairs[0], b: { system: "base", response: "" } }], /same system/);
   bad([], /holds no comparisons/);
-  assert.throws(() => readPairs(path.join(dir, "missing.jsonl")), (e) => isUserError(e) && e.code === "E_NOT_FOUND");
+  assert.throws(
+    () => readPairs(path.join(dir, "missing.jsonl")),
+    (e) => isUserError(e) && e.code === "E_NOT_FOUND",
+  );
 });

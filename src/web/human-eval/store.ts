@@ -47,7 +47,9 @@ export interface AnswerRow {
   answered_at: string;
 }
 
-export type LoginResult = { ok: true; rater: Rater; created: boolean } | { ok: false; code: "E_BAD_TOKEN" | "E_TOKEN_REQUIRED"; message: string };
+export type LoginResult =
+  | { ok: true; rater: Rater; created: boolean }
+  | { ok: false; code: "E_BAD_TOKEN" | "E_TOKEN_REQUIRED"; message: string };
 export type AnswerResult =
   | { ok: true; duplicate: boolean; winner: Winner }
   | { ok: false; code: "E_NO_ITEM" | "E_NOT_SHOWN" | "E_ALREADY_ANSWERED"; message: string };
@@ -109,7 +111,8 @@ export class EvalStore {
 
   /** Opens (or creates) the database; `mustExist` for reports, which must not create one. */
   static open(file: string, o: { mustExist?: boolean } = {}): EvalStore {
-    if (o.mustExist && !fs.existsSync(file)) throw new UserError("E_NOT_FOUND", `no evaluation database at ${file}`, "colloquy human-eval serve --db <file> creates it");
+    if (o.mustExist && !fs.existsSync(file))
+      throw new UserError("E_NOT_FOUND", `no evaluation database at ${file}`, "colloquy human-eval serve --db <file> creates it");
     if (!o.mustExist) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     let db: Database.Database;
     try {
@@ -120,7 +123,11 @@ export class EvalStore {
       db.pragma("busy_timeout = 5000");
       db.exec(SCHEMA);
     } catch (e) {
-      throw new UserError("E_BAD_DB", `${file} is not a usable SQLite database: ${(e as Error).message}`, "give another --db, or remove the file");
+      throw new UserError(
+        "E_BAD_DB",
+        `${file} is not a usable SQLite database: ${(e as Error).message}`,
+        "give another --db, or remove the file",
+      );
     }
     return new EvalStore(file, db);
   }
@@ -132,15 +139,30 @@ export class EvalStore {
   /** Adds the pairs that are new; a known id with different content is an error (its answers would change meaning). */
   importPairs(pairs: readonly Pair[], now = new Date().toISOString()): { added: number; known: number } {
     const find = this.db.prepare("SELECT prompt, a_system, a_response, b_system, b_response FROM items WHERE id = ?");
-    const insert = this.db.prepare("INSERT INTO items (id, seq, prompt, a_system, a_response, b_system, b_response, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    const insert = this.db.prepare(
+      "INSERT INTO items (id, seq, prompt, a_system, a_response, b_system, b_response, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
     const next = (this.db.prepare("SELECT COALESCE(MAX(seq), -1) + 1 AS n FROM items").get() as { n: number }).n;
-    let added = 0, known = 0;
+    let added = 0,
+      known = 0;
     this.db.transaction(() => {
       for (const p of pairs) {
-        const old = find.get(p.id) as { prompt: string; a_system: string; a_response: string; b_system: string; b_response: string } | undefined;
+        const old = find.get(p.id) as
+          | { prompt: string; a_system: string; a_response: string; b_system: string; b_response: string }
+          | undefined;
         if (old) {
-          if (old.prompt !== p.prompt || old.a_system !== p.a.system || old.a_response !== p.a.response || old.b_system !== p.b.system || old.b_response !== p.b.response) {
-            throw new UserError("E_PAIRS_CONFLICT", `comparison "${p.id}" is already in ${this.file} with other content`, "give changed comparisons new ids, or use another --db");
+          if (
+            old.prompt !== p.prompt ||
+            old.a_system !== p.a.system ||
+            old.a_response !== p.a.response ||
+            old.b_system !== p.b.system ||
+            old.b_response !== p.b.response
+          ) {
+            throw new UserError(
+              "E_PAIRS_CONFLICT",
+              `comparison "${p.id}" is already in ${this.file} with other content`,
+              "give changed comparisons new ids, or use another --db",
+            );
           }
           known++;
         } else {
@@ -159,10 +181,17 @@ export class EvalStore {
 
   /** Signs in a rater by name, creating them on first use; a rater who chose a token must give it again. */
   login(name: string, token: string | null, requireToken = false, now = new Date().toISOString()): LoginResult {
-    const row = this.db.prepare("SELECT id, name, token_hash FROM raters WHERE name = ?").get(name) as { id: number; name: string; token_hash: string | null } | undefined;
+    const row = this.db.prepare("SELECT id, name, token_hash FROM raters WHERE name = ?").get(name) as
+      | { id: number; name: string; token_hash: string | null }
+      | undefined;
     if (!row) {
-      if (requireToken && !token) return { ok: false, code: "E_TOKEN_REQUIRED", message: "this evaluation needs a token next to your name" };
-      const id = Number(this.db.prepare("INSERT INTO raters (name, token_hash, created_at) VALUES (?, ?, ?)").run(name, token ? this.hashToken(token) : null, now).lastInsertRowid);
+      if (requireToken && !token)
+        return { ok: false, code: "E_TOKEN_REQUIRED", message: "this evaluation needs a token next to your name" };
+      const id = Number(
+        this.db
+          .prepare("INSERT INTO raters (name, token_hash, created_at) VALUES (?, ?, ?)")
+          .run(name, token ? this.hashToken(token) : null, now).lastInsertRowid,
+      );
       return { ok: true, rater: { id, name, hasToken: Boolean(token) }, created: true };
     }
     if (row.token_hash === null) {
@@ -178,7 +207,9 @@ export class EvalStore {
   }
 
   rater(id: number): Rater | null {
-    const row = this.db.prepare("SELECT id, name, token_hash FROM raters WHERE id = ?").get(id) as { id: number; name: string; token_hash: string | null } | undefined;
+    const row = this.db.prepare("SELECT id, name, token_hash FROM raters WHERE id = ?").get(id) as
+      | { id: number; name: string; token_hash: string | null }
+      | undefined;
     return row ? { id: row.id, name: row.name, hasToken: row.token_hash !== null } : null;
   }
 
@@ -190,14 +221,19 @@ export class EvalStore {
   private order(raterId: number, served: readonly string[]): string[] {
     let o = this.orders.get(raterId);
     if (!o) {
-      o = served.map((id) => [this.key("order", raterId, id), id] as const).sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([, id]) => id);
+      o = served
+        .map((id) => [this.key("order", raterId, id), id] as const)
+        .sort((x, y) => (x[0] < y[0] ? -1 : 1))
+        .map(([, id]) => id);
       this.orders.set(raterId, o);
     }
     return o;
   }
 
   private answered(raterId: number): Set<string> {
-    return new Set((this.db.prepare("SELECT item_id FROM answers WHERE rater_id = ?").all(raterId) as { item_id: string }[]).map((r) => r.item_id));
+    return new Set(
+      (this.db.prepare("SELECT item_id FROM answers WHERE rater_id = ?").all(raterId) as { item_id: string }[]).map((r) => r.item_id),
+    );
   }
 
   progress(raterId: number, served: readonly string[]): { done: number; total: number } {
@@ -212,38 +248,57 @@ export class EvalStore {
     if (id === undefined) return null;
     const leftIs: SideName = parseInt(this.key("side", raterId, id).slice(0, 2), 16) & 1 ? "b" : "a";
     this.db.prepare("INSERT OR IGNORE INTO shown (rater_id, item_id, left_is, shown_at) VALUES (?, ?, ?, ?)").run(raterId, id, leftIs, now);
-    const s = this.db.prepare("SELECT left_is, shown_at FROM shown WHERE rater_id = ? AND item_id = ?").get(raterId, id) as { left_is: SideName; shown_at: string };
+    const s = this.db.prepare("SELECT left_is, shown_at FROM shown WHERE rater_id = ? AND item_id = ?").get(raterId, id) as {
+      left_is: SideName;
+      shown_at: string;
+    };
     return { pair: this.pair(id)!, leftIs: s.left_is, shownAt: s.shown_at };
   }
 
   pair(id: string): Pair | null {
     const r = this.db.prepare("SELECT id, prompt, a_system, a_response, b_system, b_response FROM items WHERE id = ?").get(id) as
-      { id: string; prompt: string; a_system: string; a_response: string; b_system: string; b_response: string } | undefined;
-    return r ? { id: r.id, prompt: r.prompt, a: { system: r.a_system, response: r.a_response }, b: { system: r.b_system, response: r.b_response } } : null;
+      | { id: string; prompt: string; a_system: string; a_response: string; b_system: string; b_response: string }
+      | undefined;
+    return r
+      ? { id: r.id, prompt: r.prompt, a: { system: r.a_system, response: r.a_response }, b: { system: r.b_system, response: r.b_response } }
+      : null;
   }
 
   /** Records an answer to an item the rater was shown; the same answer again is accepted once more (a resent request). */
   answer(raterId: number, itemId: string, choice: Choice, reason: string | null, now = new Date().toISOString()): AnswerResult {
     if (!this.pair(itemId)) return { ok: false, code: "E_NO_ITEM", message: `no comparison "${itemId.slice(0, 200)}"` };
-    const shown = this.db.prepare("SELECT left_is, shown_at FROM shown WHERE rater_id = ? AND item_id = ?").get(raterId, itemId) as { left_is: SideName; shown_at: string } | undefined;
+    const shown = this.db.prepare("SELECT left_is, shown_at FROM shown WHERE rater_id = ? AND item_id = ?").get(raterId, itemId) as
+      | { left_is: SideName; shown_at: string }
+      | undefined;
     if (!shown) return { ok: false, code: "E_NOT_SHOWN", message: `comparison "${itemId.slice(0, 200)}" was not shown to you yet` };
-    const old = this.db.prepare("SELECT choice, reason, winner FROM answers WHERE rater_id = ? AND item_id = ?").get(raterId, itemId) as { choice: Choice; reason: string | null; winner: Winner } | undefined;
+    const old = this.db.prepare("SELECT choice, reason, winner FROM answers WHERE rater_id = ? AND item_id = ?").get(raterId, itemId) as
+      | { choice: Choice; reason: string | null; winner: Winner }
+      | undefined;
     if (old) {
       if (old.choice === choice && (old.reason ?? null) === reason) return { ok: true, duplicate: true, winner: old.winner };
-      return { ok: false, code: "E_ALREADY_ANSWERED", message: `you already answered comparison "${itemId.slice(0, 200)}"; answers cannot be changed` };
+      return {
+        ok: false,
+        code: "E_ALREADY_ANSWERED",
+        message: `you already answered comparison "${itemId.slice(0, 200)}"; answers cannot be changed`,
+      };
     }
     const winner = winnerOf(choice, shown.left_is);
-    this.db.prepare("INSERT INTO answers (rater_id, item_id, choice, winner, left_is, reason, shown_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    this.db
+      .prepare(
+        "INSERT INTO answers (rater_id, item_id, choice, winner, left_is, reason, shown_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      )
       .run(raterId, itemId, choice, winner, shown.left_is, reason, shown.shown_at, now);
     return { ok: true, duplicate: false, winner };
   }
 
   answers(): AnswerRow[] {
-    return this.db.prepare(`
+    return this.db
+      .prepare(`
       SELECT answers.id AS id, raters.name AS rater, answers.item_id AS item_id, items.prompt AS prompt,
              items.a_system AS a_system, items.b_system AS b_system, choice, winner, left_is, reason, shown_at, answered_at
       FROM answers JOIN raters ON raters.id = answers.rater_id JOIN items ON items.id = answers.item_id
-      ORDER BY answers.id`).all() as AnswerRow[];
+      ORDER BY answers.id`)
+      .all() as AnswerRow[];
   }
 
   counts(): { items: number; raters: number; answers: number } {

@@ -59,7 +59,9 @@ function kindOf(v) {
   return null;
 }
 
-const X_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 25000, 50000, 100000, 200000, 500000, 1000000];
+const X_STEPS = [
+  1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 25000, 50000, 100000, 200000, 500000, 1000000,
+];
 
 /** Tick labels with as many decimals as the step between ticks needs. */
 function ticks(_u, splits) {
@@ -76,7 +78,11 @@ const LAYOUT = [
   { id: "learner_gain", title: "information gain (learners, mean)", keys: ["learner_gain"] },
   { id: "information_gain", title: "information gain per agent", keys: ["information_gain"] },
   { id: "oracle_gain", title: "oracle gain (learners)", keys: ["oracle_gain"] },
-  { id: "validation", title: "validation information gain", keys: ["val_information_gain", "val_information_gain_no_messages", "val_oracle_gain"] },
+  {
+    id: "validation",
+    title: "validation information gain",
+    keys: ["val_information_gain", "val_information_gain_no_messages", "val_oracle_gain"],
+  },
   { id: "kl", title: "KL to the base policy (per token)", keys: ["kl"] },
   { id: "kl_coef", title: "KL coefficient β", keys: ["kl_coef"] },
   { id: "entropy", title: "entropy (per token)", keys: ["entropy"] },
@@ -104,18 +110,29 @@ export function downsample(x, ys, maxPoints) {
   const ox = [];
   const oys = ys.map(() => []);
   for (let b = 0; b < buckets; b++) {
-    const s = Math.floor(b * size), e = Math.min(n, Math.floor((b + 1) * size));
+    const s = Math.floor(b * size),
+      e = Math.min(n, Math.floor((b + 1) * size));
     if (e - s < 2) continue;
     ox.push(x[s], x[e - 1]);
     for (let k = 0; k < ys.length; k++) {
       const y = ys[k];
-      let min = Infinity, max = -Infinity, iMin = -1, iMax = -1, seen = 0;
+      let min = Infinity,
+        max = -Infinity,
+        iMin = -1,
+        iMax = -1,
+        seen = 0;
       for (let i = s; i < e; i++) {
         const v = y[i];
         if (v === null || v === undefined) continue;
         seen++;
-        if (v < min) { min = v; iMin = i; }
-        if (v > max) { max = v; iMax = i; }
+        if (v < min) {
+          min = v;
+          iMin = i;
+        }
+        if (v > max) {
+          max = v;
+          iMax = i;
+        }
       }
       if (seen === 0) oys[k].push(null, null);
       else if (seen === 1) oys[k].push(min, null);
@@ -151,8 +168,13 @@ export class ChartGrid {
   /** Aligned columns of one chart: x = every iteration of any run; one series per run × field × component. */
   build(spec, runs) {
     const series = [];
-    let lo = Infinity, hi = -Infinity;
-    for (const r of runs) if (r.count) { lo = Math.min(lo, r.iters[0]); hi = Math.max(hi, r.lastIteration); }
+    let lo = Infinity,
+      hi = -Infinity;
+    for (const r of runs)
+      if (r.count) {
+        lo = Math.min(lo, r.iters[0]);
+        hi = Math.max(hi, r.lastIteration);
+      }
     if (!(hi >= lo)) return null;
     for (const [rk, r] of runs.entries()) {
       for (const key of spec.keys) {
@@ -161,8 +183,18 @@ export class ChartGrid {
         const col = r.raw.get(key);
         const width = kind === "vector" ? r.width.get(key) || 0 : 1;
         for (let c = 0; c < width; c++) {
-          const name = [runs.length > 1 ? r.id : null, spec.keys.length > 1 ? key : null, kind === "vector" ? `agent ${c}` : null].filter(Boolean).join(" · ") || key;
-          series.push({ label: name, run: rk, color: COLORS[(kind === "vector" ? c : spec.keys.indexOf(key)) % COLORS.length], r, col, c: kind === "vector" ? c : -1 });
+          const name =
+            [runs.length > 1 ? r.id : null, spec.keys.length > 1 ? key : null, kind === "vector" ? `agent ${c}` : null]
+              .filter(Boolean)
+              .join(" · ") || key;
+          series.push({
+            label: name,
+            run: rk,
+            color: COLORS[(kind === "vector" ? c : spec.keys.indexOf(key)) % COLORS.length],
+            r,
+            col,
+            c: kind === "vector" ? c : -1,
+          });
         }
       }
     }
@@ -194,13 +226,17 @@ export class ChartGrid {
       points = Math.max(points, data.x.length);
       this.draw(spec, data);
     }
-    for (const [id, ch] of this.charts) if (!keep.has(id)) {
-      ch.plot.destroy();
-      ch.card.remove();
-      this.charts.delete(id);
-    }
+    for (const [id, ch] of this.charts)
+      if (!keep.has(id)) {
+        ch.plot.destroy();
+        ch.card.remove();
+        this.charts.delete(id);
+      }
     // keep the layout order
-    for (const spec of specs) { const ch = this.charts.get(spec.id); if (ch) this.container.append(ch.card); }
+    for (const spec of specs) {
+      const ch = this.charts.get(spec.id);
+      if (ch) this.container.append(ch.card);
+    }
     return points;
   }
 
@@ -234,7 +270,10 @@ export class ChartGrid {
         scales: { x: { time: false } },
         cursor: { sync: { key: "colloquy" } },
         legend: { live: true },
-        axes: [{ size: 36, incrs: X_STEPS }, { size: 60, values: ticks }],
+        axes: [
+          { size: 36, incrs: X_STEPS },
+          { size: 60, values: ticks },
+        ],
         series: [
           { label: "iteration", value: (_u, v) => (v === null || v === undefined ? "–" : String(Math.round(v))) },
           ...data.series.map((s, k) => ({
@@ -244,7 +283,12 @@ export class ChartGrid {
             dash: DASHES[s.run % DASHES.length],
             spanGaps: true,
             points: { show: data.sparse[k], size: 5 },
-            value: (_u, v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(4)),
+            value: (_u, v) =>
+              v === null || v === undefined
+                ? "–"
+                : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3)
+                  ? v.toExponential(2)
+                  : v.toFixed(4),
           })),
         ],
       };

@@ -24,10 +24,24 @@ function showError(err) {
 $("error").addEventListener("click", () => ($("error").hidden = true));
 
 const charts = new ChartGrid($("charts"), $("empty-metrics"));
-const graph = new TalkGraph({ slider: $("graph-slider"), label: $("graph-iteration"), cumulative: $("graph-cumulative"), graph: $("graph"), matrix: $("matrix") });
+const graph = new TalkGraph({
+  slider: $("graph-slider"),
+  label: $("graph-iteration"),
+  cumulative: $("graph-cumulative"),
+  graph: $("graph"),
+  matrix: $("matrix"),
+});
 const transcripts = new TranscriptBrowser({
-  slider: $("t-slider"), label: $("t-iteration"), latest: $("t-latest"), agent: $("t-agent"), round: $("t-round"), episode: $("t-episode"),
-  list: $("transcripts"), count: $("transcripts-count"), more: $("t-more"), onError: showError,
+  slider: $("t-slider"),
+  label: $("t-iteration"),
+  latest: $("t-latest"),
+  agent: $("t-agent"),
+  round: $("t-round"),
+  episode: $("t-episode"),
+  list: $("transcripts"),
+  count: $("transcripts-count"),
+  more: $("t-more"),
+  onError: showError,
 });
 
 function summaryOf(id) {
@@ -58,18 +72,39 @@ function renderRuns() {
   $("no-runs").hidden = state.runs.length > 0;
   for (const r of state.runs) {
     const ticked = state.selected.includes(r.id);
-    const box = el("input", { type: "checkbox", checked: ticked, "aria-label": `show ${r.id}`, onchange: (e) => toggle(r.id, e.target.checked) });
-    const name = el("button", { type: "button", class: "link", text: r.name, title: "make this the focus run", onclick: () => { if (!state.selected.includes(r.id)) toggle(r.id, true); setFocus(r.id); } });
-    body.append(el("tr", { class: r.id === state.focus ? "focus" : "", dataset: { run: r.id } },
-      el("td", {}, box),
-      el("td", {}, name),
-      el("td", { text: r.preset ?? "–" }),
-      el("td", {}, el("span", { class: `badge ${r.status}`, text: STATUS_TEXT[r.status] || r.status })),
-      el("td", { class: "num", text: `${r.iteration ?? "–"}${r.iterations ? ` / ${r.iterations}` : ""}` }),
-      el("td", { class: "num", text: r.best_val_gain === null ? "–" : `${signed(r.best_val_gain, 4)} (it. ${r.best_val_iteration})` })));
+    const box = el("input", {
+      type: "checkbox",
+      checked: ticked,
+      "aria-label": `show ${r.id}`,
+      onchange: (e) => toggle(r.id, e.target.checked),
+    });
+    const name = el("button", {
+      type: "button",
+      class: "link",
+      text: r.name,
+      title: "make this the focus run",
+      onclick: () => {
+        if (!state.selected.includes(r.id)) toggle(r.id, true);
+        setFocus(r.id);
+      },
+    });
+    body.append(
+      el(
+        "tr",
+        { class: r.id === state.focus ? "focus" : "", dataset: { run: r.id } },
+        el("td", {}, box),
+        el("td", {}, name),
+        el("td", { text: r.preset ?? "–" }),
+        el("td", {}, el("span", { class: `badge ${r.status}`, text: STATUS_TEXT[r.status] || r.status })),
+        el("td", { class: "num", text: `${r.iteration ?? "–"}${r.iterations ? ` / ${r.iterations}` : ""}` }),
+        el("td", { class: "num", text: r.best_val_gain === null ? "–" : `${signed(r.best_val_gain, 4)} (it. ${r.best_val_iteration})` }),
+      ),
+    );
   }
   const focus = $("focus");
-  clear(focus).append(...state.selected.map((id) => el("option", { value: id, text: id, selected: id === state.focus ? "selected" : null })));
+  clear(focus).append(
+    ...state.selected.map((id) => el("option", { value: id, text: id, selected: id === state.focus ? "selected" : null })),
+  );
 }
 
 async function toggle(id, on) {
@@ -105,11 +140,15 @@ $("focus").addEventListener("change", (e) => setFocus(e.target.value));
 
 /** Fetches every line of the selected runs that are not loaded yet. */
 async function loadRuns() {
-  await Promise.all(state.selected.filter((id) => !state.data.has(id)).map(async (id) => {
-    const rd = new RunData(id);
-    state.data.set(id, rd);
-    await resync(rd);
-  }));
+  await Promise.all(
+    state.selected
+      .filter((id) => !state.data.has(id))
+      .map(async (id) => {
+        const rd = new RunData(id);
+        state.data.set(id, rd);
+        await resync(rd);
+      }),
+  );
 }
 
 async function resync(rd) {
@@ -128,7 +167,9 @@ function draw() {
   const runs = state.selected.map((id) => state.data.get(id)).filter(Boolean);
   const points = charts.render(runs);
   graph.update();
-  $("chart-note").textContent = runs.length ? `${points} iterations${points > 2 * charts.width() ? " (drawn downsampled: min and max per pixel column)" : ""}` : "tick a run";
+  $("chart-note").textContent = runs.length
+    ? `${points} iterations${points > 2 * charts.width() ? " (drawn downsampled: min and max per pixel column)" : ""}`
+    : "tick a run";
   const ms = performance.now() - t0;
   stats.lastDrawMs = ms.toFixed(1);
   return ms;
@@ -157,7 +198,9 @@ function connect() {
     live.textContent = "reconnecting…";
     live.className = "live off";
     es.close();
-    setTimeout(() => { if (state.stream === es) connect(); }, 2000);
+    setTimeout(() => {
+      if (state.stream === es) connect();
+    }, 2000);
   };
   es.addEventListener("metrics", (ev) => {
     const t0 = performance.now();

@@ -79,7 +79,15 @@ async function answer(choice) {
 
 for (const b of document.querySelectorAll(".choices button")) b.addEventListener("click", () => answer(b.dataset.choice));
 document.addEventListener("keydown", (e) => {
-  if ($("compare").hidden || e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (
+    $("compare").hidden ||
+    e.target instanceof HTMLTextAreaElement ||
+    e.target instanceof HTMLInputElement ||
+    e.ctrlKey ||
+    e.metaKey ||
+    e.altKey
+  )
+    return;
   const choice = { a: "left", t: "tie", b: "right" }[e.key.toLowerCase()];
   if (choice) {
     e.preventDefault();

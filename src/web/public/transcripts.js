@@ -35,9 +35,18 @@ export class TranscriptBrowser {
     this.run = summary ? summary.id : null;
     const keep = (sel) => sel.value;
     const [a, r, e] = [keep(this.agent), keep(this.round), keep(this.episode)];
-    clear(this.agent).append(option("", "all", true), ...(summary ? summary.agents.map((kind, i) => option(String(i), `${i} (${kind})`, a === String(i))) : []));
-    clear(this.round).append(option("", "all", true), ...Array.from({ length: summary?.rounds || 0 }, (_, i) => option(String(i + 1), String(i + 1), r === String(i + 1))));
-    clear(this.episode).append(option("", "all", true), ...Array.from({ length: summary?.transcript_episodes || 0 }, (_, i) => option(String(i), String(i), e === String(i))));
+    clear(this.agent).append(
+      option("", "all", true),
+      ...(summary ? summary.agents.map((kind, i) => option(String(i), `${i} (${kind})`, a === String(i))) : []),
+    );
+    clear(this.round).append(
+      option("", "all", true),
+      ...Array.from({ length: summary?.rounds || 0 }, (_, i) => option(String(i + 1), String(i + 1), r === String(i + 1))),
+    );
+    clear(this.episode).append(
+      option("", "all", true),
+      ...Array.from({ length: summary?.transcript_episodes || 0 }, (_, i) => option(String(i), String(i), e === String(i))),
+    );
     this.iterations = [];
     await this.refreshIterations();
   }
@@ -67,7 +76,7 @@ export class TranscriptBrowser {
   }
 
   currentIteration() {
-    return this.iterations.length ? this.iterations[Number(this.slider.value)] ?? null : null;
+    return this.iterations.length ? (this.iterations[Number(this.slider.value)] ?? null) : null;
   }
 
   showIteration() {
@@ -76,14 +85,20 @@ export class TranscriptBrowser {
   }
 
   async load(append = false) {
-    const run = this.run, it = this.currentIteration();
+    const run = this.run,
+      it = this.currentIteration();
     if (!run || it === null) {
       clear(this.list).append(el("p", { class: "muted", text: run ? "no transcripts yet" : "" }));
       this.more.hidden = true;
       return;
     }
     const q = new URLSearchParams({ run, iteration: String(it), limit: String(PAGE), offset: String(append ? this.records.length : 0) });
-    for (const [k, sel] of [["agent", this.agent], ["round", this.round], ["episode", this.episode]]) if (sel.value !== "") q.set(k, sel.value);
+    for (const [k, sel] of [
+      ["agent", this.agent],
+      ["round", this.round],
+      ["episode", this.episode],
+    ])
+      if (sel.value !== "") q.set(k, sel.value);
     const seq = ++this.seq;
     try {
       const res = await api(`/api/transcripts?${q}`);
@@ -120,24 +135,66 @@ export function recordCard(r) {
   const received = Array.isArray(r.received) ? r.received : [];
   const violations = Array.isArray(r.violations) ? r.violations : [];
   const honesty = r.honesty && typeof r.honesty === "object" ? `${r.honesty.true}/${r.honesty.claims} true` : null;
-  return el("article", { class: "record" },
-    el("header", {},
+  return el(
+    "article",
+    { class: "record" },
+    el(
+      "header",
+      {},
       el("strong", { text: `iteration ${r.iteration} · episode ${r.episode} · round ${r.round} · agent ${r.agent}` }),
       el("span", { class: "muted", text: ` ${r.kind}${r.adapter ? ` (${r.adapter})` : ""}` }),
-      el("span", { class: "stats" },
+      el(
+        "span",
+        { class: "stats" },
         el("span", { text: `gain ${signed(r.information_gain)}` }),
         el("span", { text: `oracle ${signed(r.oracle_gain)}` }),
         el("span", { text: `reward ${signed(r.reward)}` }),
         honesty ? el("span", { text: honesty }) : null,
-        violations.length ? el("span", { class: "bad", text: `violations: ${violations.join(", ")}` }) : null)),
+        violations.length ? el("span", { class: "bad", text: `violations: ${violations.join(", ")}` }) : null,
+      ),
+    ),
     field("excerpt", el("p", { class: "text", text: r.excerpt ?? "" })),
-    field("inbox", received.length ? el("ul", { class: "msgs" }, received.map((m) => el("li", {}, el("span", { class: "who", text: `from ${m.from}` }), el("span", { class: "text", text: m.text })))) : el("span", { class: "muted", text: "(empty)" })),
+    field(
+      "inbox",
+      received.length
+        ? el(
+            "ul",
+            { class: "msgs" },
+            received.map((m) =>
+              el("li", {}, el("span", { class: "who", text: `from ${m.from}` }), el("span", { class: "text", text: m.text })),
+            ),
+          )
+        : el("span", { class: "muted", text: "(empty)" }),
+    ),
     field("state", el("p", { class: "text state", text: r.state ?? "" })),
-    field("sent", sent.length ? el("ul", { class: "msgs" }, sent.map((m) => {
-      const v = valueOfMessage(m);
-      return el("li", {}, el("span", { class: "who", text: `to ${m.to}` }), el("span", { class: "text", text: m.text }),
-        el("span", { class: v === null ? "value muted" : v >= 0 ? "value good" : "value bad", text: v === null ? "value –" : `value ${signed(v)}` }));
-    })) : el("span", { class: "muted", text: "(none)" })),
-    el("details", {}, el("summary", { text: `prompt and completion (log p with state ${fmt(r.raw_logprob)}, without ${fmt(r.baseline_logprob)})` }),
-      el("pre", { class: "text", text: r.prompt ?? "" }), el("pre", { class: "text completion", text: r.completion ?? "" })));
+    field(
+      "sent",
+      sent.length
+        ? el(
+            "ul",
+            { class: "msgs" },
+            sent.map((m) => {
+              const v = valueOfMessage(m);
+              return el(
+                "li",
+                {},
+                el("span", { class: "who", text: `to ${m.to}` }),
+                el("span", { class: "text", text: m.text }),
+                el("span", {
+                  class: v === null ? "value muted" : v >= 0 ? "value good" : "value bad",
+                  text: v === null ? "value –" : `value ${signed(v)}`,
+                }),
+              );
+            }),
+          )
+        : el("span", { class: "muted", text: "(none)" }),
+    ),
+    el(
+      "details",
+      {},
+      el("summary", { text: `prompt and completion (log p with state ${fmt(r.raw_logprob)}, without ${fmt(r.baseline_logprob)})` }),
+      el("pre", { class: "text", text: r.prompt ?? "" }),
+      el("pre", { class: "text completion", text: r.completion ?? "" }),
+    ),
+  );
 }

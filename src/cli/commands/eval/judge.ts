@@ -2,8 +2,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import {
-  type JudgeEndpoint, type JudgeRecord, JUDGE_KEY_VARS, judgeApiKey, judgePairs, listJudgeModels, publicUrl,
-  questionText, readJudgePrompts, summarizeJudgements,
+  type JudgeEndpoint,
+  type JudgeRecord,
+  JUDGE_KEY_VARS,
+  judgeApiKey,
+  judgePairs,
+  listJudgeModels,
+  publicUrl,
+  questionText,
+  readJudgePrompts,
+  summarizeJudgements,
 } from "../../../eval/judge.ts";
 import { systemResponses } from "../../../eval/responses.ts";
 import { formatInterval } from "../../../eval/stats.ts";
@@ -22,11 +30,14 @@ import { defineVerb } from "../../verb.ts";
 const optional = (about: string, hint: string) => key(z.string().min(1).nullable(), null as string | null, about, { hint });
 
 export const JUDGE_FLAGS = {
-  judgeUrl: optional("the judge's OpenAI-compatible API base URL, e.g. http://127.0.0.1:8000/v1 (key: $COLLOQUY_JUDGE_API_KEY, else $OPENAI_API_KEY; required)", "url"),
+  judgeUrl: optional(
+    "the judge's OpenAI-compatible API base URL, e.g. http://127.0.0.1:8000/v1 (key: $COLLOQUY_JUDGE_API_KEY, else $OPENAI_API_KEY; required)",
+    "url",
+  ),
   judgeModel: optional("the judge model (default: the first model the endpoint lists)", "name"),
   a: optional(`system a: "base", an adapter folder, or run:<run dir>:<agent> (required)`, "system"),
   b: optional("system b, the same forms (required)", "system"),
-  prompts: optional(".txt (one prompt per line) or .jsonl ({\"prompt\"} or {\"messages\"} per line) (required)", "file"),
+  prompts: optional('.txt (one prompt per line) or .jsonl ({"prompt"} or {"messages"} per line) (required)', "file"),
   limit: key(z.number().int().positive().nullable(), null as number | null, "judge only the first N prompts (default: all)", { hint: "N" }),
   maxTokens: key(z.number().int().positive(), 64, "tokens per response", { hint: "N" }),
   temperature: key(z.number().nonnegative(), 0.7, "sampling temperature of the responses; 0 = greedy", { hint: "T" }),
@@ -35,7 +46,9 @@ export const JUDGE_FLAGS = {
   judgeMaxTokens: key(z.number().int().positive(), 16, "tokens the judge may answer with", { hint: "N" }),
   concurrency: key(z.number().int().positive(), 4, "judge requests in flight at once", { hint: "N" }),
   timeout: key(z.number().min(1), 120, "seconds per judge request", { hint: "S" }),
-  retries: key(z.number().int().nonnegative(), 3, "tries again after a 429, a 5xx or a network error, waiting 0.5 s, 1 s, 2 s, …", { hint: "N" }),
+  retries: key(z.number().int().nonnegative(), 3, "tries again after a 429, a 5xx or a network error, waiting 0.5 s, 1 s, 2 s, …", {
+    hint: "N",
+  }),
   details: optional("write one JSON line per prompt: the responses, both verdicts (answer and reading) and the outcome", "file"),
   quiet: key(z.boolean(), false, "no progress on stderr"),
   json: key(z.boolean(), false, "print one JSON object: counts, win/tie/loss rates with 95% Wilson intervals"),
@@ -65,7 +78,11 @@ function parseSystem(spec: string, flag: string): SystemSpec {
     const [, runDir, agent] = run;
     const dir = runPath(runDir, "adapters", agent);
     if (!fs.existsSync(path.join(dir, "adapter_config.json"))) {
-      throw new UserError("E_NOT_FOUND", `--${flag} ${spec}: no adapter ${agent} in ${runPath(runDir, "adapters")}`, `run:<run dir>:<agent>, e.g. run:runs/x:${agentAdapterName(0)}`);
+      throw new UserError(
+        "E_NOT_FOUND",
+        `--${flag} ${spec}: no adapter ${agent} in ${runPath(runDir, "adapters")}`,
+        `run:<run dir>:<agent>, e.g. run:runs/x:${agentAdapterName(0)}`,
+      );
     }
     return { label: spec, adapterDir: dir, runDir };
   }
@@ -75,9 +92,14 @@ function parseSystem(spec: string, flag: string): SystemSpec {
 
 function detailLine(r: JudgeRecord): string {
   return JSON.stringify({
-    index: r.index, prompt: r.question, response_a: r.responseA, response_b: r.responseB,
-    a_first: { answer: r.ab.raw, verdict: r.ab.verdict }, b_first: { answer: r.ba.raw, verdict: r.ba.verdict },
-    outcome: r.outcome, flip: r.flip,
+    index: r.index,
+    prompt: r.question,
+    response_a: r.responseA,
+    response_b: r.responseB,
+    a_first: { answer: r.ab.raw, verdict: r.ab.verdict },
+    b_first: { answer: r.ba.raw, verdict: r.ba.verdict },
+    outcome: r.outcome,
+    flip: r.flip,
   });
 }
 
@@ -97,7 +119,11 @@ export default defineVerb({
     const prompts = readJudgePrompts(flags.prompts!, flags.limit ?? undefined);
     const gen = { maxTokens: flags.maxTokens, temperature: flags.temperature, topP: flags.topP, seed: flags.seed, batch: 8 };
     const endpoint: JudgeEndpoint = {
-      baseUrl: flags.judgeUrl!, apiKey: judgeApiKey(), timeoutMs: 1000 * flags.timeout, retries: flags.retries, retryDelayMs: 500,
+      baseUrl: flags.judgeUrl!,
+      apiKey: judgeApiKey(),
+      timeoutMs: 1000 * flags.timeout,
+      retries: flags.retries,
+      retryDelayMs: 500,
     };
     const judgeOpts = { maxTokens: flags.judgeMaxTokens, seed: gen.seed, concurrency: flags.concurrency };
     const url = publicUrl(endpoint.baseUrl);
@@ -120,7 +146,9 @@ export default defineVerb({
     const systems = [await adapterOf(a, "judge-a"), await adapterOf(b, "judge-b")];
     const format = chatFormat(tok);
     const { responses, maxTokens } = await systemResponses(setup.backend, tok, format, prompts, systems, gen, {
-      context: setup.loaded.config.maxSeqLen, log: (m) => info(`judge: ${m}`), progress: (n) => progress("judge: responses", n, { quiet }),
+      context: setup.loaded.config.maxSeqLen,
+      log: (m) => info(`judge: ${m}`),
+      progress: (n) => progress("judge: responses", n, { quiet }),
     });
     gen.maxTokens = maxTokens;
 
@@ -134,11 +162,28 @@ export default defineVerb({
     if (details) fs.writeFileSync(details, records.map(detailLine).join("\n") + "\n");
     const ci = (r: { low: number; high: number }) => [r.low, r.high];
     const result = {
-      eval: "judge", a: a.label, b: b.label, model: setup.loaded.path, judge: { url, model: judgeModel },
-      prompts: s.prompts, judgements: 2 * s.prompts, judged: s.judged,
-      win: s.win, tie: s.tie, loss: s.loss, inconsistent: s.inconsistent, flips: s.flips, unparsed: s.unparsed,
-      win_rate: s.winRate.rate, win_rate_ci95: ci(s.winRate), tie_rate: s.tieRate.rate, tie_rate_ci95: ci(s.tieRate),
-      loss_rate: s.lossRate.rate, loss_rate_ci95: ci(s.lossRate), score: s.score.rate, score_ci95: ci(s.score),
+      eval: "judge",
+      a: a.label,
+      b: b.label,
+      model: setup.loaded.path,
+      judge: { url, model: judgeModel },
+      prompts: s.prompts,
+      judgements: 2 * s.prompts,
+      judged: s.judged,
+      win: s.win,
+      tie: s.tie,
+      loss: s.loss,
+      inconsistent: s.inconsistent,
+      flips: s.flips,
+      unparsed: s.unparsed,
+      win_rate: s.winRate.rate,
+      win_rate_ci95: ci(s.winRate),
+      tie_rate: s.tieRate.rate,
+      tie_rate_ci95: ci(s.tieRate),
+      loss_rate: s.lossRate.rate,
+      loss_rate_ci95: ci(s.lossRate),
+      score: s.score.rate,
+      score_ci95: ci(s.score),
       first_position_rate: s.firstPosition.rate,
       tie_rule: "inconsistent prompts (the verdict changes with the order) count as ties in the rates; score = (win + ties/2) / judged",
       unparsed_rule: "prompts with an unreadable verdict in either order are left out of the rates",
@@ -150,13 +195,19 @@ export default defineVerb({
     if (flags.json) return printJson(result);
     const line = (name: string, r: typeof s.winRate, note: string) =>
       console.log(`${name.padEnd(6)} ${r.n > 0 ? formatInterval(r.rate, r) : "-".padEnd(20)}  ${note}`);
-    console.log(`judge ${judgeModel} at ${url}: a = ${a.label}, b = ${b.label}; ${s.prompts} prompts, both orders (${2 * s.prompts} verdicts)`);
+    console.log(
+      `judge ${judgeModel} at ${url}: a = ${a.label}, b = ${b.label}; ${s.prompts} prompts, both orders (${2 * s.prompts} verdicts)`,
+    );
     line("win", s.winRate, `${s.win}`);
     line("tie", s.tieRate, `${s.tie + s.inconsistent} (${s.tie} ties, ${s.inconsistent} inconsistent)`);
     line("loss", s.lossRate, `${s.loss}`);
     line("score", s.score, "win + half the ties");
-    console.log(`inconsistent: ${s.inconsistent} of ${s.judged} judged (${s.flips} flips), counted as ties; unparsed: ${s.unparsed} (left out); ` +
-      `first-shown picked ${Number.isNaN(s.firstPosition.rate) ? "-" : s.firstPosition.rate.toFixed(3)} of the time`);
-    info(`judge: done in ${result.seconds.toFixed(1)} s${endpoint.apiKey ? "" : ` (no API key: ${JUDGE_KEY_VARS.join(" and ")} are unset)`}`);
+    console.log(
+      `inconsistent: ${s.inconsistent} of ${s.judged} judged (${s.flips} flips), counted as ties; unparsed: ${s.unparsed} (left out); ` +
+        `first-shown picked ${Number.isNaN(s.firstPosition.rate) ? "-" : s.firstPosition.rate.toFixed(3)} of the time`,
+    );
+    info(
+      `judge: done in ${result.seconds.toFixed(1)} s${endpoint.apiKey ? "" : ` (no API key: ${JUDGE_KEY_VARS.join(" and ")} are unset)`}`,
+    );
   },
 });

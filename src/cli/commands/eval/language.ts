@@ -1,7 +1,21 @@
 import { z } from "zod";
 import {
-  DRIFT_METHOD, type DriftPoint, LOSS_DEFINITION, type Roles, type TextScore, blockMatrices, defaultBlock, driftOverall, driftSeries, honesty, listening, readTranscripts,
-  recordTexts, roleSpecialisation, scoreTexts, swapPairs,
+  DRIFT_METHOD,
+  type DriftPoint,
+  LOSS_DEFINITION,
+  type Roles,
+  type TextScore,
+  blockMatrices,
+  defaultBlock,
+  driftOverall,
+  driftSeries,
+  honesty,
+  listening,
+  readTranscripts,
+  recordTexts,
+  roleSpecialisation,
+  scoreTexts,
+  swapPairs,
 } from "../../../eval/language.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../../formats/model-keys.ts";
@@ -18,13 +32,26 @@ import { defineVerb } from "../../verb.ts";
 export const LANGUAGE_KEYS = {
   ...MODEL_KEYS,
   model: modelKeyDefaulting("the run's base model"),
-  tokenizer: { ...MODEL_KEYS.tokenizer, about: "tokenizer: tokenizer.json or its folder (HF), tok*.bin (llama2.c); default: the run's, else the model's own" },
+  tokenizer: {
+    ...MODEL_KEYS.tokenizer,
+    about: "tokenizer: tokenizer.json or its folder (HF), tok*.bin (llama2.c); default: the run's, else the model's own",
+  },
 };
 
 export const LANGUAGE_FLAGS = {
   run: key(z.string().min(1).nullable(), null as string | null, "the run folder to evaluate (required)", { hint: "runs/<id>" }),
-  swap: key(z.string(), "all", "role specialisation: all (every pair of learners with their own adapters), i,j (agents i and j only), or none (skip)", { hint: "all|i,j|none" }),
-  block: key(z.number().int().positive().nullable(), null as number | null, "iterations per block of the talk and message-value matrices (default: at most 5 blocks)", { hint: "N" }),
+  swap: key(
+    z.string(),
+    "all",
+    "role specialisation: all (every pair of learners with their own adapters), i,j (agents i and j only), or none (skip)",
+    { hint: "all|i,j|none" },
+  ),
+  block: key(
+    z.number().int().positive().nullable(),
+    null as number | null,
+    "iterations per block of the talk and message-value matrices (default: at most 5 blocks)",
+    { hint: "N" },
+  ),
   quiet: key(z.boolean(), false, "no progress on stderr"),
   json: key(z.boolean(), false, "print one JSON object (also saved as <run>/eval/language.json)"),
 };
@@ -74,10 +101,13 @@ export default defineVerb({
     bar.stop();
     const series = driftSeries(records, scored);
     const drift = {
-      method: DRIFT_METHOD, model: setup.loaded.path, groups: [...new Set(series.flatMap((p) => Object.keys(p.groups)))],
+      method: DRIFT_METHOD,
+      model: setup.loaded.path,
+      groups: [...new Set(series.flatMap((p) => Object.keys(p.groups)))],
       scripted_kinds: [...new Set(config.agents.filter((k) => k !== "learner"))],
       note: records.length ? null : `no ${RUN_FILES.transcripts} records (a run with 0 iterations or transcriptEpisodes 0)`,
-      series, overall: driftOverall(records, scored),
+      series,
+      overall: driftOverall(records, scored),
     };
 
     // honesty, listening and matrices
@@ -88,7 +118,8 @@ export default defineVerb({
     const block = flags.block ?? defaultBlock(last);
     const matrices = {
       block,
-      note: `from ${RUN_FILES.metrics} (every training episode): talk = messages delivered per iteration, [sender][recipient], mean over the block; ` +
+      note:
+        `from ${RUN_FILES.metrics} (every training episode): talk = messages delivered per iteration, [sender][recipient], mean over the block; ` +
         "message_value = mean over the block's iterations of the mean value of delivered messages, nats/token (null: none delivered)",
       blocks: blockMatrices(metrics, block),
     };
@@ -96,23 +127,49 @@ export default defineVerb({
     // roles
     let roles: Roles;
     if (swap === "none") {
-      roles = { applicable: false, note: "skipped (--swap none)", episodes: 0, loss_definition: LOSS_DEFINITION, in_place: null, swaps: [] };
+      roles = {
+        applicable: false,
+        note: "skipped (--swap none)",
+        episodes: 0,
+        loss_definition: LOSS_DEFINITION,
+        in_place: null,
+        swaps: [],
+      };
     } else {
       const have = new Set(setup.systems.map((s) => s.adapter));
       for (const s of slotsFromConfig(config)) {
-        if (s.adapter !== null && !have.has(s.adapter)) throw new UserError("E_NOT_FOUND", `run ${runDir} has no adapter ${s.adapter} in ${RUN_FILES.adapters}/`, "has the run finished its first checkpoint?");
+        if (s.adapter !== null && !have.has(s.adapter))
+          throw new UserError(
+            "E_NOT_FOUND",
+            `run ${runDir} has no adapter ${s.adapter} in ${RUN_FILES.adapters}/`,
+            "has the run finished its first checkpoint?",
+          );
       }
       const bars: { roles?: Progress } = {};
       roles = await roleSpecialisation({
-        backend: setup.backend, tokenizer: tok, source: sourceFromConfig(config), config, only: swap === "all" ? null : swap,
+        backend: setup.backend,
+        tokenizer: tok,
+        source: sourceFromConfig(config),
+        config,
+        only: swap === "all" ? null : swap,
         onProgress: (done, total) => (bars.roles ??= progress("language roles (validation runs)", total, { quiet })).update(done),
       });
       bars.roles?.stop();
     }
 
     const result = {
-      eval: "language", run: runDir, model: setup.loaded.path, source: config.source, agents: config.agents, seed: config.seed,
-      drift, honesty: honest, listening: listened, matrices, roles, seconds: (Date.now() - t0) / 1000,
+      eval: "language",
+      run: runDir,
+      model: setup.loaded.path,
+      source: config.source,
+      agents: config.agents,
+      seed: config.seed,
+      drift,
+      honesty: honest,
+      listening: listened,
+      matrices,
+      roles,
+      seconds: (Date.now() - t0) / 1000,
     };
     saveEvalResult(runDir, "language", result);
     if (flags.json) return printJson(result);
@@ -121,35 +178,59 @@ export default defineVerb({
 });
 
 const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
-const sgn = (x: number | null | undefined, d = 4) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : (x >= 0 ? "+" : "") + x.toFixed(d));
+const sgn = (x: number | null | undefined, d = 4) =>
+  x === null || x === undefined || !Number.isFinite(x) ? "-" : (x >= 0 ? "+" : "") + x.toFixed(d);
 
 function printText(r: {
-  drift: { groups: string[]; series: DriftPoint[] }; honesty: ReturnType<typeof honesty>; listening: ReturnType<typeof listening>; matrices: { block: number; blocks: ReturnType<typeof blockMatrices> };
+  drift: { groups: string[]; series: DriftPoint[] };
+  honesty: ReturnType<typeof honesty>;
+  listening: ReturnType<typeof listening>;
+  matrices: { block: number; blocks: ReturnType<typeof blockMatrices> };
   roles: Roles;
 }): void {
   const ppl = (s: TextScore | undefined) => f(s?.perplexity, 2);
   console.log(`drift: perplexity under the base model (each text on its own after BOS), per iteration`);
-  console.log(`${"iteration".padEnd(10)}` + r.drift.groups.map((g) => `${`${g} state`.padStart(18)}${`${g} message`.padStart(18)}`).join(""));
-  for (const p of r.drift.series) console.log(`${String(p.iteration).padEnd(10)}` + r.drift.groups.map((g) => `${ppl(p.groups[g]?.state).padStart(18)}${ppl(p.groups[g]?.message).padStart(18)}`).join(""));
+  console.log(
+    `${"iteration".padEnd(10)}` + r.drift.groups.map((g) => `${`${g} state`.padStart(18)}${`${g} message`.padStart(18)}`).join(""),
+  );
+  for (const p of r.drift.series)
+    console.log(
+      `${String(p.iteration).padEnd(10)}` +
+        r.drift.groups.map((g) => `${ppl(p.groups[g]?.state).padStart(18)}${ppl(p.groups[g]?.message).padStart(18)}`).join(""),
+    );
   console.log(`\nhonesty: ${r.honesty.note}`);
   for (const c of r.honesty.overall) {
-    console.log(`  agent ${c.agent} (${c.kind}): ${c.claims} claims, ${c.true} true` + (c.share_true === null ? "" : `, share ${f(c.share_true)} [${f(c.share_true_ci95![0])}, ${f(c.share_true_ci95![1])}]`));
+    console.log(
+      `  agent ${c.agent} (${c.kind}): ${c.claims} claims, ${c.true} true` +
+        (c.share_true === null ? "" : `, share ${f(c.share_true)} [${f(c.share_true_ci95![0])}, ${f(c.share_true_ci95![1])}]`),
+    );
   }
   console.log(`\nlistening: ${r.listening.note}`);
   for (const c of r.listening.overall) {
-    console.log(`  agent ${c.agent} (${c.kind}): ${c.received} received, ${c.kept} kept` + (c.share_kept === null ? "" : `, share ${f(c.share_kept)} [${f(c.share_kept_ci95![0])}, ${f(c.share_kept_ci95![1])}]`));
+    console.log(
+      `  agent ${c.agent} (${c.kind}): ${c.received} received, ${c.kept} kept` +
+        (c.share_kept === null ? "" : `, share ${f(c.share_kept)} [${f(c.share_kept_ci95![0])}, ${f(c.share_kept_ci95![1])}]`),
+    );
   }
   const lastBlock = r.matrices.blocks[r.matrices.blocks.length - 1];
   if (lastBlock) {
-    console.log(`\nlast block, iterations ${lastBlock.from}–${lastBlock.to}: talk (messages per iteration) | message value (nats/token); row = sender, column = recipient`);
-    lastBlock.talk.forEach((row, i) => console.log(`  ${i}  ${row.map((x) => f(x, 2).padStart(7)).join("")}   | ${lastBlock.message_value[i].map((x) => sgn(x).padStart(9)).join("")}`));
+    console.log(
+      `\nlast block, iterations ${lastBlock.from}–${lastBlock.to}: talk (messages per iteration) | message value (nats/token); row = sender, column = recipient`,
+    );
+    lastBlock.talk.forEach((row, i) =>
+      console.log(
+        `  ${i}  ${row.map((x) => f(x, 2).padStart(7)).join("")}   | ${lastBlock.message_value[i].map((x) => sgn(x).padStart(9)).join("")}`,
+      ),
+    );
   }
   console.log(`\nrole specialisation: ${r.roles.note}`);
   if (r.roles.in_place) {
     console.log(`  in place: learner gain ${sgn(r.roles.in_place.learner_gain)}, loss ${f(r.roles.in_place.learner_loss, 4)} nats/token`);
     for (const s of r.roles.swaps) {
-      console.log(`  swap ${s.agents[0]}↔${s.agents[1]}: gain ${sgn(s.learner_gain)} (Δ ${sgn(s.delta_gain.mean)} [${sgn(s.delta_gain.ci95[0])}, ${sgn(s.delta_gain.ci95[1])}]), ` +
-        `loss ${f(s.learner_loss, 4)} (Δ ${sgn(s.delta_loss.mean)} [${sgn(s.delta_loss.ci95[0])}, ${sgn(s.delta_loss.ci95[1])}])`);
+      console.log(
+        `  swap ${s.agents[0]}↔${s.agents[1]}: gain ${sgn(s.learner_gain)} (Δ ${sgn(s.delta_gain.mean)} [${sgn(s.delta_gain.ci95[0])}, ${sgn(s.delta_gain.ci95[1])}]), ` +
+          `loss ${f(s.learner_loss, 4)} (Δ ${sgn(s.delta_loss.mean)} [${sgn(s.delta_loss.ci95[0])}, ${sgn(s.delta_loss.ci95[1])}])`,
+      );
     }
   }
   info(`language: saved ${RUN_FILES.eval}/language.json`);

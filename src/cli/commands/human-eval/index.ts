@@ -14,7 +14,8 @@ export const HUMAN_EVAL_STEPS: Record<string, AnyCommand> = {
 export default defineCommand({
   meta: {
     name: "human-eval",
-    description: "Blinded pairwise comparison by people: make-pairs (two systems answer the same prompts), serve (a web page where " +
+    description:
+      "Blinded pairwise comparison by people: make-pairs (two systems answer the same prompts), serve (a web page where " +
       "raters pick the better of two anonymous responses; answers go to SQLite), results (win rates, Bradley–Terry, agreement, CSV).",
   },
   subCommands: HUMAN_EVAL_STEPS,

@@ -25,7 +25,7 @@ import { defineVerb } from "../../verb.ts";
 const optional = (about: string, hint: string) => key(z.string().min(1).nullable(), null as string | null, about, { hint });
 
 export const MAKE_PAIRS_FLAGS = {
-  prompts: optional(".txt (one prompt per line) or .jsonl ({\"prompt\"} or {\"messages\"} per line) (required)", "file"),
+  prompts: optional('.txt (one prompt per line) or .jsonl ({"prompt"} or {"messages"} per line) (required)', "file"),
   a: optional(`system a: "base", an adapter folder, or <run dir>:<agent> (e.g. runs/x:${agentAdapterName(0)}) (required)`, "system"),
   b: optional("system b, the same forms (required)", "system"),
   out: optional("the pairs file to write (JSONL) (required)", "file"),
@@ -60,42 +60,71 @@ export function parseSystem(spec: string, flag: string): SystemSpec {
     if (fs.existsSync(runPath(runDir, "config"))) {
       const dir = runPath(runDir, "adapters", agent);
       if (!/^[^/\\]+$/.test(agent) || !hasAdapter(dir)) {
-        const have = fs.existsSync(runPath(runDir, "adapters")) ? fs.readdirSync(runPath(runDir, "adapters")).filter((n) => hasAdapter(runPath(runDir, "adapters", n))) : [];
-        throw new UserError("E_NOT_FOUND", `--${flag} ${spec}: run ${runDir} has no adapter "${agent}"`, have.length ? `it has: ${have.join(", ")}` : "the run has saved no adapter yet");
+        const have = fs.existsSync(runPath(runDir, "adapters"))
+          ? fs.readdirSync(runPath(runDir, "adapters")).filter((n) => hasAdapter(runPath(runDir, "adapters", n)))
+          : [];
+        throw new UserError(
+          "E_NOT_FOUND",
+          `--${flag} ${spec}: run ${runDir} has no adapter "${agent}"`,
+          have.length ? `it has: ${have.join(", ")}` : "the run has saved no adapter yet",
+        );
       }
       return { label: spec, adapterDir: dir, runDir };
     }
   }
-  throw new UserError("E_BAD_FLAG", `--${flag} ${spec}: not "base", an adapter folder (with adapter_config.json) or <run dir>:<agent>`, `e.g. --a base --b runs/x:${agentAdapterName(0)}`);
+  throw new UserError(
+    "E_BAD_FLAG",
+    `--${flag} ${spec}: not "base", an adapter folder (with adapter_config.json) or <run dir>:<agent>`,
+    `e.g. --a base --b runs/x:${agentAdapterName(0)}`,
+  );
 }
 
 /** A comparison's id: its prompt's line and a hash of its whole content (new responses make new ids). */
 export function pairId(line: number, p: Omit<Pair, "id">): string {
-  return `p${line}-${crypto.createHash("sha256").update(JSON.stringify([p.prompt, p.a, p.b])).digest("hex").slice(0, 10)}`;
+  return `p${line}-${crypto
+    .createHash("sha256")
+    .update(JSON.stringify([p.prompt, p.a, p.b]))
+    .digest("hex")
+    .slice(0, 10)}`;
 }
 
 export default defineVerb({
   name: "human-eval make-pairs",
-  description: "Two systems (the base model, an adapter folder, or an agent of a run) answer every prompt, generated here with " +
-      "colloquy's engine (seeded; the model's chat template or the plain fallback, as in `colloquy serve`), and the pairs are " +
-      "written as JSONL {id, prompt, a: {system, response}, b: {system, response}} for `human-eval serve`.",
+  description:
+    "Two systems (the base model, an adapter folder, or an agent of a run) answer every prompt, generated here with " +
+    "colloquy's engine (seeded; the model's chat template or the plain fallback, as in `colloquy serve`), and the pairs are " +
+    "written as JSONL {id, prompt, a: {system, response}, b: {system, response}} for `human-eval serve`.",
   keys: { ...MODEL_KEYS, model: modelKeyDefaulting("the base model of a run system, else the embedded default model") },
   flags: MAKE_PAIRS_FLAGS,
   async run({ keys, flags }) {
     const t0 = Date.now();
     for (const k of REQUIRED) {
-      if (flags[k] === null) throw new UserError("E_MISSING_FLAG", `--${kebab(k)} is required`, "see colloquy human-eval make-pairs --help");
+      if (flags[k] === null)
+        throw new UserError("E_MISSING_FLAG", `--${kebab(k)} is required`, "see colloquy human-eval make-pairs --help");
     }
     const a = parseSystem(flags.a!, "a");
     const b = parseSystem(flags.b!, "b");
-    if (a.label === b.label) throw new UserError("E_BAD_FLAG", `--a and --b are the same system (${a.label})`, "compare two different systems");
+    if (a.label === b.label)
+      throw new UserError("E_BAD_FLAG", `--a and --b are the same system (${a.label})`, "compare two different systems");
     const out = flags.out!;
     const prompts = readJudgePrompts(flags.prompts!, flags.limit ?? undefined);
     const gen = { maxTokens: flags.maxTokens, temperature: flags.temperature, topP: flags.topP, seed: flags.seed, batch: 8 };
     let model = keys.model;
     if (!model) {
-      const bases = [...new Set([a, b].filter((s) => s.runDir).map((s) => runBaseModel(s.runDir!)).filter((m): m is string => Boolean(m)))];
-      if (bases.length > 1) throw new UserError("E_BAD_FLAG", `the two runs were trained on different base models (${bases.join(", ")})`, "pick one with --model");
+      const bases = [
+        ...new Set(
+          [a, b]
+            .filter((s) => s.runDir)
+            .map((s) => runBaseModel(s.runDir!))
+            .filter((m): m is string => Boolean(m)),
+        ),
+      ];
+      if (bases.length > 1)
+        throw new UserError(
+          "E_BAD_FLAG",
+          `the two runs were trained on different base models (${bases.join(", ")})`,
+          "pick one with --model",
+        );
       model = bases[0] ?? null;
     }
     const setup = await evalSetup({ ...keys, model });
@@ -108,22 +137,33 @@ export default defineVerb({
     const systems = [await adapterOf(a, "pairs-a"), await adapterOf(b, "pairs-b")];
     const format = chatFormat(tok);
     const { responses, maxTokens } = await systemResponses(setup.backend, tok, format, prompts, systems, gen, {
-      context: setup.loaded.config.maxSeqLen, log: (m) => info(`human-eval: ${m}`),
+      context: setup.loaded.config.maxSeqLen,
+      log: (m) => info(`human-eval: ${m}`),
       progress: (n) => progress("human-eval: responses", n, { quiet: flags.quiet }),
     });
     gen.maxTokens = maxTokens;
 
     const pairs: Pair[] = prompts.map((p, i) => {
-      const content = { prompt: questionText(p.messages), a: { system: a.label, response: responses[i][0] }, b: { system: b.label, response: responses[i][1] } };
+      const content = {
+        prompt: questionText(p.messages),
+        a: { system: a.label, response: responses[i][0] },
+        b: { system: b.label, response: responses[i][1] },
+      };
       return { id: pairId(p.index, content), ...content };
     });
     writeFileAtomic(out, pairs.map(pairLine).join("\n") + "\n");
     const result = {
-      out, pairs: pairs.length, a: a.label, b: b.label, model: setup.loaded.path,
+      out,
+      pairs: pairs.length,
+      a: a.label,
+      b: b.label,
+      model: setup.loaded.path,
       generation: { max_tokens: gen.maxTokens, temperature: gen.temperature, top_p: gen.topP, seed: gen.seed, chat: format.kind },
       seconds: (Date.now() - t0) / 1000,
     };
     if (flags.json) return printJson(result);
-    info(`human-eval: ${pairs.length} pairs (a = ${a.label}, b = ${b.label}) written to ${out} in ${result.seconds.toFixed(1)} s; next: colloquy human-eval serve --pairs ${out}`);
+    info(
+      `human-eval: ${pairs.length} pairs (a = ${a.label}, b = ${b.label}) written to ${out} in ${result.seconds.toFixed(1)} s; next: colloquy human-eval serve --pairs ${out}`,
+    );
   },
 });

@@ -13,17 +13,26 @@ import { int, str } from "../../args.ts";
 import { info } from "../../output.ts";
 
 export const serveArgs = {
-  pairs: { type: "string", description: "the comparisons: JSONL of {id, prompt, a: {system, response}, b: {system, response}} (human-eval make-pairs writes it)", valueHint: "file", required: true },
+  pairs: {
+    type: "string",
+    description: "the comparisons: JSONL of {id, prompt, a: {system, response}, b: {system, response}} (human-eval make-pairs writes it)",
+    valueHint: "file",
+    required: true,
+  },
   db: { type: "string", description: "SQLite database of raters and answers (default eval.sqlite; created if missing)", valueHint: "file" },
   port: { type: "string", description: "port (default 8081; 0 = any free port)", valueHint: "P" },
   host: { type: "string", description: "address to listen on (default 127.0.0.1; 0.0.0.0 lets other machines rate)", valueHint: "addr" },
-  "require-token": { type: "boolean", description: "raters must choose a token (a password-like word, stored only as a salted sha256) next to their name" },
+  "require-token": {
+    type: "boolean",
+    description: "raters must choose a token (a password-like word, stored only as a salted sha256) next to their name",
+  },
 } as const;
 
 export default defineCommand({
   meta: {
     name: "serve",
-    description: "The rating page: each rater signs in with a name (and, if they like, a token), then sees a prompt and two anonymous " +
+    description:
+      "The rating page: each rater signs in with a name (and, if they like, a token), then sees a prompt and two anonymous " +
       "responses in random left/right order and picks A, B or a tie, with an optional reason. Answers, with the rater, the time and " +
       "the hidden order, are committed to the SQLite database as they are given; a rater resumes where they stopped.",
   },
@@ -36,11 +45,17 @@ export default defineCommand({
     const store = EvalStore.open(dbFile);
     try {
       const { added } = store.importPairs(pairs);
-      const onBug = (e: unknown) => info(`colloquy human-eval serve: internal error (a bug, please report it)\n${(e as Error)?.stack ?? String(e)}`);
-      const app = createWebApp({ humanEval: { store, served: pairs.map((p) => p.id), requireToken: Boolean(args["require-token"]) }, onBug });
+      const onBug = (e: unknown) =>
+        info(`colloquy human-eval serve: internal error (a bug, please report it)\n${(e as Error)?.stack ?? String(e)}`);
+      const app = createWebApp({
+        humanEval: { store, served: pairs.map((p) => p.id), requireToken: Boolean(args["require-token"]) },
+        onBug,
+      });
       const web = await listenWeb(app, { host, port });
       const c = store.counts();
-      info(`colloquy human-eval serve: ${web.url}/eval (${pairs.length} comparisons, ${added} new; ${c.answers} answers by ${c.raters} raters so far in ${path.resolve(dbFile)}; Ctrl-C stops)`);
+      info(
+        `colloquy human-eval serve: ${web.url}/eval (${pairs.length} comparisons, ${added} new; ${c.answers} answers by ${c.raters} raters so far in ${path.resolve(dbFile)}; Ctrl-C stops)`,
+      );
       await untilSignal(web, "colloquy human-eval serve", info);
     } finally {
       store.close();

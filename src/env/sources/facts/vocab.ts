@@ -4,8 +4,30 @@
  * other forms in later excerpts; the value's words are what an agent can only predict if it knows the fact.
  */
 export const NAMES = [
-  "Ana", "Ben", "Cara", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivy", "Jack", "Kim", "Leo",
-  "Mia", "Ned", "Omar", "Pia", "Rosa", "Sam", "Tina", "Uma", "Vera", "Walt", "Yara", "Zack",
+  "Ana",
+  "Ben",
+  "Cara",
+  "Dan",
+  "Eva",
+  "Finn",
+  "Gus",
+  "Hana",
+  "Ivy",
+  "Jack",
+  "Kim",
+  "Leo",
+  "Mia",
+  "Ned",
+  "Omar",
+  "Pia",
+  "Rosa",
+  "Sam",
+  "Tina",
+  "Uma",
+  "Vera",
+  "Walt",
+  "Yara",
+  "Zack",
 ];
 
 /** "a" or "an" before a word. */
@@ -40,20 +62,59 @@ export const RESTATE: readonly ((r: Relation, person: string, value: string) => 
  * value misleads more than its true names help.
  */
 const product = (a: readonly string[], b: readonly string[]) => a.flatMap((x) => b.map((y) => `${x} ${y}`));
-const PLACES = product(["north", "south", "east", "west"], ["kitchen", "garden", "library", "market", "school", "park", "harbor", "bakery", "station", "museum", "forest", "river"]);
-const PETS = product(["small", "big", "young", "lazy"], ["cat", "dog", "owl", "frog", "horse", "rabbit", "parrot", "goat", "turtle", "fox"]);
+const PLACES = product(
+  ["north", "south", "east", "west"],
+  ["kitchen", "garden", "library", "market", "school", "park", "harbor", "bakery", "station", "museum", "forest", "river"],
+);
+const PETS = product(
+  ["small", "big", "young", "lazy"],
+  ["cat", "dog", "owl", "frog", "horse", "rabbit", "parrot", "goat", "turtle", "fox"],
+);
 const COLORS = product(["dark", "light", "bright", "pale"], ["red", "blue", "green", "yellow", "purple", "orange", "white", "black"]);
-const NUMBERS = product(["twenty", "thirty", "forty", "fifty", "sixty"], ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]);
+const NUMBERS = product(
+  ["twenty", "thirty", "forty", "fifty", "sixty"],
+  ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+);
 
 export const RELATIONS: readonly Relation[] = [
-  { name: "place", values: PLACES, state: (p, v) => `${p} is in the ${v}.`, question: (p) => `Where is ${p}?`, parse: /^(\w+) is in the (\w+ \w+)\.$/ },
-  { name: "pet", values: PETS, state: (p, v) => `${p} has ${article(v)} ${v}.`, question: (p) => `What pet does ${p} have?`, parse: /^(\w+) has an? (\w+ \w+)\.$/ },
-  { name: "color", values: COLORS, state: (p, v) => `${p} likes ${v}.`, question: (p) => `Which color does ${p} like?`, parse: /^(\w+) likes (\w+ \w+)\.$/ },
-  { name: "coins", values: NUMBERS, state: (p, v) => `${p} has ${v} coins.`, question: (p) => `How many coins does ${p} have?`, parse: /^(\w+) has (\w+ \w+) coins\.$/ },
+  {
+    name: "place",
+    values: PLACES,
+    state: (p, v) => `${p} is in the ${v}.`,
+    question: (p) => `Where is ${p}?`,
+    parse: /^(\w+) is in the (\w+ \w+)\.$/,
+  },
+  {
+    name: "pet",
+    values: PETS,
+    state: (p, v) => `${p} has ${article(v)} ${v}.`,
+    question: (p) => `What pet does ${p} have?`,
+    parse: /^(\w+) has an? (\w+ \w+)\.$/,
+  },
+  {
+    name: "color",
+    values: COLORS,
+    state: (p, v) => `${p} likes ${v}.`,
+    question: (p) => `Which color does ${p} like?`,
+    parse: /^(\w+) likes (\w+ \w+)\.$/,
+  },
+  {
+    name: "coins",
+    values: NUMBERS,
+    state: (p, v) => `${p} has ${v} coins.`,
+    question: (p) => `How many coins does ${p} have?`,
+    parse: /^(\w+) has (\w+ \w+) coins\.$/,
+  },
 ];
 
 /** Sentences that carry no fact: the same with or without a state. */
 export const FILLER = [
-  "The sun was warm.", "A bell rang far away.", "It was a quiet day.", "The wind moved the trees.",
-  "Everyone was busy.", "A bird sang on the roof.", "The streets were calm.", "Clouds drifted by.",
+  "The sun was warm.",
+  "A bell rang far away.",
+  "It was a quiet day.",
+  "The wind moved the trees.",
+  "Everyone was busy.",
+  "A bird sang on the roof.",
+  "The streets were calm.",
+  "Clouds drifted by.",
 ];

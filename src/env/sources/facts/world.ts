@@ -43,7 +43,9 @@ export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld 
   // each agent learns one new fact per excerpt, never one another agent learns, and in its first excerpt a second
   // fact about the same person: two statements with different names in one excerpt are where a small model
   // confuses whose value is whose when it retells them
-  const pool = rng.shuffle(cast.flatMap((person) => RELATIONS.map((_, ri) => ({ person, relation: ri, value: values.get(factKey(person, ri))! }))));
+  const pool = rng.shuffle(
+    cast.flatMap((person) => RELATIONS.map((_, ri) => ({ person, relation: ri, value: values.get(factKey(person, ri))! }))),
+  );
   const revealed: Fact[][][] = Array.from({ length: agents }, () => Array.from({ length: excerptsPerAgent }, () => []));
   for (let t = 0; t < rounds; t++) {
     for (let i = 0; i < agents; i++) {
@@ -67,17 +69,19 @@ export function makeWorld(rng: Rng, agents: number, rounds: number): FactsWorld 
     }
   }
 
-  const excerpts: string[][] = Array.from({ length: agents }, (_, i) => Array.from({ length: excerptsPerAgent }, (_, t) => {
-    const sentences = rng.shuffle([
-      ...revealed[i][t].map(statement),
-      ...restated[i][t].map((f) => rng.pick(RESTATE)(RELATIONS[f.relation], f.person, f.value)),
-      rng.pick(FILLER),
-    ]);
-    // the excerpt ends by saying whose facts the next one is about: who and what is no secret, the values are
-    const next = t + 1 < excerptsPerAgent ? rng.shuffle([...restated[i][t + 1]]) : [];
-    if (next.length) sentences.push(`Next: ${next.map((f) => `${f.person}'s ${RELATIONS[f.relation].name}`).join(", ")}.`);
-    return sentences.join(" ");
-  }));
+  const excerpts: string[][] = Array.from({ length: agents }, (_, i) =>
+    Array.from({ length: excerptsPerAgent }, (_, t) => {
+      const sentences = rng.shuffle([
+        ...revealed[i][t].map(statement),
+        ...restated[i][t].map((f) => rng.pick(RESTATE)(RELATIONS[f.relation], f.person, f.value)),
+        rng.pick(FILLER),
+      ]);
+      // the excerpt ends by saying whose facts the next one is about: who and what is no secret, the values are
+      const next = t + 1 < excerptsPerAgent ? rng.shuffle([...restated[i][t + 1]]) : [];
+      if (next.length) sentences.push(`Next: ${next.map((f) => `${f.person}'s ${RELATIONS[f.relation].name}`).join(", ")}.`);
+      return sentences.join(" ");
+    }),
+  );
   return { cast, values, revealed, restated, excerpts };
 }
 
