@@ -1,5 +1,5 @@
 /**
- * `npm run bench` / `colloquy bench [--json] [--quick] [--model default|standin|<HF dir>]`: colloquy's engine against
+ * `npm run bench` / `colloquy bench [--json] [--quick] [--model default|standin|<HF dir>] [--backend torch]`: colloquy's engine against
  * a PyTorch reference (bench/torch_ref.py: Debian's python3-torch with OpenBLAS, two threads) on the same cases and
  * shapes. Both sides build a case and warm it up, then their timed runs alternate (colloquy, torch, colloquy, ...),
  * so that a busy machine slows both alike. Tokens per second are medians; ratio = colloquy / torch. Then the
@@ -7,11 +7,11 @@
  * with --json, exactly one JSON object) to stdout.
  */
 import os from "node:os";
-import { pathToFileURL } from "node:url";
 import { loadModel } from "../src/formats/load-model.ts";
 import { loadNativeAddon } from "../src/engine/kernels/native.ts";
 import { defaultKernels } from "../src/engine/kernels/select.ts";
-import { type BenchCase, type Timing, colloquyRun, timeOnce, timing } from "./cases.ts";
+import { openTorchBackend } from "../src/torch/backend.ts";
+import { type BenchCase, type Timing, backendRun, colloquyRun, timeOnce, timeOnceAsync, timing } from "./cases.ts";
 import { DEFAULT_BASE_STANDIN, SHAPE_A, defaultBaseShape } from "./default-model.ts";
 import { type GemmRow, type Peak, measureGemm, measurePeak } from "./gemm.ts";
 import { type TorchCheck, TorchRef, torchModel } from "./torch.ts";
@@ -22,6 +22,9 @@ export interface BenchOptions {
   model?: string; // shape (b): "default" (the default base model's shape), "standin", or a Hugging Face model folder
   python: string; // the interpreter that has torch
   torch: boolean; // false: colloquy only
+  backend?: "cpu" | "torch"; // torch: also time each case through the torch backend (its worker), beside the engine
+  device?: string | null; // the torch backend's device and dtype (defaults as --backend torch has them)
+  dtype?: "float32" | "bfloat16" | "float16" | null;
 }
 
 export interface CaseResult {
@@ -30,6 +33,8 @@ export interface CaseResult {
   colloquy: Timing;
   torch: Timing | null;
   ratio: number | null;
+  torch_backend: Timing | null; // the same work through the torch backend (--backend torch)
+  torch_backend_vs_cpu: number | null; // torch backend tok/s ÷ colloquy's engine tok/s
 }
 
 export interface BenchReport {
@@ -42,7 +47,7 @@ export interface BenchReport {
   cases: CaseResult[];
   peak: Peak | null;
   gemm: GemmRow[];
-  [key: `${string}_ratio_vs_torch`]: number | null;
+  [key: `${string}_ratio_vs_torch` | `${string}_torch_backend_vs_cpu`]: number | null;
 }
 
 export function benchCases(o: Pick<BenchOptions, "model">): BenchCase[] {
@@ -145,22 +150,39 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const { run, tokens } = colloquyRun(c);
       for (let i = 0; i < warmup; i++) run();
       if (torch) await torch.prepare(torchSpec(c, warmup));
-      // alternate: colloquy, torch, colloquy, torch ... so that both see the same machine
-      const mine: number[] = [],
-        theirs: number[] = [];
-      for (let i = 0; i < reps; i++) {
-        mine.push(timeOnce(run));
-        if (torch) theirs.push(await torch.runOnce());
+      const viaBackend =
+        o.backend === "torch"
+          ? await backendRun(c, (config, weights) =>
+              openTorchBackend({ modelPath: `bench case ${c.id}`, config, weights, device: o.device, dtype: o.dtype, python: o.python }),
+            )
+          : null;
+      try {
+        if (viaBackend) for (let i = 0; i < warmup; i++) await viaBackend.run();
+        // alternate: colloquy, torch, colloquy, torch ... so that both see the same machine
+        const mine: number[] = [],
+          theirs: number[] = [],
+          backend: number[] = [];
+        for (let i = 0; i < reps; i++) {
+          mine.push(timeOnce(run));
+          if (torch) theirs.push(await torch.runOnce());
+          if (viaBackend) backend.push(await timeOnceAsync(viaBackend.run));
+        }
+        const a = timing(tokens, mine),
+          b = torch ? timing(tokens, theirs) : null,
+          t = viaBackend ? timing(viaBackend.tokens, backend) : null;
+        const ratio = b ? a.tokens_per_s / b.tokens_per_s : null;
+        const vsCpu = t ? t.tokens_per_s / a.tokens_per_s : null;
+        report.cases.push({ id: c.id, label: c.label, colloquy: a, torch: b, ratio, torch_backend: t, torch_backend_vs_cpu: vsCpu });
+        report[`${c.id}_ratio_vs_torch`] = ratio;
+        if (o.backend === "torch") report[`${c.id}_torch_backend_vs_cpu`] = vsCpu;
+        log(
+          `bench:   colloquy ${a.tokens_per_s.toFixed(0)} tok/s` +
+            (b ? `, torch ${b.tokens_per_s.toFixed(0)} tok/s, ratio ${ratio!.toFixed(2)}` : "") +
+            (t ? `; torch backend ${t.tokens_per_s.toFixed(0)} tok/s (${vsCpu!.toFixed(2)}× colloquy's engine)` : ""),
+        );
+      } finally {
+        await (viaBackend?.backend as { close?: () => Promise<void> } | undefined)?.close?.();
       }
-      const a = timing(tokens, mine),
-        b = torch ? timing(tokens, theirs) : null;
-      const ratio = b ? a.tokens_per_s / b.tokens_per_s : null;
-      report.cases.push({ id: c.id, label: c.label, colloquy: a, torch: b, ratio });
-      report[`${c.id}_ratio_vs_torch`] = ratio;
-      log(
-        `bench:   colloquy ${a.tokens_per_s.toFixed(0)} tok/s` +
-          (b ? `, torch ${b.tokens_per_s.toFixed(0)} tok/s, ratio ${ratio!.toFixed(2)}` : ""),
-      );
     }
   } finally {
     torch?.close();
@@ -188,11 +210,20 @@ export function formatReport(r: BenchReport): string {
     );
   else lines.push(`torch: unavailable (${r.torch_unavailable ?? "--no-torch"})`);
   lines.push("");
-  lines.push(`${"case".padEnd(w)} | ${"colloquy tok/s".padStart(14)} | ${"torch tok/s".padStart(11)} | ${"ratio".padStart(5)}`);
-  lines.push(`${"-".repeat(w)}-|-${"-".repeat(14)}-|-${"-".repeat(11)}-|-${"-".repeat(5)}`);
+  const withBackend = r.cases.some((c) => c.torch_backend);
+  const backendHead = withBackend ? ` | ${"torch backend tok/s".padStart(19)} | ${"÷ colloquy".padStart(10)}` : "";
+  lines.push(
+    `${"case".padEnd(w)} | ${"colloquy tok/s".padStart(14)} | ${"torch tok/s".padStart(11)} | ${"ratio".padStart(5)}${backendHead}`,
+  );
+  lines.push(
+    `${"-".repeat(w)}-|-${"-".repeat(14)}-|-${"-".repeat(11)}-|-${"-".repeat(5)}${withBackend ? `-|-${"-".repeat(19)}-|-${"-".repeat(10)}` : ""}`,
+  );
   for (const c of r.cases) {
+    const backend = withBackend
+      ? ` | ${fmt(c.torch_backend?.tokens_per_s).padStart(19)} | ${fmt(c.torch_backend_vs_cpu, 2).padStart(10)}`
+      : "";
     lines.push(
-      `${c.label.padEnd(w)} | ${fmt(c.colloquy.tokens_per_s).padStart(14)} | ${fmt(c.torch?.tokens_per_s).padStart(11)} | ${fmt(c.ratio, 2).padStart(5)}`,
+      `${c.label.padEnd(w)} | ${fmt(c.colloquy.tokens_per_s).padStart(14)} | ${fmt(c.torch?.tokens_per_s).padStart(11)} | ${fmt(c.ratio, 2).padStart(5)}${backend}`,
     );
   }
   if (r.peak) {
@@ -214,32 +245,9 @@ export function formatReport(r: BenchReport): string {
   return lines.join("\n");
 }
 
-export function parseBenchArgs(argv: string[]): BenchOptions {
-  const o: BenchOptions = { quick: false, json: false, python: "/usr/bin/python3", torch: true };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--quick") o.quick = true;
-    else if (a === "--json") o.json = true;
-    else if (a === "--no-torch") o.torch = false;
-    else if (a === "--model" || a === "--python") {
-      const v = argv[++i];
-      if (!v) throw new Error(`${a} needs a value`);
-      if (a === "--model") o.model = v;
-      else o.python = v;
-    } else if (a.startsWith("--model=")) o.model = a.slice(8);
-    else if (a.startsWith("--python=")) o.python = a.slice(9);
-    else throw new Error(`unknown argument ${a} (bench takes --json, --quick, --model <dir>, --python <path>, --no-torch)`);
-  }
-  return o;
-}
-
 export async function benchMain(o: BenchOptions): Promise<void> {
   const report = await runBench(o);
   if (o.json) process.stdout.write(JSON.stringify(report) + "\n");
   else process.stdout.write(formatReport(report) + "\n");
   if (o.json) log(formatReport(report));
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await benchMain(parseBenchArgs(process.argv.slice(2)));
 }

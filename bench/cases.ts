@@ -4,6 +4,8 @@
  * trainable; batched sampling with a KV cache per row; scoring. Weights are random (speed depends on shapes only)
  * unless a loaded model is given.
  */
+import { adapterState } from "../src/engine/adapter-state.ts";
+import type { Backend } from "../src/engine/backend.ts";
 import type { ModelConfig } from "../src/engine/config.ts";
 import type { Kernels } from "../src/engine/kernels/index.ts";
 import { defaultKernels } from "../src/engine/kernels/select.ts";
@@ -125,4 +127,65 @@ export function colloquyRun(c: BenchCase, kernels: Kernels = defaultKernels()): 
         rows.map((tokens) => ({ tokens, adapter: a })),
       ),
   };
+}
+
+/**
+ * The same unit of work through the Backend seam (e.g. the torch backend's worker), on the same weights, adapter and
+ * rows as colloquyRun's. Full-parameter training is not a seam call: null for that case.
+ */
+export async function backendRun(
+  c: BenchCase,
+  open: (config: ModelConfig, weights: BaseWeights) => Promise<Backend>,
+): Promise<{ run: () => Promise<void>; tokens: number; backend: Backend } | null> {
+  if (c.kind === "train_full") return null;
+  const rng = new Rng(c.seed);
+  const m = model(c, rng, defaultKernels());
+  const a = adapter(c, rng);
+  const backend = await open(c.config, m.weights);
+  const state = adapterState(a, null);
+  const V = c.config.vocabSize;
+  if (c.kind === "train_lora") {
+    await backend.createAdapter("bench", state.lora, c.seed, { ...DEFAULT_OPTIMIZER });
+    await backend.importAdapter("bench", state);
+    const rows = randomRows(rng, c.batch, c.seq, V).map((tokens) => ({
+      tokens,
+      adapter: "bench",
+      weights: tokens.map((_, i) => (i > 0 ? 1 : 0)),
+    }));
+    const targets = c.batch * (c.seq - 1);
+    return {
+      backend,
+      tokens: c.batch * c.seq,
+      run: async () => {
+        await backend.zeroGrad(["bench"]);
+        await backend.backward(rows, targets);
+        await backend.step(["bench"], 1e-4);
+      },
+    };
+  }
+  await backend.importAdapter("bench", state);
+  if (c.kind === "sample") {
+    const prompts = randomRows(rng, c.batch, c.prompt, V);
+    let seed = c.seed;
+    return {
+      backend,
+      tokens: c.batch * c.newTokens,
+      run: async () => {
+        const requests = prompts.map((prompt) => ({ prompt, adapter: "bench", maxTokens: c.newTokens, ignoreEos: true }));
+        await backend.sample(
+          requests,
+          requests.map(() => seed++),
+        );
+      },
+    };
+  }
+  const rows = randomRows(rng, c.batch, c.seq, V).map((tokens) => ({ tokens, adapter: "bench" }));
+  return { backend, tokens: c.batch * c.seq, run: async () => void (await backend.score(rows)) };
+}
+
+/** Seconds of one asynchronous run. */
+export async function timeOnceAsync(run: () => Promise<void>): Promise<number> {
+  const t = performance.now();
+  await run();
+  return (performance.now() - t) / 1000;
 }

@@ -12,7 +12,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["util"],
   ["engine"],
   ["formats"],
-  ["env"],
+  ["env", "torch"],
   ["pretrain", "run"],
   ["rl", "eval"],
   ["serve", "web"],

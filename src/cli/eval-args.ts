@@ -65,9 +65,8 @@ export async function evalSetup(t: EvalTarget): Promise<EvalSetup> {
   if (runDir && !fs.existsSync(runPath(runDir, "config")))
     throw new UserError("E_NOT_FOUND", `no run in ${runDir} (${RUN_FILES.config} missing)`);
   const { loaded, backend } = await openBackend({
+    ...t,
     model: t.model ?? (runDir ? runBaseModel(runDir) : null),
-    tokenizer: t.tokenizer,
-    backend: t.backend,
   });
   const systems: EvalSystem[] = [{ name: "base", adapter: null }];
   const dirs: [string, string][] = [];

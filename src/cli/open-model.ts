@@ -3,17 +3,26 @@
  * built on first use, when none is named) and put behind the backend they choose.
  */
 import { type Backend, CpuBackend } from "../engine/backend.ts";
-import type { Adapter } from "../engine/lora.ts";
 import { Transformer } from "../engine/transformer.ts";
 import { type LoadedModel, loadModel, requireTokenizer } from "../formats/load-model.ts";
 import type { ModelKeys } from "../formats/model-keys.ts";
-import { loadPeftAdapter } from "../formats/peft.ts";
+import { readPeftAdapter } from "../formats/peft.ts";
 import { ensureDefaultModel } from "../pretrain/default-model.ts";
+import { openTorchBackend } from "../torch/backend.ts";
 import { UserError } from "../util/errors.ts";
 
 /** The backends by the name the `backend` key takes. */
-const BACKENDS: Record<ModelKeys["backend"], (loaded: LoadedModel) => Backend> = {
-  cpu: (loaded) => new CpuBackend(new Transformer(loaded.config, loaded.weights)),
+const BACKENDS: Record<ModelKeys["backend"], (loaded: LoadedModel, k: ModelKeys) => Promise<Backend>> = {
+  cpu: async (loaded) => new CpuBackend(new Transformer(loaded.config, loaded.weights)),
+  torch: (loaded, k) =>
+    openTorchBackend({
+      modelPath: loaded.path,
+      config: loaded.config,
+      weights: loaded.weights,
+      device: k.device,
+      dtype: k.dtype,
+      python: k.python ?? undefined,
+    }),
 };
 
 export interface OpenedModel {
@@ -21,7 +30,7 @@ export interface OpenedModel {
   modelPath: string; // the folder or file loaded (the default model's cache folder when none was named)
 }
 
-export function openLoaded(k: Pick<ModelKeys, "model" | "tokenizer">, o: { quiet?: boolean } = {}): OpenedModel {
+function openLoaded(k: Pick<ModelKeys, "model" | "tokenizer">, o: { quiet?: boolean } = {}): OpenedModel {
   const modelPath = k.model ?? ensureDefaultModel({ quiet: o.quiet });
   return { loaded: loadModel(modelPath, k.tokenizer), modelPath };
 }
@@ -29,20 +38,21 @@ export function openLoaded(k: Pick<ModelKeys, "model" | "tokenizer">, o: { quiet
 /** The model behind its backend (adapters are added through the backend's importAdapter). */
 export async function openBackend(k: ModelKeys, o: { quiet?: boolean } = {}): Promise<OpenedModel & { backend: Backend }> {
   const opened = openLoaded(k, o);
-  return { ...opened, backend: BACKENDS[k.backend](opened.loaded) };
+  return { ...opened, backend: await BACKENDS[k.backend](opened.loaded, k) };
 }
 
-export interface ModelSession extends OpenedModel {
-  model: Transformer;
-  adapter: Adapter | null;
+/** The model behind its backend with at most one adapter folder on it; `adapter` is its name there (null: none). */
+export async function openWithAdapter(
+  k: ModelKeys,
+  adapterDir: string | null,
+): Promise<OpenedModel & { backend: Backend; adapter: string | null }> {
+  const opened = await openBackend(k);
+  if (!adapterDir) return { ...opened, adapter: null };
+  await opened.backend.importAdapter(ADAPTER_NAME, readPeftAdapter(adapterDir, opened.loaded.config));
+  return { ...opened, adapter: ADAPTER_NAME };
 }
 
-/** The engine itself, for the verbs that drive it directly (generate, score, finetune), with at most one adapter. */
-export function openModel(k: ModelKeys, adapterDir: string | null): ModelSession {
-  const opened = openLoaded(k);
-  const model = new Transformer(opened.loaded.config, opened.loaded.weights);
-  return { ...opened, model, adapter: adapterDir ? loadPeftAdapter(adapterDir, opened.loaded.config) : null };
-}
+const ADAPTER_NAME = "adapter";
 
 /**
  * The prompt's ids: `ids` exactly as given; `prompt` through the tokenizer with its own special-token convention

@@ -4,6 +4,7 @@
  * clipping and a schedule. Used by `finetune` (an adapter) and `pretrain` (every base parameter).
  */
 import type { Rng } from "../util/rng.ts";
+import type { Backend } from "./backend.ts";
 import type { Adapter } from "./lora.ts";
 import { objective } from "./objective.ts";
 import { type Optimizer, type Schedule, clipGradNorm, learningRate } from "./optim.ts";
@@ -86,6 +87,38 @@ export function trainLoop(t: TrainLoop): number[] {
     const gradNorm = clipGradNorm(t.optimizer.groups, t.maxGradNorm);
     const lr = learningRate(t.lr, t.schedule, step);
     t.optimizer.update(lr);
+    losses.push(loss);
+    t.onStep?.(step, { loss, lr, gradNorm, tokens: rows.reduce((s, r) => s + r.length, 0) });
+  }
+  return losses;
+}
+
+export interface AdapterTrainLoop {
+  backend: Backend;
+  adapter: string; // a trainable adapter on the backend (createAdapter)
+  lr: number;
+  schedule: Schedule;
+  maxGradNorm: number; // 0 = off
+  steps: number;
+  nextBatch: (step: number) => readonly ArrayLike<number>[];
+  onStep?: (step: number, info: { loss: number; lr: number; gradNorm: number; tokens: number }) => void;
+}
+
+/** trainLoop through the Backend seam, for an adapter on any backend: the same loss, clipping, schedule and steps. */
+export async function trainAdapter(t: AdapterTrainLoop): Promise<number[]> {
+  const losses: number[] = [];
+  const names = [t.adapter];
+  for (let step = 0; step < t.steps; step++) {
+    const rows = t.nextBatch(step);
+    await t.backend.zeroGrad(names);
+    const n = rows.reduce((s, r) => s + Math.max(0, r.length - 1), 0);
+    const { loss } = await t.backend.backward(
+      rows.map((tokens) => ({ tokens, adapter: t.adapter, weights: Array.from(tokens, (_, i) => (i > 0 ? 1 : 0)) })),
+      n,
+    );
+    const gradNorm = await t.backend.clipGradNorm(names, t.maxGradNorm);
+    const lr = learningRate(t.lr, t.schedule, step);
+    await t.backend.step(names, lr);
     losses.push(loss);
     t.onStep?.(step, { loss, lr, gradNorm, tokens: rows.reduce((s, r) => s + r.length, 0) });
   }

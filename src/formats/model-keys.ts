@@ -19,7 +19,32 @@ export const MODEL_KEYS = {
     "tokenizer: tokenizer.json or its folder (HF), tok*.bin (llama2.c); default: the model's own",
     { hint: "path" },
   ),
-  backend: key(z.enum(["cpu"]), "cpu", "where the model runs: cpu (colloquy's own engine, in process)"),
+  backend: key(
+    z.enum(["cpu", "torch"]),
+    "cpu",
+    "where the model runs: cpu (colloquy's own engine, in process) or torch (a PyTorch worker process)",
+  ),
+  device: key(
+    z
+      .string()
+      .regex(/^(cpu|cuda(:\d+)?)$/, "expected cpu, cuda or cuda:N")
+      .nullable(),
+    null as string | null,
+    "torch: cpu, cuda or cuda:N (default: cuda when PyTorch sees one, else cpu)",
+    { hint: "cpu|cuda|cuda:N" },
+  ),
+  dtype: key(
+    z.enum(["float32", "bfloat16", "float16"]).nullable(),
+    null as "float32" | "bfloat16" | "float16" | null,
+    "torch: the base weights' dtype (default: bfloat16 on CUDA, float32 on CPU); LoRA weights, gradients and optimizer state stay float32",
+    { hint: "float32|bfloat16|float16" },
+  ),
+  python: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "torch: the Python interpreter with PyTorch (default: $COLLOQUY_PYTHON, else python3)",
+    { hint: "path" },
+  ),
 };
 
 export type ModelKeys = Values<typeof MODEL_KEYS>;

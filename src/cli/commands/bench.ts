@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { benchMain } from "../../../bench/bench.ts";
+import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { key } from "../../util/keys.ts";
 import { defineVerb } from "../verb.ts";
 
-// bench's --model names a shape to time, not a model to load: its own key, not MODEL_KEYS' (no --tokenizer, no --backend)
+// bench's --model names a shape to time, not a model to load: its own key, not MODEL_KEYS' (no --tokenizer)
 const BENCH_FLAGS = {
   json: key(z.boolean(), false, "print one JSON object (ratios as *_ratio_vs_torch) on stdout; progress on stderr"),
   quick: key(z.boolean(), false, "fewer repetitions (3 after 1 warm-up instead of 7 after 2)"),
@@ -15,6 +16,12 @@ const BENCH_FLAGS = {
   ),
   python: key(z.string().min(1), "/usr/bin/python3", "python with torch for the reference (Debian's python3-torch)", { hint: "path" }),
   torch: key(z.boolean(), true, "run the PyTorch reference (--no-torch: colloquy only)"),
+  backend: {
+    ...MODEL_KEYS.backend,
+    about: "cpu: colloquy's engine alone; torch: also each case through the torch backend (its worker), with its speed ÷ the engine's",
+  },
+  device: MODEL_KEYS.device,
+  dtype: MODEL_KEYS.dtype,
 };
 
 export default defineVerb({

@@ -1,20 +1,19 @@
 import path from "node:path";
 import { z } from "zod";
-import { windowSampler, trainLoop } from "../../engine/lm-training.ts";
-import { type Adapter, LORA_TARGET_ALIASES, createAdapter, enableAdapterGrad, initAdapterWeights } from "../../engine/lora.ts";
-import { DEFAULT_OPTIMIZER, Optimizer, type Schedule } from "../../engine/optim.ts";
-import { adapterGroup } from "../../engine/param-groups.ts";
+import { trainAdapter, windowSampler } from "../../engine/lm-training.ts";
+import { LORA_TARGET_ALIASES } from "../../engine/lora.ts";
+import { DEFAULT_OPTIMIZER, type Schedule } from "../../engine/optim.ts";
 import type { LinearKind } from "../../engine/params.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../formats/model-keys.ts";
-import { loadPeftAdapter, savePeftAdapter } from "../../formats/peft.ts";
+import { readPeftAdapter, savePeftAdapter } from "../../formats/peft.ts";
 import { readDocuments, tokenStream } from "../../formats/text-data.ts";
 import { UserError } from "../../util/errors.ts";
 import { readJsonFile, writeFileAtomic } from "../../util/fs.ts";
 import { type Values, key } from "../../util/keys.ts";
 import { progress } from "../../util/progress.ts";
 import { Rng } from "../../util/rng.ts";
-import { type ModelSession, openModel } from "../open-model.ts";
+import { type OpenedModel, openBackend } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -84,7 +83,7 @@ export default defineVerb({
   description: "Supervised fine-tuning of a LoRA adapter on text (next-token cross-entropy).",
   keys: MODEL_KEYS,
   flags: FINETUNE_FLAGS,
-  run({ keys, flags, argv }) {
+  async run({ keys, flags, argv }) {
     // the flags' combinations, before the model is loaded
     if (flags.out === null) throw new UserError("E_MISSING_FLAG", "--out is required", "see colloquy finetune --help");
     const out = flags.out;
@@ -96,36 +95,33 @@ export default defineVerb({
     }
     if ((flags.idsFile === null) === (flags.data === null)) throw new UserError("E_BAD_FLAG", "give exactly one of --data or --ids-file");
 
-    const s = openModel(keys, null);
+    const s = await openBackend(keys);
     const cfg = s.loaded.config;
     const rng = new Rng(flags.seed);
-    let adapter: Adapter;
+    const name = path.basename(out);
+    const kind = flags.optimizer;
+    const optimizer = { ...DEFAULT_OPTIMIZER, kind, beta1: kind === "sgd" ? 0 : DEFAULT_OPTIMIZER.beta1, weightDecay: flags.weightDecay };
     let alpha: number | null = null;
     if (adapterDir) {
-      adapter = loadPeftAdapter(adapterDir, cfg);
+      const state = readPeftAdapter(adapterDir, cfg);
+      await s.backend.createAdapter(name, state.lora, 0, optimizer);
+      await s.backend.importAdapter(name, { ...state, optimizer: null });
     } else {
       alpha = flags.alpha ?? 2 * flags.rank;
-      adapter = createAdapter(path.basename(out), cfg, { rank: flags.rank, alpha, rslora: flags.rslora, targets: flags.targets });
-      initAdapterWeights(adapter, rng.fork("init"));
+      const lora = { rank: flags.rank, alpha, rslora: flags.rslora, targets: flags.targets };
+      await s.backend.createAdapter(name, lora, rng.fork("init").u32(), optimizer);
     }
-    enableAdapterGrad(adapter, cfg);
 
     const nextBatch = batchesFrom(flags, s, rng.fork("batches"));
-    const kind = flags.optimizer;
-    const optimizer = new Optimizer(
-      { ...DEFAULT_OPTIMIZER, kind, beta1: kind === "sgd" ? 0 : DEFAULT_OPTIMIZER.beta1, weightDecay: flags.weightDecay },
-      [adapterGroup(adapter)],
-    );
     const { steps, warmup } = flags;
     const schedule: Schedule = flags.schedule === "cosine" ? { kind: "cosine", warmup, total: steps } : { kind: "constant", warmup };
 
     const bar = progress("finetune", steps, { quiet: false });
     const t0 = performance.now();
     let tokens = 0;
-    const losses = trainLoop({
-      model: s.model,
-      adapter,
-      optimizer,
+    const losses = await trainAdapter({
+      backend: s.backend,
+      adapter: name,
       schedule,
       steps,
       nextBatch,
@@ -137,7 +133,7 @@ export default defineVerb({
       },
     });
     bar.stop();
-    savePeftAdapter(out, adapter, s.loaded.path);
+    savePeftAdapter(out, await s.backend.exportAdapter(name), s.loaded.path);
     const summary = { steps, first_loss: losses[0] ?? null, last_loss: losses[losses.length - 1] ?? null, out, losses };
     // the resolved settings: the model actually loaded, and a continued adapter's own rank/alpha/targets rather than the unused defaults
     const args = {
@@ -153,7 +149,7 @@ export default defineVerb({
 });
 
 /** Batches from --ids-file (all rows in order, `batchSize` at a time, cycling) or from --data (random windows). */
-function batchesFrom(f: FinetuneFlags, s: ModelSession, rng: Rng): (step: number) => ArrayLike<number>[] {
+function batchesFrom(f: FinetuneFlags, s: OpenedModel, rng: Rng): (step: number) => ArrayLike<number>[] {
   const { idsFile, data, batchSize } = f;
   if (idsFile) {
     const rows = readJsonFile(idsFile, "ids file");

@@ -1,11 +1,10 @@
 import { z } from "zod";
-import { generate } from "../../engine/generate.ts";
 import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { decodeContinuation } from "../../formats/tokenizer.ts";
 import { UserError } from "../../util/errors.ts";
 import { key } from "../../util/keys.ts";
 import { Rng } from "../../util/rng.ts";
-import { openModel, promptIds } from "../open-model.ts";
+import { openWithAdapter, promptIds } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -35,33 +34,26 @@ export default defineVerb({
   description: "Generate text from a model (and optionally a LoRA adapter) with a KV cache.",
   keys: MODEL_KEYS,
   flags: GENERATE_FLAGS,
-  run({ keys, flags, argv }) {
+  async run({ keys, flags, argv }) {
     if (flags.maxTokens === null) throw new UserError("E_MISSING_FLAG", "--max-tokens is required", "see colloquy generate --help");
     const given = (k: string) => k in argv.values;
     if (given("prompt") && given("ids")) throw new UserError("E_BAD_FLAG", "give --prompt or --ids, not both");
-    const s = openModel(keys, flags.adapter);
+    const s = await openWithAdapter(keys, flags.adapter);
     const prompt = promptIds(s, { prompt: given("prompt") ? flags.prompt : null, ids: given("ids") ? flags.ids : null });
     const tok = s.loaded.tokenizer;
     const stop = flags.stop;
     if (stop.length && !tok) throw new UserError("E_NO_TOKENIZER", "--stop needs a tokenizer to decode the text", "pass --tokenizer");
     const t0 = performance.now();
-    const [r] = generate(
-      s.model,
-      [
-        {
-          prompt,
-          adapter: s.adapter,
-          maxTokens: flags.maxTokens,
-          sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
-          stopStrings: stop,
-          ignoreEos: flags.ignoreEos,
-        },
-      ],
-      {
-        rng: new Rng(flags.seed),
-        decode: tok ? (ids) => decodeContinuation(tok, prompt, ids) : undefined,
-      },
-    );
+    const request = {
+      prompt,
+      adapter: s.adapter,
+      maxTokens: flags.maxTokens,
+      sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
+      stopStrings: stop,
+      ignoreEos: flags.ignoreEos,
+    };
+    const decode = tok ? (ids: number[]) => decodeContinuation(tok, prompt, ids) : undefined;
+    const [r] = await s.backend.sample([request], [new Rng(flags.seed).u32()], decode);
     const seconds = (performance.now() - t0) / 1000;
     if (flags.json) return printJson({ ids: r.ids, text: r.text, finish_reason: r.finishReason });
     const shown = tok ? tok.decode(prompt, { skipSpecial: true }) + r.text : r.ids.join(",");

@@ -1,10 +1,9 @@
 import { z } from "zod";
-import { scoreRows } from "../../engine/score.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { UserError } from "../../util/errors.ts";
 import { key } from "../../util/keys.ts";
-import { openModel } from "../open-model.ts";
+import { openWithAdapter } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -25,13 +24,13 @@ export default defineVerb({
   description: "Log-probability of every token given the tokens before it (natural log).",
   keys: MODEL_KEYS,
   flags: SCORE_FLAGS,
-  run({ keys, flags, argv }) {
+  async run({ keys, flags, argv }) {
     const byIds = "ids" in argv.values;
     if (byIds === "text" in argv.values) throw new UserError("E_BAD_FLAG", "give exactly one of --text or --ids");
-    const s = openModel(keys, flags.adapter);
+    const s = await openWithAdapter(keys, flags.adapter);
     const ids = byIds ? flags.ids : requireTokenizer(s.loaded).encode(flags.text, { addSpecial: true });
     if (ids.length === 0) throw new UserError("E_BAD_FLAG", "nothing to score: the token list is empty");
-    const [r] = scoreRows(s.model, [{ tokens: ids, adapter: s.adapter }]);
+    const [r] = await s.backend.score([{ tokens: ids, adapter: s.adapter }]);
     const logprobs = Array.from(r.logprobs, (x, i) => (i === 0 ? null : x));
     if (flags.json) return printJson({ ids, logprobs });
     const tok = s.loaded.tokenizer;

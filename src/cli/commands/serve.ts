@@ -6,7 +6,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { loadTokenizerAt, requireTokenizer } from "../../formats/load-model.ts";
-import { MODEL_KEYS, type ModelKeys } from "../../formats/model-keys.ts";
+import { MODEL_KEYS, type ModelKeys, adapterKey } from "../../formats/model-keys.ts";
 import { readPeftAdapter } from "../../formats/peft.ts";
 import { agentAdapterName } from "../../run/names.ts";
 import { FALLBACK_TEMPLATE_DOC } from "../../serve/chat-template.ts";
@@ -15,9 +15,8 @@ import { listen } from "../../serve/server.ts";
 import { Service, type ServeLimits } from "../../serve/service.ts";
 import { WorkerEngine } from "../../serve/worker-engine.ts";
 import { UserError } from "../../util/errors.ts";
-import { key } from "../../util/keys.ts";
+import { defaults, key } from "../../util/keys.ts";
 import { EVAL_MODEL_KEYS, evalSetup } from "../eval-args.ts";
-import { adapterKey } from "../../formats/model-keys.ts";
 import { info } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
@@ -45,10 +44,8 @@ export const SERVE_FLAGS = {
 };
 
 /** What the worker is told to load. */
-export interface ServeOptions {
-  model: string | null;
-  tokenizer: string | null;
-  backend?: ModelKeys["backend"]; // default: cpu
+/** The model keys (those not given take their defaults), and what is served besides the base model. */
+export interface ServeOptions extends Partial<ModelKeys> {
   run: string | null;
   adapters: [name: string, dir: string][];
 }
@@ -71,12 +68,7 @@ export function parseAdapterFlag(v: string): [string, string] {
 
 /** Loads the base model and every adapter into one backend and names them (runs in the engine's worker). */
 export async function serveSetup(o: ServeOptions): Promise<ServeSetup> {
-  const setup = await evalSetup({
-    model: o.model ?? null,
-    tokenizer: o.tokenizer ?? null,
-    backend: o.backend ?? MODEL_KEYS.backend.default,
-    run: o.run ?? null,
-  });
+  const setup = await evalSetup({ ...defaults(MODEL_KEYS), ...o });
   const tokenizer = requireTokenizer(setup.loaded);
   const models: ServedModel[] = setup.systems.map((s) => ({ id: s.name, adapter: s.adapter }));
   const taken = (id: string) => models.some((m) => m.id === id);
@@ -107,13 +99,7 @@ export default defineVerb({
   keys: EVAL_MODEL_KEYS,
   flags: SERVE_FLAGS,
   async run({ keys, flags }) {
-    const options: ServeOptions = {
-      model: keys.model,
-      tokenizer: keys.tokenizer,
-      backend: keys.backend,
-      run: flags.run,
-      adapters: flags.adapter.map(parseAdapterFlag),
-    };
+    const options: ServeOptions = { ...keys, run: flags.run, adapters: flags.adapter.map(parseAdapterFlag) };
     const limits: Partial<ServeLimits> = {
       maxBatch: flags.maxBatch,
       maxQueue: flags.maxQueue,

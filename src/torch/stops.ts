@@ -1,0 +1,85 @@
+/**
+ * Stop strings and `text` for rows the worker generated: the worker stops only at stop tokens and max tokens (it
+ * knows no tokenizer), so the rows are replayed here token by token, as engine/generate.ts does while it generates:
+ * after each token, decode the ids so far (a stop token that ended the row left out); the first token whose text
+ * contains a stop string ends the row there (that token included, text cut before the stop string, finish "stop").
+ * A row's ids depend only on its seed and its own earlier ids, so the cut rows equal what a backend that stopped
+ * early gives. Decode is called step by step (every row's first token, then every row's second, ...), in request
+ * order within a step.
+ */
+import type { Decode, GenerationResult, SampleRequest } from "../engine/backend.ts";
+
+/** A `sample` reply row. */
+export interface WorkerSample {
+  ids: ArrayLike<number>;
+  logprobs: ArrayLike<number>;
+  finish: string; // "eos" | "length"
+}
+
+/** The seam's results from the worker's rows; `stopTokens[i]` is what row i was sent. */
+export function finishSamples(
+  rows: readonly WorkerSample[],
+  requests: readonly SampleRequest[],
+  stopTokens: readonly (readonly number[])[],
+  decode?: Decode,
+): GenerationResult[] {
+  const state = rows.map((raw, i) => {
+    const req = requests[i];
+    if (raw.ids.length !== raw.logprobs.length)
+      throw new Error(`torch worker: sample row ${i} has ${raw.ids.length} ids and ${raw.logprobs.length} log-probs`);
+    if (raw.ids.length > req.maxTokens)
+      throw new Error(`torch worker: sample row ${i} has ${raw.ids.length} ids, over max_tokens ${req.maxTokens}`);
+    return {
+      i,
+      raw,
+      req,
+      stops: new Set(stopTokens[i]),
+      result: { ids: [], logprobs: [], text: decode ? "" : null, finishReason: "length" } as GenerationResult,
+      done: req.maxTokens === 0,
+    };
+  });
+  for (let k = 0; ; k++) {
+    const active = state.filter((r) => !r.done);
+    if (active.length === 0) break;
+    for (const r of active) {
+      if (k >= r.raw.ids.length)
+        throw new Error(
+          `torch worker: sample row ${r.i} ended after ${k} tokens (finish ${r.raw.finish}) without a stop token or max_tokens ${r.req.maxTokens}`,
+        );
+      const id = r.raw.ids[k];
+      r.result.ids.push(id);
+      r.result.logprobs.push(r.raw.logprobs[k]);
+      if (r.stops.has(id)) {
+        r.result.finishReason = "eos";
+        r.done = true;
+        if (k !== r.raw.ids.length - 1 || r.raw.finish !== "eos")
+          throw new Error(`torch worker: sample row ${r.i} went on past stop token ${id} at position ${k}`);
+      }
+      if (decode) {
+        const ids = r.result.finishReason === "eos" ? r.result.ids.slice(0, -1) : r.result.ids.slice();
+        const text = decode(ids, r.i);
+        const cut = firstStop(text, r.req.stopStrings ?? []);
+        if (cut >= 0 && !r.done) {
+          r.result.text = text.slice(0, cut);
+          r.result.finishReason = "stop";
+          r.done = true;
+        } else {
+          r.result.text = text;
+        }
+      }
+      if (r.result.ids.length >= r.req.maxTokens) r.done = true;
+    }
+  }
+  return state.map((r) => r.result);
+}
+
+/** Index of the earliest stop string in `text`, or −1. */
+function firstStop(text: string, stops: readonly string[]): number {
+  let best = -1;
+  for (const s of stops) {
+    if (!s) continue;
+    const i = text.indexOf(s);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}

@@ -1,0 +1,28 @@
+/**
+ * The torch worker's own unit tests (worker/tests, Python's unittest: the protocol, checkpoints, batching, the
+ * optimizers, and transformers' references), run by `npm test` with the interpreter the torch backend uses.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { ROOT } from "./support.ts";
+
+const PYTHON = process.env.COLLOQUY_PYTHON || (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+const NO_TORCH =
+  spawnSync(PYTHON, ["-c", "import torch"]).status === 0
+    ? false
+    : `needs a Python with torch (${PYTHON} has none; apt-get install python3-torch)`;
+
+test("worker/tests pass (python -m unittest)", { skip: NO_TORCH }, () => {
+  const r = spawnSync(PYTHON, ["-m", "unittest", "discover", "-s", "tests"], {
+    cwd: path.join(ROOT, "worker"),
+    encoding: "utf8",
+    timeout: 300_000,
+  });
+  assert.equal(r.status, 0, r.stderr.split("\n").slice(-40).join("\n"));
+  assert.match(r.stderr, /^OK/m);
+  const ran = Number(/Ran (\d+) tests?/.exec(r.stderr)?.[1] ?? 0);
+  assert.ok(ran >= 30, `ran ${ran} tests`);
+});
