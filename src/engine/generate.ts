@@ -99,23 +99,8 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
       r.result.logprobs.push(logprob);
       opts.onToken?.(r.index, id, logprob);
       r.next = [id];
-      if (r.stopTokens.has(id)) {
-        r.result.finishReason = "eos";
-        r.done = true;
-      }
-      if (opts.decode) {
-        const ids = r.result.finishReason === "eos" ? r.result.ids.slice(0, -1) : r.result.ids;
-        const text = opts.decode(ids, r.index);
-        const cut = firstStop(text, r.req.stopStrings ?? []);
-        if (cut >= 0 && !r.done) {
-          r.result.text = text.slice(0, cut);
-          r.result.finishReason = "stop";
-          r.done = true;
-        } else {
-          r.result.text = text;
-        }
-      }
-      if (r.result.ids.length >= r.req.maxTokens) r.done = true;
+      const decode = opts.decode;
+      r.done = finishStep(r.result, r.req, r.stopTokens.has(id), decode && ((ids) => decode(ids, r.index)));
     });
     m.workspace.give(last, logits);
   }
@@ -137,6 +122,37 @@ function logprobOf(logits: Float32Array, id: number): number {
   return logits[id] - (max + Math.log(sum));
 }
 
+/**
+ * After a row's new token is appended to `result`: a stop token ends it ("eos"); with `decode`, the text so far
+ * (without that stop token) is kept, and a stop string in it ends the row ("stop", the text cut before it); so does
+ * `maxTokens`. Returns whether the row is done. Every backend's sampler follows these rules.
+ */
+export function finishStep(
+  result: GenerationResult,
+  req: { stopStrings?: string[]; maxTokens: number },
+  isStopToken: boolean,
+  decode: ((ids: number[]) => string) | undefined,
+): boolean {
+  let done = false;
+  if (isStopToken) {
+    result.finishReason = "eos";
+    done = true;
+  }
+  if (decode) {
+    const text = decode(result.finishReason === "eos" ? result.ids.slice(0, -1) : result.ids);
+    const cut = firstStop(text, req.stopStrings ?? []);
+    if (cut >= 0 && !done) {
+      result.text = text.slice(0, cut);
+      result.finishReason = "stop";
+      done = true;
+    } else {
+      result.text = text;
+    }
+  }
+  return done || result.ids.length >= req.maxTokens;
+}
+
+/** Index of the earliest stop string in `text`, or −1. */
 function firstStop(text: string, stops: readonly string[]): number {
   let best = -1;
   for (const s of stops) {

@@ -8,6 +8,7 @@
  * order within a step.
  */
 import type { Decode, GenerationResult, SampleRequest } from "../engine/backend.ts";
+import { finishStep } from "../engine/generate.ts";
 
 /** A `sample` reply row. */
 export interface WorkerSample {
@@ -49,37 +50,11 @@ export function finishSamples(
       const id = r.raw.ids[k];
       r.result.ids.push(id);
       r.result.logprobs.push(r.raw.logprobs[k]);
-      if (r.stops.has(id)) {
-        r.result.finishReason = "eos";
-        r.done = true;
-        if (k !== r.raw.ids.length - 1 || r.raw.finish !== "eos")
-          throw new Error(`torch worker: sample row ${r.i} went on past stop token ${id} at position ${k}`);
-      }
-      if (decode) {
-        const ids = r.result.finishReason === "eos" ? r.result.ids.slice(0, -1) : r.result.ids.slice();
-        const text = decode(ids, r.i);
-        const cut = firstStop(text, r.req.stopStrings ?? []);
-        if (cut >= 0 && !r.done) {
-          r.result.text = text.slice(0, cut);
-          r.result.finishReason = "stop";
-          r.done = true;
-        } else {
-          r.result.text = text;
-        }
-      }
-      if (r.result.ids.length >= r.req.maxTokens) r.done = true;
+      const isStop = r.stops.has(id);
+      if (isStop && (k !== r.raw.ids.length - 1 || r.raw.finish !== "eos"))
+        throw new Error(`torch worker: sample row ${r.i} went on past stop token ${id} at position ${k}`);
+      r.done = finishStep(r.result, r.req, isStop, decode && ((ids) => decode(ids.slice(), r.i)));
     }
   }
   return state.map((r) => r.result);
-}
-
-/** Index of the earliest stop string in `text`, or −1. */
-function firstStop(text: string, stops: readonly string[]): number {
-  let best = -1;
-  for (const s of stops) {
-    if (!s) continue;
-    const i = text.indexOf(s);
-    if (i >= 0 && (best < 0 || i < best)) best = i;
-  }
-  return best;
 }
