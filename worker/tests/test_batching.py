@@ -75,8 +75,8 @@ class Batching(unittest.TestCase):
         worst = 0.0
         for i, r in enumerate(rs):
             alone = score.score(w, {"rows": [r]})["rows"][0]
-            worst = max(worst, assert_close(f"row {i} log-probs", mixed[i]["logprobs"], alone["logprobs"], 1e-6))
-            assert_close(f"row {i} entropies", mixed[i]["entropies"], alone["entropies"], 1e-6)
+            worst = max(worst, assert_close(f"row {i} log-probs", mixed[i]["logprobs"], alone["logprobs"], 1e-5))
+            assert_close(f"row {i} entropies", mixed[i]["entropies"], alone["entropies"], 1e-5)
         report("score: mixed batch vs one row per call, max |Δ log p|", worst)
         # backward: the gradient of a mixed batch is the sum of the per-adapter batches' gradients
         trs = train_rows()
@@ -91,7 +91,7 @@ class Batching(unittest.TestCase):
             total += train.backward(w, {"rows": part, "normaliser": 10})["loss"]
             g = grads(w)
             g_sum = g if g_sum is None else {n: [x + y for x, y in zip(g_sum[n], g[n])] for n in g}
-        self.assertLess(abs(loss - total), 1e-6)
+        self.assertLess(abs(loss - total), 1e-5)
         worst = 0.0
         for n in ("a", "b"):
             for i, (x, y) in enumerate(zip(g_mixed[n], g_sum[n])):
@@ -103,13 +103,13 @@ class Batching(unittest.TestCase):
         rs, trs = rows(), train_rows()
         one = score.score(self.w, {"rows": rs})["rows"]
         many = score.score(self.small, {"rows": rs})["rows"]
-        worst = max(assert_close(f"row {i}", a["logprobs"], b["logprobs"], 1e-6) for i, (a, b) in enumerate(zip(one, many)))
+        worst = max(assert_close(f"row {i}", a["logprobs"], b["logprobs"], 1e-5) for i, (a, b) in enumerate(zip(one, many)))
         report("score: budget 8 vs 4096 tokens per pass, max |Δ log p|", worst)
         for w in (self.w, self.small):
             self.zero(w)
         l1 = train.backward(self.w, {"rows": trs, "normaliser": 3})["loss"]
         l2 = train.backward(self.small, {"rows": trs, "normaliser": 3})["loss"]
-        self.assertLess(abs(l1 - l2), 1e-6)
+        self.assertLess(abs(l1 - l2), 1e-5)
         g1, g2 = grads(self.w), grads(self.small)
         worst = max(assert_close(f"grad {n}[{i}]", x, y, 1e-5, relative_to_max=True)
                     for n in g1 for i, (x, y) in enumerate(zip(g1[n], g2[n])))
@@ -121,7 +121,7 @@ class Batching(unittest.TestCase):
         t2 = score.top_logprobs(self.small, {"rows": top})["rows"]
         for a, b in zip(t1, t2):
             self.assertEqual(a["top_ids"].tolist(), b["top_ids"].tolist())
-            assert_close("top log-probs", a["top_logprobs"], b["top_logprobs"], 1e-6)
+            assert_close("top log-probs", a["top_logprobs"], b["top_logprobs"], 1e-5)
         h1 = score.last_hidden(self.w, {"rows": rs})["hidden"]
         h2 = score.last_hidden(self.small, {"rows": rs})["hidden"]
         assert_close("last hidden", h1, h2, 1e-5)
