@@ -119,11 +119,11 @@ export function buildDefaultModel(dir: string, recipe: DefaultModelRecipe, quiet
     val: pretrainDocuments("val", recipe.valMix, rng.fork("val")),
   };
   const bar = progress("default model", recipe.pretrain.steps, { quiet });
-  let val = NaN;
+  let val: number | null = null; // shown once the first validation pass has run
   const r = pretrain(docs, recipe.pretrain, {
     onStep: (l) => {
       if (l.val_loss !== undefined) val = l.val_loss;
-      bar.update(l.step, { loss: l.loss, val, "tok/s": Math.round(l.tokens_per_s) });
+      bar.update(l.step, { loss: l.loss, ...(val === null ? {} : { val }), "tok/s": Math.round(l.tokens_per_s) });
     },
   });
   bar.stop();
