@@ -97,3 +97,12 @@ export function assertUserError(r: CliResult, pattern: RegExp): void {
   assert.match(lines[0], pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 }
+
+/** The Python the torch tests run the worker with: $COLLOQUY_PYTHON, else Debian's, else python3 on PATH. */
+export const PYTHON = process.env.COLLOQUY_PYTHON || (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+
+/** Why the torch tests must skip here (false: PYTHON imports torch). */
+export const NO_TORCH: string | false =
+  spawnSync(PYTHON, ["-c", "import torch"]).status === 0
+    ? false
+    : `needs a Python with torch (${PYTHON} cannot import torch; apt-get install python3-torch, or set $COLLOQUY_PYTHON)`;

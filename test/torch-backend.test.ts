@@ -21,9 +21,8 @@ import { ADAPTER_TENSORS_FIELD } from "../src/torch/adapters.ts";
 import { type TorchBackend, openTorchBackend } from "../src/torch/backend.ts";
 import { UserError } from "../src/util/errors.ts";
 import { Rng } from "../src/util/rng.ts";
-import { ROOT, assertClose, shared } from "./support.ts";
+import { NO_TORCH, PYTHON, ROOT, assertClose, shared } from "./support.ts";
 
-const PYTHON = process.env.COLLOQUY_PYTHON || (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
 const FIXTURE = shared("fixtures/hf-llama/tiny-llama-gqa");
 const STORIES = shared("data/models/stories260K/stories260K.bin");
 const TOL = 1e-5;
@@ -34,9 +33,7 @@ const WORKER = { workerDir: WORKER_DIR, onStderr: () => {} };
 function skipReason(): string | false {
   if (!fs.existsSync(path.join(WORKER_DIR, "colloquy_worker/__main__.py")))
     return `needs the torch worker (${WORKER_DIR}/colloquy_worker/__main__.py is not there yet)`;
-  const r = spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" });
-  if (r.status !== 0) return `needs a Python with torch (${PYTHON} cannot import torch; set $COLLOQUY_PYTHON)`;
-  return FIXTURE.skip;
+  return NO_TORCH || FIXTURE.skip;
 }
 const SKIP = skipReason();
 if (SKIP) console.log(`# torch-backend: skipped: ${SKIP}`);

@@ -4,19 +4,14 @@
  * and a smoke training run that writes its folder, resumes after a kill and repeats itself for a seed.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { SafetensorsFile } from "../src/formats/safetensors.ts";
-import { ROOT, assertClose, maxAbs, runCli, shared, tmpDir, tokenLogprobs } from "./support.ts";
+import { NO_TORCH, PYTHON, ROOT, assertClose, maxAbs, runCli, shared, tmpDir, tokenLogprobs } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
-const PYTHON = process.env.COLLOQUY_PYTHON || (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
-const NO_TORCH =
-  spawnSync(PYTHON, ["-c", "import torch"]).status === 0
-    ? false
-    : `needs a Python with torch (${PYTHON} has none; apt-get install python3-torch)`;
 const TORCH = ["--backend", "torch", "--device", "cpu", "--python", PYTHON];
 const HF = shared("fixtures/hf-llama/tiny-llama-gqa");
 const STORIES = shared("data/models/stories260K");

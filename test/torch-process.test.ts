@@ -11,11 +11,10 @@ import { after, test } from "node:test";
 import { Tensor } from "../src/torch/frames.ts";
 import { WorkerProcess, type WorkerOptions } from "../src/torch/process.ts";
 import { UserError } from "../src/util/errors.ts";
-import { ROOT, tmpDir } from "./support.ts";
+import { PYTHON, ROOT, tmpDir } from "./support.ts";
 
 const DIR = tmpDir("colloquy-torch-process-");
 after(() => fs.rmSync(DIR, { recursive: true, force: true }));
-const PYTHON = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
 const FAKE = path.join(DIR, "fake_worker.py");
 fs.writeFileSync(

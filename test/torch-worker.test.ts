@@ -4,16 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { ROOT } from "./support.ts";
-
-const PYTHON = process.env.COLLOQUY_PYTHON || (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
-const NO_TORCH =
-  spawnSync(PYTHON, ["-c", "import torch"]).status === 0
-    ? false
-    : `needs a Python with torch (${PYTHON} has none; apt-get install python3-torch)`;
+import { NO_TORCH, PYTHON, ROOT } from "./support.ts";
 
 test("worker/tests pass (python -m unittest)", { skip: NO_TORCH }, () => {
   const r = spawnSync(PYTHON, ["-m", "unittest", "discover", "-s", "tests"], {

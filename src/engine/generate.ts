@@ -99,8 +99,7 @@ export function generate(m: Transformer, requests: readonly GenerationRequest[],
       r.result.logprobs.push(logprob);
       opts.onToken?.(r.index, id, logprob);
       r.next = [id];
-      const decode = opts.decode;
-      r.done = finishStep(r.result, r.req, r.stopTokens.has(id), decode && ((ids) => decode(ids, r.index)));
+      r.done = finishStep(r.result, r.req, r.stopTokens.has(id), opts.decode, r.index);
     });
     m.workspace.give(last, logits);
   }
@@ -131,7 +130,8 @@ export function finishStep(
   result: GenerationResult,
   req: { stopStrings?: string[]; maxTokens: number },
   isStopToken: boolean,
-  decode: ((ids: number[]) => string) | undefined,
+  decode: ((ids: number[], row: number) => string) | undefined,
+  row: number,
 ): boolean {
   let done = false;
   if (isStopToken) {
@@ -139,7 +139,7 @@ export function finishStep(
     done = true;
   }
   if (decode) {
-    const text = decode(result.finishReason === "eos" ? result.ids.slice(0, -1) : result.ids);
+    const text = decode(result.finishReason === "eos" ? result.ids.slice(0, -1) : result.ids, row);
     const cut = firstStop(text, req.stopStrings ?? []);
     if (cut >= 0 && !done) {
       result.text = text.slice(0, cut);

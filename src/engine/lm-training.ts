@@ -11,17 +11,20 @@ import { type Optimizer, type Schedule, clipGradNorm, learningRate } from "./opt
 import { scoreRows } from "./score.ts";
 import type { Transformer } from "./transformer.ts";
 
+/** The objective's rows for next-token cross-entropy: weight 1 on every target (positions ≥ 1). */
+function nextTokenRows<A>(rows: readonly ArrayLike<number>[], adapter: A): { tokens: ArrayLike<number>; adapter: A; weights: number[] }[] {
+  return rows.map((tokens) => ({ tokens, adapter, weights: Array.from(tokens, (_, i) => (i > 0 ? 1 : 0)) }));
+}
+
+/** Predicted tokens over all rows (each row's first token has no prefix). */
+function targetCount(rows: readonly ArrayLike<number>[]): number {
+  return rows.reduce((s, r) => s + Math.max(0, r.length - 1), 0);
+}
+
 /** Mean next-token cross-entropy over all rows and positions; accumulates gradients. */
 export function crossEntropy(m: Transformer, rows: readonly ArrayLike<number>[], adapter: Adapter | null, withGrad = true): number {
-  const n = rows.reduce((s, r) => s + Math.max(0, r.length - 1), 0);
-  if (withGrad) {
-    return objective(
-      m,
-      rows.map((tokens) => ({ tokens, adapter, weights: Array.from(tokens, (_, i) => (i > 0 ? 1 : 0)) })),
-      n,
-    ).loss;
-  }
-  return -evalLogprobSum(m, rows, adapter) / n;
+  if (!withGrad) return -evalLogprobSum(m, rows, adapter) / targetCount(rows);
+  return objective(m, nextTokenRows(rows, adapter), targetCount(rows)).loss;
 }
 
 /** Σ log p over every target of every row, without gradients (for validation). */
@@ -111,11 +114,7 @@ export async function trainAdapter(t: AdapterTrainLoop): Promise<number[]> {
   for (let step = 0; step < t.steps; step++) {
     const rows = t.nextBatch(step);
     await t.backend.zeroGrad(names);
-    const n = rows.reduce((s, r) => s + Math.max(0, r.length - 1), 0);
-    const { loss } = await t.backend.backward(
-      rows.map((tokens) => ({ tokens, adapter: t.adapter, weights: Array.from(tokens, (_, i) => (i > 0 ? 1 : 0)) })),
-      n,
-    );
+    const { loss } = await t.backend.backward(nextTokenRows(rows, t.adapter), targetCount(rows));
     const gradNorm = await t.backend.clipGradNorm(names, t.maxGradNorm);
     const lr = learningRate(t.lr, t.schedule, step);
     await t.backend.step(names, lr);

@@ -39,6 +39,7 @@ export function finishSamples(
       done: req.maxTokens === 0,
     };
   });
+  const decodeCopy = decode && ((ids: number[], row: number) => decode(ids.slice(), row)); // the caller may keep what it is given
   for (let k = 0; ; k++) {
     const active = state.filter((r) => !r.done);
     if (active.length === 0) break;
@@ -53,7 +54,7 @@ export function finishSamples(
       const isStop = r.stops.has(id);
       if (isStop && (k !== r.raw.ids.length - 1 || r.raw.finish !== "eos"))
         throw new Error(`torch worker: sample row ${r.i} went on past stop token ${id} at position ${k}`);
-      r.done = finishStep(r.result, r.req, isStop, decode && ((ids) => decode(ids.slice(), r.i)));
+      r.done = finishStep(r.result, r.req, isStop, decodeCopy, r.i);
     }
   }
   return state.map((r) => r.result);

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { trainAdapter, windowSampler } from "../../engine/lm-training.ts";
 import { LORA_TARGET_ALIASES } from "../../engine/lora.ts";
 import { DEFAULT_OPTIMIZER, type Schedule } from "../../engine/optim.ts";
-import type { LinearKind } from "../../engine/params.ts";
+import { LINEAR_KINDS } from "../../engine/params.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { readPeftAdapter, savePeftAdapter } from "../../formats/peft.ts";
@@ -18,23 +18,7 @@ import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
 /** The layers a new adapter may adapt, by their short names or their Hugging Face (*_proj) names. */
-const TARGET_NAMES = [
-  "q",
-  "k",
-  "v",
-  "o",
-  "gate",
-  "up",
-  "down",
-  "q_proj",
-  "k_proj",
-  "v_proj",
-  "o_proj",
-  "gate_proj",
-  "up_proj",
-  "down_proj",
-] as const;
-const ALL_TARGETS: LinearKind[] = ["q", "k", "v", "o", "gate", "up", "down"];
+const TARGET_NAMES = Object.keys(LORA_TARGET_ALIASES) as [string, ...string[]];
 
 const FINETUNE_FLAGS = {
   adapter: key(z.string().min(1).nullable(), null as string | null, "continue training this PEFT adapter (default: a new one)", {
@@ -59,7 +43,7 @@ const FINETUNE_FLAGS = {
       .array(z.enum(TARGET_NAMES, { error: "unknown layer; choose from q,k,v,o,gate,up,down (or q_proj … down_proj)" }))
       .min(1, { error: "name at least one layer: q,k,v,o,gate,up,down" })
       .transform((ts) => ts.map((t) => LORA_TARGET_ALIASES[t])),
-    ALL_TARGETS,
+    [...LINEAR_KINDS],
     "layers a new adapter adapts",
     { hint: "q,k,v,o,gate,up,down" },
   ),
