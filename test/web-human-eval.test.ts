@@ -140,7 +140,7 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
       headers: { "content-type": "application/json", ...(cookie ? { cookie } : {}) },
       body: JSON.stringify(body),
     });
-  const login = await post("/api/eval/login", { name: "bob", token: "b0b" });
+  const login = await post("/api/eval/login", { name: "bob", token: "bob-token-7f3e" });
   assert.equal(login.status, 200);
   const cookie = login.headers.get("set-cookie")!.split(";")[0];
   const bad = await post("/api/eval/answer", { item: "hostile", choice: "B" }, cookie);
@@ -191,7 +191,7 @@ test("a rater completes ten comparisons, the server is killed and restarted, the
   assert.match(text.stdout, /Cohen's kappa/);
   for (const f of fs.readdirSync(dir).filter((f) => f.startsWith("eval.sqlite"))) {
     const bytes = fs.readFileSync(path.join(dir, f));
-    assert.ok(!bytes.includes("alice's secret token") && !bytes.includes("b0b"), `${f}: no token in clear`);
+    assert.ok(!bytes.includes("alice's secret token") && !bytes.includes("bob-token-7f3e"), `${f}: no token in clear`);
   }
 });
 
