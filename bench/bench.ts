@@ -3,8 +3,9 @@
  * a PyTorch reference (bench/torch_ref.py: Debian's python3-torch with OpenBLAS, two threads) on the same cases and
  * shapes. Both sides build a case and warm it up, then their timed runs alternate (colloquy, torch, colloquy, ...),
  * so that a busy machine slows both alike. Tokens per second are medians; ratio = colloquy / torch. Then the
- * matrix-product GFLOP/s of colloquy's kernels against this CPU's peak. Progress goes to stderr; the table (or,
- * with --json, exactly one JSON object) to stdout.
+ * matrix-product GFLOP/s of colloquy's kernels against this CPU's peak. With --backend torch, also the torch backend's
+ * worker against Hugging Face transformers + peft (bench/hf.ts, bench/hf_bench.py: `hf`, `hf_setup`,
+ * `<shape>_<case>_ratio_vs_hf`). Progress goes to stderr; the table (or, with --json, exactly one JSON object) to stdout.
  */
 import os from "node:os";
 import { loadModel } from "../src/formats/load-model.ts";
@@ -14,6 +15,7 @@ import { openTorchBackend } from "../src/torch/backend.ts";
 import { type BenchCase, type Timing, backendRun, colloquyRun, timeOnce, timeOnceAsync, timing } from "./cases.ts";
 import { DEFAULT_BASE_STANDIN, SHAPE_A, defaultBaseShape } from "./default-model.ts";
 import { type GemmRow, type Peak, measureGemm, measurePeak } from "./gemm.ts";
+import { type HfBenchOutput, type HfShape, formatHf, hfFlatKeys, runHfBench } from "./hf.ts";
 import { type TorchCheck, TorchRef, torchModel } from "./torch.ts";
 
 export interface BenchOptions {
@@ -47,7 +49,11 @@ export interface BenchReport {
   cases: CaseResult[];
   peak: Peak | null;
   gemm: GemmRow[];
-  [key: `${string}_ratio_vs_torch` | `${string}_torch_backend_vs_cpu`]: number | null;
+  // --backend torch: the worker against transformers + peft, per shape (bench/hf_bench.py's JSON), and why not
+  hf?: Record<string, HfShape> | null;
+  hf_setup?: HfBenchOutput["setup"] | null;
+  hf_unavailable?: string | null;
+  [key: `${string}_ratio_vs_torch` | `${string}_torch_backend_vs_cpu` | `${string}_ratio_vs_hf`]: number | null;
 }
 
 export function benchCases(o: Pick<BenchOptions, "model">): BenchCase[] {
@@ -187,6 +193,17 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   } finally {
     torch?.close();
   }
+  if (o.backend === "torch") {
+    // the interpreter: $COLLOQUY_PYTHON (where transformers + peft live, e.g. a GPU machine's), else --python
+    const python = process.env.COLLOQUY_PYTHON || o.python;
+    log(`bench: the torch backend's worker against transformers + peft (${python} bench/hf_bench.py) ...`);
+    const { out, reason } = await runHfBench({ python, device: o.device, dtype: o.dtype, quick: o.quick });
+    report.hf = out?.hf ?? null;
+    report.hf_setup = out?.setup ?? null;
+    report.hf_unavailable = reason ?? out?.hf_unavailable ?? null;
+    if (out) Object.assign(report, hfFlatKeys(out));
+    else log(`bench: no transformers + peft comparison: ${reason}`);
+  }
   if (addon) {
     log("bench: matrix products ...");
     report.peak = measurePeak(addon);
@@ -224,6 +241,15 @@ export function formatReport(r: BenchReport): string {
       : "";
     lines.push(
       `${c.label.padEnd(w)} | ${fmt(c.colloquy.tokens_per_s).padStart(14)} | ${fmt(c.torch?.tokens_per_s).padStart(11)} | ${fmt(c.ratio, 2).padStart(5)}${backend}`,
+    );
+  }
+  if (r.hf !== undefined) {
+    lines.push("");
+    lines.push(
+      ...formatHf(
+        r.hf && r.hf_setup ? { hf: r.hf, setup: r.hf_setup, hf_unavailable: r.hf_unavailable ?? null } : null,
+        r.hf_unavailable ?? null,
+      ),
     );
   }
   if (r.peak) {

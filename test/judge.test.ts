@@ -233,24 +233,29 @@ test("eval judge: an unreachable judge or a bad system is a one-line error", asy
   await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
   const nowhere = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/v1`;
   await new Promise((r) => closed.close(r));
-  const r = await colloquy([
-    "eval",
-    "judge",
-    "--judge-url",
-    nowhere,
-    "--judge-model",
-    "m",
-    "--a",
-    "base",
-    "--b",
-    "nowhere/adapter",
-    "--prompts",
-    promptsFile,
-    "--model",
-    modelDir,
-  ]);
+  const r = await colloquy(
+    [
+      "eval",
+      "judge",
+      "--judge-url",
+      nowhere,
+      "--judge-model",
+      "m",
+      "--a",
+      "base",
+      "--b",
+      "nowhere/adapter",
+      "--prompts",
+      promptsFile,
+      "--model",
+      modelDir,
+    ],
+    { HF_HUB_OFFLINE: "1" },
+  );
+  // neither a folder nor an adapter in the Hugging Face cache (offline: no network is tried)
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /^error\[E_BAD_FLAG\]: --b nowhere\/adapter/);
+  assert.match(r.stderr, /^error\[E_HUB_OFFLINE\]: .*nowhere\/adapter/);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
   const u = await colloquy(
     [
       "eval",

@@ -1,16 +1,21 @@
 /**
  * `colloquy serve` as a user runs it: a child process on a free local port, the tiny model and one adapter.
  * A burst of concurrent requests (good, malformed, unknown model, oversize, streaming, abandoned by the client)
- * gets proper answers, batched; the server stays up; SIGTERM shuts it down cleanly with exit status 0.
+ * gets proper answers, batched; hostile HTTP (a Host it does not answer to, an endless chunked upload, a client
+ * that goes away mid-upload) is refused without a bug logged; an address other than loopback needs an API key;
+ * the server stays up; SIGTERM shuts it down cleanly with exit status 0.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { createAdapter } from "../src/engine/lora.ts";
 import { savePeftAdapter } from "../src/formats/peft.ts";
 import { Rng } from "../src/util/rng.ts";
-import { ROOT, tmpDir } from "./support.ts";
+import { pumpChunks, rawExchange } from "../src/web/testing.ts";
+import { ROOT, assertUserError, runCli, tmpDir } from "./support.ts";
 import { saveTinyModel, tinyModel } from "./tiny.ts";
 
 interface Served {
@@ -21,10 +26,11 @@ interface Served {
 }
 
 /** Starts `colloquy serve <args> --port 0` and waits for the URL it prints on stderr. */
-function startServe(args: string[]): Promise<Served> {
+function startServe(args: string[], env: Record<string, string> = {}): Promise<Served> {
   const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), "serve", ...args, "--port", "0"], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, COLLOQUY_API_KEY: "", ...env },
   });
   let err = "";
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
@@ -174,6 +180,72 @@ test("a burst of 40 concurrent requests, good and bad, gets proper answers and t
   const again = await post("/v1/completions", good(99));
   assert.equal(again.status, 200);
   assert.doesNotMatch(served.stderr(), /internal error/);
+});
+
+test("hostile HTTP: a Host it does not answer to, an endless chunked upload, a client gone mid-upload", async () => {
+  const { port } = new URL(served.url);
+  const rebind = await rawExchange(served.url, (s) => s.write(`GET /v1/models HTTP/1.1\r\nHost: attacker.example:${port}\r\n\r\n`));
+  assert.match(rebind.response, /^HTTP\/1\.1 421 /);
+  assert.match(rebind.response, /"code":"host_not_allowed"/);
+
+  // chunks for as long as the server reads them: it answers 413 once 4 KB (--max-body-bytes) have come
+  const endless = await rawExchange(served.url, (s) => {
+    s.write(
+      `POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    pumpChunks(s);
+  });
+  assert.match(endless.response, /^HTTP\/1\.1 413 /);
+  assert.match(endless.response, /"code":"request_too_large"/);
+
+  // a client that declares 4,000 bytes, sends 100 and goes away
+  for (let k = 0; k < 3; k++) {
+    const socket = net.connect(Number(port), "127.0.0.1");
+    await new Promise((r) => socket.on("connect", r));
+    socket.write(
+      `POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n`,
+    );
+    socket.write(`{"model": "base", "prompt": "${"y".repeat(70)}`);
+    await new Promise((r) => setTimeout(r, 50));
+    socket.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  assert.doesNotMatch(served.stderr(), /internal error|a bug/, "a client gone mid-upload is no bug");
+  assert.equal((await fetch(served.url + "/health")).status, 200);
+});
+
+test("an address other than loopback needs an API key (--api-key-file, $COLLOQUY_API_KEY or --api-key); /v1 then asks for it", async () => {
+  const noKey = runCli(["serve", "--model", modelDir, "--host", "0.0.0.0", "--port", "0"], { env: { COLLOQUY_API_KEY: "" } });
+  assertUserError(noKey, /E_NO_API_KEY.*--host 0\.0\.0\.0 lets other machines connect/);
+  assertUserError(
+    runCli(["serve", "--model", modelDir, "--api-key", "a", "--api-key-file", path.join(dir, "k")], { env: { COLLOQUY_API_KEY: "" } }),
+    /not both/,
+  );
+  const keyFile = path.join(dir, "api-key");
+  fs.writeFileSync(keyFile, "file-key-4c1d\n", { mode: 0o600 });
+  const s = await startServe(["--model", modelDir, "--host", "0.0.0.0", "--api-key-file", keyFile]);
+  try {
+    assert.match(s.stderr(), /API key required/);
+    const url = s.url.replace("0.0.0.0", "127.0.0.1");
+    const none = await fetch(`${url}/v1/models`);
+    assert.equal(none.status, 401);
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, "invalid_api_key");
+    assert.equal((await fetch(`${url}/v1/models`, { headers: { authorization: "Bearer wrong" } })).status, 401);
+    assert.equal((await fetch(`${url}/v1/models`, { headers: { authorization: "Bearer file-key-4c1d" } })).status, 200);
+    assert.equal((await fetch(`${url}/health`)).status, 200, "/health needs no key");
+    const env = await startServe(["--model", modelDir, "--host", "0.0.0.0"], { COLLOQUY_API_KEY: "env-key-77" });
+    try {
+      const u = env.url.replace("0.0.0.0", "127.0.0.1");
+      assert.equal((await fetch(`${u}/v1/models`, { headers: { authorization: "Bearer env-key-77" } })).status, 200);
+      assert.equal((await fetch(`${u}/v1/models`)).status, 401);
+    } finally {
+      env.child.kill("SIGTERM");
+      assert.equal(await env.exited, 0);
+    }
+  } finally {
+    s.child.kill("SIGTERM");
+    assert.equal(await s.exited, 0);
+  }
 });
 
 test("SIGTERM: a request in flight finishes (or is refused with 503), then the process exits 0", async () => {

@@ -1,7 +1,7 @@
 /**
  * `colloquy train` end to end on a tiny model: the run folder's files and fields, determinism (same seed, same
- * metrics.jsonl but for timings), a run killed mid-way that resumes without a gap or a repeated iteration, and
- * config errors.
+ * metrics.jsonl but for timings), a run killed mid-way that resumes without a gap or a repeated iteration, a resume
+ * without a usable checkpoint (refused, or started over with --restart), and config errors.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -164,6 +164,54 @@ test("a run killed mid-way resumes from its checkpoint: no gap, no repeat, same 
     [0, 1, 2, 3, 4, 5],
   );
   assert.deepEqual(withoutTimings(lines), withoutTimings(metrics(full)));
+});
+
+test("--resume without a usable checkpoint is refused, keeping the run's files; --restart trains it again from iteration 0", () => {
+  const out = path.join(dir, "no-checkpoint");
+  assert.equal(runCli(smoke(out)).status, 0);
+  const before = fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8");
+  const transcripts = fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8");
+  fs.rmSync(path.join(out, "checkpoint"), { recursive: true });
+  assertUserError(
+    runCli(["train", "--resume", out, "--quiet"]),
+    /no usable checkpoint.*would overwrite its metrics\.jsonl.*iteration 3.*--restart/,
+  );
+  assert.equal(fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8"), before, "metrics.jsonl untouched");
+  assert.equal(fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8"), transcripts, "transcripts.jsonl untouched");
+  // a checkpoint without its tensors is no more usable
+  fs.mkdirSync(path.join(out, "checkpoint"));
+  fs.writeFileSync(path.join(out, "checkpoint", "state.json"), "{}");
+  assertUserError(runCli(["train", "--resume", out, "--quiet"]), /no usable checkpoint/);
+  assertUserError(runCli([...smoke(path.join(dir, "x-restart")), "--restart"]), /--restart .* goes with --resume/);
+  // started over on purpose: the same run from its saved config, so the same numbers as the first time
+  const r = runCli(["train", "--resume", out, "--restart"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /--restart: removed metrics\.jsonl, transcripts\.jsonl, adapters, checkpoint, summary\.json from/);
+  assert.deepEqual(
+    withoutTimings(metrics(out)),
+    withoutTimings(
+      before
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ),
+  );
+  assert.equal(fs.readFileSync(path.join(out, "transcripts.jsonl"), "utf8"), transcripts);
+});
+
+test("--resume of a run killed before its first checkpoint starts it from the beginning: there is nothing to lose", () => {
+  const full = path.join(dir, "early-full"),
+    early = path.join(dir, "early-killed");
+  assert.equal(runCli(smoke(full)).status, 0);
+  assert.equal(runCli(smoke(early)).status, 0);
+  // what such a run holds: its config, and at most the iteration-0 line (the initial evaluation, redone identically)
+  for (const f of fs.readdirSync(early))
+    if (f !== "config.json" && f !== "metrics.jsonl") fs.rmSync(path.join(early, f), { recursive: true });
+  fs.writeFileSync(path.join(early, "metrics.jsonl"), fs.readFileSync(path.join(early, "metrics.jsonl"), "utf8").split("\n")[0] + "\n");
+  const r = runCli(["train", "--resume", early]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /from the beginning \(no checkpoint yet\)/);
+  assert.deepEqual(withoutTimings(metrics(early)), withoutTimings(metrics(full)));
 });
 
 test("config errors are one line: unknown key, wrong type, unknown preset, a resume that changes the config", () => {

@@ -2,13 +2,24 @@
  * `colloquy human-eval` end to end: make-pairs from the tiny model (base vs an agent of a real run), a rater in
  * Debian's Chromium completes ten comparisons, the server is killed (SIGKILL) and restarted, the rater resumes
  * where they stopped and finishes; a second rater answers through the HTTP API; `results` counts exactly the answers
- * given, with agreement, and the CSV holds each one. Model output with <script> or HTML shows as text.
+ * given, with agreement, and the CSV holds each one. Model output with <script> or HTML shows as text. Hostile HTTP
+ * (a 200 MB chunked sign-in, a Host it does not answer to) is refused without the server's memory growing.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { type Browser, type Server, chromiumSkip, launchBrowser, screenshot, startServer } from "../src/web/testing.ts";
+import {
+  type Browser,
+  type Server,
+  chromiumSkip,
+  launchBrowser,
+  memoryOf,
+  pumpChunks,
+  rawExchange,
+  screenshot,
+  startServer,
+} from "../src/web/testing.ts";
 import { assertUserError, runCli, tmpDir } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
@@ -66,6 +77,67 @@ test("make-pairs: base vs an agent of a run, seeded; bad systems are one-line er
       b: { system: `${run}:agent0`, response: `<i>${HOSTILE}</i>` },
     }) + "\n",
   );
+});
+
+test("hostile HTTP: a 200 MB chunked sign-in is cut at 16 KB and memory stays flat; a foreign Host gets 421; the database is private", async () => {
+  const file = path.join(dir, "hostile.sqlite");
+  const pairs = path.join(dir, "hostile-pairs.jsonl"); // its own: this test needs no trained run
+  fs.writeFileSync(
+    pairs,
+    `${JSON.stringify({ id: "p0", prompt: "Who?", a: { system: "x", response: "A" }, b: { system: "y", response: "B" } })}\n`,
+  );
+  const server = await startServer(["human-eval", "serve", "--pairs", pairs, "--db", file, "--port", "0"]);
+  servers.push(server);
+  const { port } = new URL(server.url);
+  assert.equal((await fetch(`${server.url}/api/eval/session`)).status, 200); // warm
+  const before = memoryOf(server.proc.pid!);
+  const t0 = Date.now();
+  const upload = await rawExchange(server.url, (s) => {
+    s.write(
+      `POST /api/eval/login HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    pumpChunks(s, 200 << 20);
+  });
+  assert.match(upload.response, /^HTTP\/1\.1 413 /);
+  assert.match(upload.response, /"code":"E_TOO_LARGE"/);
+  const after = memoryOf(server.proc.pid!);
+  if (before && after) {
+    console.log(
+      `200 MB chunked sign-in: 413 after the client wrote ${(upload.written / 2 ** 20).toFixed(1)} MiB in ${Date.now() - t0} ms; ` +
+        `server RSS ${before.rss.toFixed(0)} → ${after.rss.toFixed(0)} MiB (peak ${after.peak.toFixed(0)})`,
+    );
+    assert.ok(after.peak - before.peak < 32, `the server's peak memory grew by ${(after.peak - before.peak).toFixed(0)} MiB`);
+  }
+  const declared = await rawExchange(server.url, (s) =>
+    s.write(
+      `POST /api/eval/login HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 209715200\r\n\r\n{`,
+    ),
+  );
+  assert.match(declared.response, /^HTTP\/1\.1 413 /);
+  const rebind = await rawExchange(server.url, (s) => s.write(`GET /api/eval/session HTTP/1.1\r\nHost: evil.example:${port}\r\n\r\n`));
+  assert.match(rebind.response, /^HTTP\/1\.1 421 /);
+  assert.match(rebind.response, /"code":"E_BAD_HOST"/);
+  const named = await startServer([
+    "human-eval",
+    "serve",
+    "--pairs",
+    pairs,
+    "--db",
+    file,
+    "--port",
+    "0",
+    "--allowed-hosts",
+    "eval.lab.example",
+  ]);
+  servers.push(named);
+  const ok = await rawExchange(named.url, (s) =>
+    s.write(`GET /api/eval/session HTTP/1.1\r\nHost: eval.lab.example\r\nConnection: close\r\n\r\n`),
+  );
+  assert.match(ok.response, /^HTTP\/1\.1 200 /);
+  await named.stop();
+  await server.stop();
+  for (const f of fs.readdirSync(dir).filter((f) => f.startsWith("hostile.sqlite")))
+    assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, `${f} is readable by its owner only`);
 });
 
 test("a rater completes ten comparisons, the server is killed and restarted, the rater resumes; results count every answer", {

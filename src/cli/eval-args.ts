@@ -8,6 +8,7 @@ import path from "node:path";
 import { z } from "zod";
 import type { Backend } from "../engine/backend.ts";
 import type { LoadedModel } from "../formats/load-model.ts";
+import { resolveModelSource } from "../formats/hub/resolve.ts";
 import { MODEL_KEYS, type ModelKeys } from "../formats/model-keys.ts";
 import { readPeftAdapter } from "../formats/peft.ts";
 import { RUN_FILES, runPath } from "../run/names.ts";
@@ -18,7 +19,10 @@ import { openBackend } from "./open-model.ts";
 
 /** MODEL_KEYS' model key, its --help saying where a verb's model comes from when none is named. */
 export function modelKeyDefaulting(to: string): typeof MODEL_KEYS.model {
-  return { ...MODEL_KEYS.model, about: `base model: a Hugging Face folder or a llama2.c .bin (default: ${to})` };
+  return {
+    ...MODEL_KEYS.model,
+    about: `base model: a Hugging Face folder, a Hub id org/name[@revision] or a llama2.c .bin (default: ${to})`,
+  };
 }
 
 /** The model keys of the verbs that evaluate a base model and a run's adapters (`--model` defaults to the run's). */
@@ -81,7 +85,7 @@ export async function evalSetup(t: EvalTarget): Promise<EvalSetup> {
       dirs.push([name, path.join(root, name)]);
   }
   for (const [name, dir] of dirs) {
-    await backend.importAdapter(name, readPeftAdapter(dir, loaded.config));
+    await backend.importAdapter(name, readPeftAdapter(await resolveModelSource(dir, "adapter"), loaded.config));
     systems.push({ name, adapter: name });
   }
   return { loaded, backend, systems, runDir };

@@ -16,11 +16,11 @@ async function usage(cmd: CommandDef, parent?: CommandDef): Promise<string> {
   let text: string;
   if (cmd.subCommands) {
     const meta = (await resolve(cmd.meta)) ?? {};
-    const subs = Object.entries(cmd.subCommands as Record<string, CommandDef>);
+    const subs = Object.entries(cmd.subCommands as Record<string, CommandDef | (() => Promise<CommandDef>)>);
     const width = Math.max(...subs.map(([n]) => n.length));
     const lines = await Promise.all(
       subs.map(async ([name, sub]) => {
-        const d = firstSentence((await resolve(sub.meta))?.description ?? "");
+        const d = firstSentence((await resolve((await resolve<CommandDef>(sub))?.meta))?.description ?? "");
         return `  ${name.padEnd(width)}  ${d}`;
       }),
     );
@@ -47,7 +47,7 @@ async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | u
 
 const main: CommandDef = {
   meta: { name: "colloquy", version: VERSION, description: "Train language-model agents that talk to each other to predict text better." },
-  subCommands: COMMANDS,
+  subCommands: COMMANDS as CommandDef["subCommands"],
 };
 
 async function run(argv: string[]): Promise<number> {
@@ -60,12 +60,12 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(VERSION + "\n");
     return 0;
   }
-  const cmd = COMMANDS[verb];
-  if (!cmd) {
+  const load = Object.hasOwn(COMMANDS, verb) ? COMMANDS[verb] : undefined;
+  if (!load) {
     process.stderr.write(`error[E_UNKNOWN_COMMAND]: unknown command "${verb}" (hint: colloquy --help lists the commands)\n`);
     return 2;
   }
-  return runVerb(cmd, verb, rest, main);
+  return runVerb((await load()) as CommandDef, verb, rest, main);
 }
 
 export async function runVerb(cmd: CommandDef, path: string, rawArgs: string[], parent?: CommandDef): Promise<number> {

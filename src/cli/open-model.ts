@@ -5,16 +5,22 @@
 import { type Backend, CpuBackend } from "../engine/backend.ts";
 import { Transformer } from "../engine/transformer.ts";
 import { type LoadedModel, loadModel, requireTokenizer } from "../formats/load-model.ts";
+import { resolveModelSource } from "../formats/hub/resolve.ts";
 import type { ModelKeys } from "../formats/model-keys.ts";
 import { readPeftAdapter } from "../formats/peft.ts";
 import { ensureDefaultModel } from "../pretrain/default-model.ts";
 import { openTorchBackend } from "../torch/backend.ts";
+import type { RunPlan } from "../torch/memory.ts";
 import { UserError } from "../util/errors.ts";
 
 /** The backends by the name the `backend` key takes. */
-const BACKENDS: Record<ModelKeys["backend"], (loaded: LoadedModel, k: ModelKeys) => Promise<Backend>> = {
-  cpu: async (loaded) => new CpuBackend(new Transformer(loaded.config, loaded.weights)),
-  torch: (loaded, k) =>
+const BACKENDS: Record<ModelKeys["backend"], (loaded: LoadedModel, k: ModelKeys, o: OpenOptions) => Promise<Backend>> = {
+  cpu: async (loaded, k) => {
+    const torchOnly = k.nproc > 1 ? `--nproc ${k.nproc}` : k.worker ? `--worker ${k.worker}` : null;
+    if (torchOnly) throw new UserError("E_BAD_FLAG", `${torchOnly} runs PyTorch workers`, "add --backend torch");
+    return new CpuBackend(new Transformer(loaded.config, loaded.weights));
+  },
+  torch: (loaded, k, o) =>
     openTorchBackend({
       modelPath: loaded.path,
       config: loaded.config,
@@ -22,23 +28,33 @@ const BACKENDS: Record<ModelKeys["backend"], (loaded: LoadedModel, k: ModelKeys)
       device: k.device,
       dtype: k.dtype,
       python: k.python ?? undefined,
+      maxTokensPerPass: k.maxTokensPerPass,
+      plan: o.plan,
+      quiet: o.quiet,
+      nproc: k.nproc,
+      remote: k.worker ? { address: k.worker, tokenFile: k.tokenFile } : undefined,
     }),
 };
 
 export interface OpenedModel {
   loaded: LoadedModel;
-  modelPath: string; // the folder or file loaded (the default model's cache folder when none was named)
+  modelPath: string; // the folder or file loaded, or the Hub id it came from (the default model's cache folder when none was named)
 }
 
-function openLoaded(k: Pick<ModelKeys, "model" | "tokenizer">, o: { quiet?: boolean } = {}): OpenedModel {
+async function openLoaded(k: Pick<ModelKeys, "model" | "tokenizer">, o: { quiet?: boolean } = {}): Promise<OpenedModel> {
   const modelPath = k.model ?? ensureDefaultModel({ quiet: o.quiet });
-  return { loaded: loadModel(modelPath, k.tokenizer), modelPath };
+  return { loaded: loadModel(await resolveModelSource(modelPath, "model", o), k.tokenizer), modelPath };
+}
+
+export interface OpenOptions {
+  quiet?: boolean; // no start-up lines
+  plan?: RunPlan; // the adapters the verb will hold and train (torch: the memory check before the weights load)
 }
 
 /** The model behind its backend (adapters are added through the backend's importAdapter). */
-export async function openBackend(k: ModelKeys, o: { quiet?: boolean } = {}): Promise<OpenedModel & { backend: Backend }> {
-  const opened = openLoaded(k, o);
-  return { ...opened, backend: await BACKENDS[k.backend](opened.loaded, k) };
+export async function openBackend(k: ModelKeys, o: OpenOptions = {}): Promise<OpenedModel & { backend: Backend }> {
+  const opened = await openLoaded(k, o);
+  return { ...opened, backend: await BACKENDS[k.backend](opened.loaded, k, o) };
 }
 
 /** The model behind its backend with at most one adapter folder on it; `adapter` is its name there (null: none). */
@@ -48,7 +64,7 @@ export async function openWithAdapter(
 ): Promise<OpenedModel & { backend: Backend; adapter: string | null }> {
   const opened = await openBackend(k);
   if (!adapterDir) return { ...opened, adapter: null };
-  await opened.backend.importAdapter(ADAPTER_NAME, readPeftAdapter(adapterDir, opened.loaded.config));
+  await opened.backend.importAdapter(ADAPTER_NAME, readPeftAdapter(await resolveModelSource(adapterDir, "adapter"), opened.loaded.config));
   return { ...opened, adapter: ADAPTER_NAME };
 }
 

@@ -191,6 +191,9 @@ export interface Backend {
 
   /** One optimizer update of each named adapter from its gradients (which it leaves as they are), rate `lr`. */
   step(names: readonly string[], lr: number): Promise<void>;
+
+  /** After the calls made so far: releases what the backend holds outside this process (a worker); absent when nothing. */
+  close?(): Promise<void>;
 }
 
 /** Token budget of one forward pass when scoring (bounds activation memory). */

@@ -29,6 +29,9 @@ export interface ForwardResult {
   tape: ModelTape | null;
 }
 
+/** Positions the rotary tables cover when a model is built; `ensurePositions` grows them when a batch reaches further. */
+export const ROPE_POSITIONS_UP_FRONT = 4096;
+
 export class Transformer {
   readonly config: ModelConfig;
   readonly weights: BaseWeights;
@@ -46,7 +49,7 @@ export class Transformer {
     this.weights = weights ?? allocBase(config);
     this.kernels = kernels;
     this.invFreq = ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
-    this.rope = buildRopeTables(this.invFreq, config.maxSeqLen);
+    this.rope = buildRopeTables(this.invFreq, Math.min(config.maxSeqLen, ROPE_POSITIONS_UP_FRONT)); // a context of 1e7 costs nothing until used
     this.linearShapes = Object.fromEntries(LINEAR_KINDS.map((k) => [k, linearShape(config, k)])) as Record<LinearKind, [number, number]>;
   }
 

@@ -58,6 +58,11 @@ export const ENV_KEYS = {
   messageTokens: key(z.number().int().positive(), 24, "cap on one message's tokens"),
   messagesPerRound: key(z.number().int().nonnegative(), 2, "M: messages per agent per round", { alias: ["messages"] }),
   systemPrompt: key(z.string(), "short", `${Object.keys(SYSTEM_PROMPTS).join(" | ")} | a template with {i} and {others}`),
+  promptFormat: key(
+    z.enum(["auto", "chat", "plain"]),
+    "auto",
+    "agent prompts: chat (the model's chat template: system prompt as the system turn, memory, excerpt and inbox as the user turn, STATE: opening the reply), plain (one text), or auto (chat when the tokenizer has a template)",
+  ),
   temperature: key(
     z.number().positive(),
     0.7,

@@ -17,7 +17,7 @@ import type { Rng } from "../util/rng.ts";
 import { mean } from "../util/stats.ts";
 import { SCRIPTED } from "./agents.ts";
 import { type EnvConfig, socialModes } from "./config.ts";
-import { type InboxEntry, agentPrompt, renderCompletion, scorerTokens, systemPrompt } from "./prompt.ts";
+import { type InboxEntry, agentPromptFormat, renderCompletion, scorerTokens, systemPrompt } from "./prompt.ts";
 import { type OutgoingMessage, type TokenCounter, type ViolationKind, parseCompletion, route } from "./protocol.ts";
 import type { ClaimCheck, EpisodeText, Split, TextSource } from "./sources/source.ts";
 
@@ -106,6 +106,9 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
   if (worlds.length !== B) throw new Error(`${worlds.length} worlds for ${B} episodes`);
   const texts: EpisodeText[] = worlds.map((w) => o.source.episode(o.split, w, K, T));
   const systems = slots.map((_, i) => systemPrompt(env.systemPrompt, i, K));
+  const format = agentPromptFormat(env.promptFormat, tok);
+  // a chat model ends its turn with the tokenizer's EOS (<|eot_id|>, <|im_end|>), which config.json may not list
+  const stopTokens = format.kind === "chat" && tok.eosId !== null ? [...new Set([...backend.config.eosIds, tok.eosId])] : undefined;
   const streamIds =
     env.window > 0 ? texts.map((ep) => ep.streams.map((s) => s.map((c) => tok.encode(` ${c}`, { addSpecial: false })))) : null;
   const contextIds = (b: number, i: number, xi: number) =>
@@ -128,11 +131,11 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
   for (let t = 1; t <= T; t++) {
     const xi = t - 1;
     // 1. act: one batched generation for every learner, scripted moves for the rest
-    const prompts = texts.map((ep, b) => slots.map((_, i) => agentPrompt(systems[i], memory[b][i], ep.streams[i][xi], inboxes[b][i])));
+    const prompts = texts.map((ep, b) => slots.map((_, i) => format.text(systems[i], memory[b][i], ep.streams[i][xi], inboxes[b][i])));
     const learnerRows: { b: number; i: number; promptIds: number[] }[] = [];
     texts.forEach((_, b) =>
       slots.forEach((s, i) => {
-        if (s.kind === "learner") learnerRows.push({ b, i, promptIds: tok.encode(prompts[b][i], { addSpecial: true }) });
+        if (s.kind === "learner") learnerRows.push({ b, i, promptIds: format.encode(prompts[b][i]) });
       }),
     );
     const seeds = learnerRows.map(() => o.rng.u32());
@@ -145,6 +148,7 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
         maxTokens,
         sampling: { temperature: env.temperature, topK: env.topK, topP: env.topP },
         stopStrings: ["\n\n"],
+        stopTokens,
       })),
       seeds,
       (ids, row) => {

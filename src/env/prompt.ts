@@ -1,13 +1,16 @@
 /**
  * What an agent reads, and what the scorer reads.
  *
- * Agent prompt (generation continues after the final "STATE:"):
+ * Agent prompt, plain (generation continues after the final "STATE:"):
  *   {system prompt}
  *   MEMORY: {previous state}
  *   EXCERPT: {c_t}
  *   INBOX:
  *   {sender}: {message}            (one line per delivered message; "(empty)" when none)
  *   STATE:
+ * Agent prompt, chat (a model whose tokenizer has a chat template, rendered as `serve` renders chats):
+ *   system turn: {system prompt};  user turn: MEMORY … INBOX lines as above;  then the assistant turn, opened by
+ *   the template, begins with "STATE:".
  *
  * Scorer text (rewards and message values; the scored tokens are the excerpt after "NEXT:"):
  *   CONTEXT: {last `window` tokens of the agent's past excerpts}     (only when window > 0)
@@ -15,7 +18,9 @@
  *   INBOX: ... (only for message values)
  *   NEXT: {c_{t+1}}
  */
+import { chatFormat } from "../formats/chat-template.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
+import { UserError } from "../util/errors.ts";
 
 export const SYSTEM_PROMPTS: Record<string, string> = {
   proposal:
@@ -44,8 +49,43 @@ export function renderInbox(inbox: readonly InboxEntry[]): string {
   return inbox.length ? inbox.map((m) => `${m.from}: ${m.text}`).join("\n") : "(empty)";
 }
 
+function observation(memory: string, excerpt: string, inbox: readonly InboxEntry[]): string {
+  return `MEMORY: ${memory}\nEXCERPT: ${excerpt}\nINBOX:\n${renderInbox(inbox)}`;
+}
+
 export function agentPrompt(system: string, memory: string, excerpt: string, inbox: readonly InboxEntry[]): string {
-  return `${system}\nMEMORY: ${memory}\nEXCERPT: ${excerpt}\nINBOX:\n${renderInbox(inbox)}\nSTATE:`;
+  return `${system}\n${observation(memory, excerpt, inbox)}\nSTATE:`;
+}
+
+export type PromptFormatKind = "chat" | "plain";
+
+/** How an agent's round becomes prompt ids. */
+export interface AgentPromptFormat {
+  kind: PromptFormatKind;
+  /** The prompt's text, ending with "STATE:" (special tokens spelled out, as the chat template writes them). */
+  text(system: string, memory: string, excerpt: string, inbox: readonly InboxEntry[]): string;
+  /** A prompt's ids: the text tokenized with the tokenizer's own special tokens (plain) or as the template wrote them (chat). */
+  encode(text: string): number[];
+}
+
+/** The format the `promptFormat` key chooses: auto is chat when the tokenizer has a chat template that parses. */
+export function agentPromptFormat(choice: "auto" | PromptFormatKind, tok: Tokenizer): AgentPromptFormat {
+  const chat = choice === "plain" ? null : chatFormat(tok);
+  if (choice === "chat" && chat?.kind !== "template")
+    throw new UserError(
+      "E_BAD_CONFIG",
+      `promptFormat chat: ${chat?.warning ?? "the tokenizer has no chat template"}`,
+      "use promptFormat plain or auto, or a model whose tokenizer_config.json has a chat_template",
+    );
+  if (chat?.kind !== "template") {
+    return { kind: "plain", text: agentPrompt, encode: (t) => tok.encode(t, { addSpecial: true }) };
+  }
+  const text = (system: string, memory: string, excerpt: string, inbox: readonly InboxEntry[]) =>
+    chat.render([
+      { role: "system", content: system },
+      { role: "user", content: observation(memory, excerpt, inbox) },
+    ]) + "STATE:";
+  return { kind: "chat", text, encode: (t) => tok.encode(t, { addSpecial: false }) };
 }
 
 /** A completion as the protocol wants it: " state\nmsg lines". */

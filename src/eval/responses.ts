@@ -14,7 +14,7 @@ import { Rng } from "../util/rng.ts";
 import type { SampleRequest } from "../engine/backend.ts";
 import type { JudgePrompt, Message } from "./judge.ts";
 
-/** How a prompt becomes token ids (the fields of serve/chat-template.ts's ChatFormat that generation needs). */
+/** How a prompt becomes token ids (the fields of formats/chat-template.ts's ChatFormat that generation needs). */
 export interface PromptFormat {
   render(messages: readonly Message[]): string;
   addSpecial: boolean; // tokenize with the tokenizer's special tokens (BOS)

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { UserError } from "../util/errors.ts";
+import { ropeInvFreq } from "../engine/kernels/rope.ts";
 import { parseHfConfig, toHfConfig } from "./hf-config.ts";
 
 const base = {
@@ -58,4 +59,64 @@ test("hf config: unsupported architectures and features are clear errors", () =>
       String(re),
     );
   }
+});
+
+test("hf config: rope scaling factors, token ids and sizes out of range are one-line errors naming the key", () => {
+  const llama3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+  for (const [patch, why] of [
+    [{ rope_scaling: { rope_type: "linear", factor: 0 } }, /needs a number factor above 0, found 0/],
+    [{ rope_scaling: { rope_type: "linear", factor: -1 } }, /factor above 0, found -1/],
+    [{ rope_parameters: { rope_type: "linear", rope_theta: 10000, factor: "2" } }, /factor above 0/],
+    [{ rope_scaling: { ...llama3, low_freq_factor: 0 } }, /low_freq_factor above 0/],
+    [{ rope_scaling: { ...llama3, high_freq_factor: 1 } }, /high_freq_factor \(1\) above low_freq_factor \(1\)/],
+    [{ rope_scaling: { ...llama3, original_max_position_embeddings: 8.5 } }, /original_max_position_embeddings above 0 \(an integer\)/],
+    [{ rope_scaling: [1] }, /rope_scaling must be an object/],
+    [{ rope_parameters: "x" }, /rope_parameters must be an object/],
+    [{ eos_token_id: 100 }, /eos_token_id must be a token id in 0\.\.99/],
+    [{ eos_token_id: [2, "x"] }, /eos_token_id must be a token id/],
+    [{ bos_token_id: -1 }, /bos_token_id must be a token id/],
+    [{ num_hidden_layers: 1e12 }, /num_hidden_layers 1000000000000 is larger than 2147483647/],
+    [{ model_type: "x".repeat(10_000) }, /model_type "x{79}… \(LlamaForCausalLM\) is not supported/],
+  ] as const) {
+    assert.throws(
+      () => parseHfConfig({ ...base, ...patch }, "/m/config.json"),
+      (e: unknown) => e instanceof UserError && why.test(e.message) && e.message.startsWith("/m/config.json: "),
+      why.source,
+    );
+  }
+  const linear = parseHfConfig({ ...base, rope_scaling: { type: "linear", factor: 2 } }, "c").config.ropeScaling;
+  assert.deepEqual(linear, { type: "linear", factor: 2 });
+});
+
+test("hf config: linear and llama3 rope scaling give transformers' inverse frequencies", () => {
+  // transformers' tests/utils/test_modeling_rope_utils.py, on LlamaConfig() (head_dim 128, theta 10000):
+  // test_linear_rope_numerically: inv_freq == default_inv_freq / factor for factors 2, 10, 20;
+  // test_llama3_rope_numerically (factor 10, original_max_position_embeddings 2048, low 1, high 4): its snapshot
+  // keeps the first 31 frequencies, divides those from index 41 on by the factor, and blends the 10 in between to
+  // the values below (printed there to 5 significant digits)
+  const defaults = ropeInvFreq(128, 10000, null);
+  defaults.forEach((f, i) => assert.ok(Math.abs(f - 10000 ** (-(2 * i) / 128)) <= 1e-6 * f, `default ${i}`));
+  for (const factor of [2, 10, 20]) {
+    const c = parseHfConfig(
+      { ...base, hidden_size: 4096, num_attention_heads: 32, rope_parameters: { rope_type: "linear", rope_theta: 10000, factor } },
+      "c",
+    ).config;
+    const inv = ropeInvFreq(c.headDim, c.ropeTheta, c.ropeScaling);
+    inv.forEach((f, i) => assert.ok(Math.abs(f - defaults[i] / factor) <= 1.3e-6 * f, `linear ×${factor}, frequency ${i}`));
+  }
+  const c = parseHfConfig(
+    {
+      ...base,
+      hidden_size: 4096,
+      num_attention_heads: 32,
+      rope_scaling: { rope_type: "llama3", factor: 10, original_max_position_embeddings: 2048, low_freq_factor: 1, high_freq_factor: 4 },
+    },
+    "c",
+  ).config;
+  const inv = ropeInvFreq(c.headDim, c.ropeTheta, c.ropeScaling);
+  const blended = [1.073e-2, 7.7785e-3, 5.6009e-3, 3.9991e-3, 2.8248e-3, 1.9675e-3, 1.3449e-3, 8.9549e-4, 5.7363e-4, 3.4539e-4];
+  inv.forEach((f, i) => {
+    const want = i <= 30 ? defaults[i] : i >= 41 ? defaults[i] / 10 : blended[i - 31];
+    assert.ok(Math.abs(f - want) <= (i > 30 && i < 41 ? 5e-5 : 1.3e-6) * want, `llama3 frequency ${i}: ${f}, want ${want}`);
+  });
 });

@@ -16,7 +16,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { UserError } from "../util/errors.ts";
-import { readJsonFile, requireFile } from "../util/fs.ts";
+import { requireFile } from "../util/fs.ts";
+import { MAX_JSON_BYTES, readJsonBounded, regularFileSize } from "./limits.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 /** Model types @huggingface/tokenizers 0.2 implements. */
@@ -34,13 +35,14 @@ const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null 
 export function loadHfTokenizer(dir: string): Tokenizer {
   const file = path.join(dir, "tokenizer.json");
   requireFile(file, "tokenizer.json", "a Hugging Face model folder has tokenizer.json beside config.json");
-  const json = readJsonFile(file, "tokenizer.json");
+  const json = readJsonBounded(file, "tokenizer.json");
   const configFile = path.join(dir, "tokenizer_config.json");
-  const config = fs.existsSync(configFile) ? readJsonFile(configFile, "tokenizer_config.json") : {};
+  const config = fs.existsSync(configFile) ? readJsonBounded(configFile, "tokenizer_config.json") : {};
   if (!isObject(config)) throw new UserError("E_BAD_TOKENIZER", `${configFile}: not a JSON object`);
   if (config.chat_template == null) {
     const jinja = path.join(dir, "chat_template.jinja");
-    if (fs.existsSync(jinja)) config.chat_template = fs.readFileSync(jinja, "utf8");
+    if (fs.existsSync(jinja) && regularFileSize(jinja, "chat template") <= MAX_JSON_BYTES)
+      config.chat_template = fs.readFileSync(jinja, "utf8");
   }
   return hfTokenizerFromJson(json as object, config, file);
 }

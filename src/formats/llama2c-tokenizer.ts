@@ -16,7 +16,7 @@
  */
 import fs from "node:fs";
 import { UserError } from "../util/errors.ts";
-import { requireFile } from "../util/fs.ts";
+import { MAX_JSON_BYTES, regularFileSize } from "./limits.ts";
 import { Heap } from "../util/heap.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
@@ -27,7 +27,10 @@ const NO_MERGE = Math.fround(-1e10); // run.c's initial best score: a pair must 
 
 /** Reads a llama2.c tokenizer file; `vocabSize` (e.g. from the checkpoint header) must then match its token count. */
 export function loadLlama2cTokenizer(file: string, vocabSize?: number): Tokenizer {
-  requireFile(file, "llama2.c tokenizer", "llama2.c models come with tokenizer.bin (or tokNNN.bin for custom vocabularies)");
+  const hint = "llama2.c models come with tokenizer.bin (or tokNNN.bin for custom vocabularies)";
+  const size = regularFileSize(file, "llama2.c tokenizer", hint);
+  if (size > MAX_JSON_BYTES)
+    throw new UserError("E_TOO_LARGE", `llama2.c tokenizer ${file} is ${size} bytes, more than a tokenizer can be`, hint);
   return new Llama2cTokenizer(fs.readFileSync(file), file, vocabSize);
 }
 

@@ -13,6 +13,7 @@ import fs from "node:fs";
 import type { ModelConfig } from "../engine/config.ts";
 import { type BaseWeights, allocBase } from "../engine/params.ts";
 import { UserError } from "../util/errors.ts";
+import { checkFinite, checkLoadMemory, regularFileSize } from "./limits.ts";
 
 const MAGIC_V1 = 0x616b3432;
 
@@ -22,15 +23,29 @@ export interface LoadedLlama2c {
   version: 0 | 1;
 }
 
+/** The header, read without the rest of the file (a checkpoint may be larger than the 2 GiB one Buffer can hold). */
+const HEADER_BYTES = 256;
+
 export function loadLlama2c(file: string): LoadedLlama2c {
-  if (!fs.existsSync(file)) throw new UserError("E_NOT_FOUND", `llama2.c checkpoint not found: ${file}`);
-  const buf = fs.readFileSync(file);
+  const size = regularFileSize(file, "llama2.c checkpoint");
+  const fd = fs.openSync(file, "r");
+  try {
+    return readLlama2c(fd, size, file);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readLlama2c(fd: number, size: number, file: string): LoadedLlama2c {
   const bad = (what: string) =>
     new UserError("E_BAD_CHECKPOINT", `${file}: ${what}`, "expected a llama2.c .bin checkpoint (legacy version 0 or version 1)");
-  if (buf.length < 28) throw bad(`file is ${buf.length} bytes, shorter than the 28-byte header`);
+  if (size < 28) throw bad(`file is ${size} bytes, shorter than the 28-byte header`);
+  const buf = Buffer.alloc(HEADER_BYTES);
+  fs.readSync(fd, buf, 0, Math.min(HEADER_BYTES, size), 0);
   const version: 0 | 1 = buf.readUInt32LE(0) === MAGIC_V1 ? 1 : 0;
   if (version === 1 && buf.readInt32LE(4) !== 1)
     throw bad(`llama2.c format version ${buf.readInt32LE(4)} is not supported (only 0 and 1: float32)`);
+  if (version === 1 && size < HEADER_BYTES) throw bad(`file is ${size} bytes, shorter than the 256-byte version 1 header`);
   const h = version === 1 ? 8 : 0;
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, seqLen] = Array.from({ length: 7 }, (_, i) => buf.readInt32LE(h + 4 * i));
   const shared = version === 1 ? buf.readUInt8(36) === 1 : vocabRaw > 0;
@@ -40,6 +55,7 @@ export function loadLlama2c(file: string): LoadedLlama2c {
   }
   if (dim % nHeads !== 0 || nHeads % nKvHeads !== 0) throw bad(`dim ${dim}, ${nHeads} heads and ${nKvHeads} kv heads do not divide`);
   const headDim = dim / nHeads;
+  if (headDim % 2 !== 0) throw bad(`head size ${headDim} (dim ${dim} / ${nHeads} heads) must be even for rotary embedding`);
   const config: ModelConfig = {
     dim,
     nLayers,
@@ -62,41 +78,53 @@ export function loadLlama2c(file: string): LoadedLlama2c {
   const freqFloats = version === 0 ? 2 * seqLen * (headDim / 2) : 0;
   const weightFloats =
     vocabSize * dim + L * (2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hiddenDim * dim) + dim + (shared ? 0 : vocabSize * dim);
-  const dataStart = version === 1 ? 256 : 28;
+  const dataStart = version === 1 ? HEADER_BYTES : 28;
   const expected = dataStart + 4 * (weightFloats + freqFloats);
-  if (buf.length !== expected) {
+  if (size !== expected) {
     throw bad(
-      `header (dim ${dim}, hidden ${hiddenDim}, ${L} layers, vocab ${vocabRaw}, seq ${seqLen}) implies ${expected} bytes, file has ${buf.length}`,
+      `header (dim ${dim}, hidden ${hiddenDim}, ${L} layers, vocab ${vocabRaw}, seq ${seqLen}) implies ${expected} bytes, file has ${size}`,
     );
   }
-  // one aligned float32 copy of the data region; tensors are then copied into the engine's layout
-  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + dataStart, buf.byteOffset + buf.length));
-  let off = 0;
-  const take = (n: number) => data.subarray(off, (off += n));
+  checkLoadMemory(config, file);
+  // each tensor is read from its place in the file straight into the engine's layout, and checked
+  let pos = dataStart;
   const w = allocBase(config);
-  const perLayer = (n: number, put: (l: number, src: Float32Array) => void) => {
-    for (let l = 0; l < L; l++) put(l, take(n));
+  const read = (dst: Float32Array, what: string) => {
+    readFully(fd, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), pos, file);
+    checkFinite(dst, file, what);
+    pos += dst.byteLength;
   };
-  const readNormsV1 = () => {
-    perLayer(dim, (l, s) => w.layers[l].attnNorm.set(s));
-    perLayer(dim, (l, s) => w.layers[l].mlpNorm.set(s));
-    w.finalNorm.set(take(dim));
+  const perLayer = (what: string, pick: (l: number) => Float32Array) => {
+    for (let l = 0; l < L; l++) read(pick(l), `${what} (layer ${l})`);
   };
-  if (version === 1) readNormsV1();
-  w.embed.set(take(vocabSize * dim));
-  if (version === 0) perLayer(dim, (l, s) => w.layers[l].attnNorm.set(s));
-  perLayer(dim * dim, (l, s) => w.layers[l].linear.q.set(s));
-  perLayer(kv * dim, (l, s) => w.layers[l].linear.k.set(s));
-  perLayer(kv * dim, (l, s) => w.layers[l].linear.v.set(s));
-  perLayer(dim * dim, (l, s) => w.layers[l].linear.o.set(s));
-  if (version === 0) perLayer(dim, (l, s) => w.layers[l].mlpNorm.set(s));
-  perLayer(hiddenDim * dim, (l, s) => w.layers[l].linear.gate.set(s));
-  perLayer(dim * hiddenDim, (l, s) => w.layers[l].linear.down.set(s));
-  perLayer(hiddenDim * dim, (l, s) => w.layers[l].linear.up.set(s));
-  if (version === 0) {
-    w.finalNorm.set(take(dim));
-    take(freqFloats);
+  if (version === 1) {
+    perLayer("rms_att_weight", (l) => w.layers[l].attnNorm);
+    perLayer("rms_ffn_weight", (l) => w.layers[l].mlpNorm);
+    read(w.finalNorm, "rms_final_weight");
   }
-  if (!shared) w.lmHead.set(take(vocabSize * dim));
+  read(w.embed, "token_embedding_table");
+  if (version === 0) perLayer("rms_att_weight", (l) => w.layers[l].attnNorm);
+  perLayer("wq", (l) => w.layers[l].linear.q);
+  perLayer("wk", (l) => w.layers[l].linear.k);
+  perLayer("wv", (l) => w.layers[l].linear.v);
+  perLayer("wo", (l) => w.layers[l].linear.o);
+  if (version === 0) perLayer("rms_ffn_weight", (l) => w.layers[l].mlpNorm);
+  perLayer("w1", (l) => w.layers[l].linear.gate);
+  perLayer("w2", (l) => w.layers[l].linear.down);
+  perLayer("w3", (l) => w.layers[l].linear.up);
+  if (version === 0) {
+    read(w.finalNorm, "rms_final_weight");
+    pos += 4 * freqFloats; // freq_cis_real, freq_cis_imag: recomputed
+  }
+  if (!shared) read(w.lmHead, "wcls");
   return { config, weights: w, version };
+}
+
+/** Reads dst.length bytes at `pos` (in chunks: one read is limited to 2 GiB). */
+function readFully(fd: number, dst: Uint8Array, pos: number, file: string): void {
+  for (let done = 0; done < dst.length; ) {
+    const got = fs.readSync(fd, dst, done, Math.min(dst.length - done, 1 << 30), pos + done);
+    if (got <= 0) throw new UserError("E_BAD_CHECKPOINT", `${file}: unexpected end of file at byte ${pos + done}`);
+    done += got;
+  }
 }

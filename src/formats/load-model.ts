@@ -35,13 +35,26 @@ export function loadModel(modelPath: string, tokenizerPath?: string | null): Loa
   if (fs.statSync(modelPath).isDirectory()) {
     const m = loadHfModel(modelPath);
     const tokPath = tokenizerPath ?? (fs.existsSync(path.join(modelPath, "tokenizer.json")) ? modelPath : null);
-    const tokenizer = tokPath ? loadTokenizerAt(tokPath, m.config.vocabSize) : null;
+    const tokenizer = tokPath ? loadTokenizerFor(tokPath, m.config, path.join(modelPath, "config.json"), "vocab_size") : null;
     return { format: "hf", path: modelPath, config: m.config, weights: m.weights, dtype: m.dtype, tokenizer, tokenizerPath: tokPath };
   }
   const m = loadLlama2c(modelPath);
   const tokPath = tokenizerPath ?? siblingLlama2cTokenizer(modelPath, m.config.vocabSize);
-  const tokenizer = tokPath ? loadTokenizerAt(tokPath, m.config.vocabSize) : null;
+  const tokenizer = tokPath ? loadTokenizerFor(tokPath, m.config, modelPath, "the header's vocab_size") : null;
   return { format: "llama2c", path: modelPath, config: m.config, weights: m.weights, dtype: "float32", tokenizer, tokenizerPath: tokPath };
+}
+
+/** The tokenizer at `p`, refused when it has ids the model has no embedding for (`where`, `key`: the model's vocabulary size). */
+function loadTokenizerFor(p: string, c: ModelConfig, where: string, key: string): Tokenizer {
+  const tok = loadTokenizerAt(p, c.vocabSize);
+  if (tok.vocabSize > c.vocabSize) {
+    throw new UserError(
+      "E_VOCAB_SIZE",
+      `tokenizer ${p} has ${tok.vocabSize} tokens but ${where} gives the model ${c.vocabSize} (${key})`,
+      "the tokenizer and the model do not belong together",
+    );
+  }
+  return tok;
 }
 
 /** A tokenizer from a path: a folder or tokenizer.json (Hugging Face) or a tok*.bin file (llama2.c). */

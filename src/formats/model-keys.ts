@@ -10,7 +10,7 @@ export const MODEL_KEYS = {
   model: key(
     z.string().min(1).nullable(),
     null as string | null,
-    "base model: a Hugging Face folder or a llama2.c .bin (default: the embedded default model, built on first use)",
+    "base model: a Hugging Face folder, a Hub id org/name[@revision] or a llama2.c .bin (default: the embedded default model, built on first use)",
     { hint: "path" },
   ),
   tokenizer: key(
@@ -43,6 +43,30 @@ export const MODEL_KEYS = {
     z.string().min(1).nullable(),
     null as string | null,
     "torch: the Python interpreter with PyTorch (default: $COLLOQUY_PYTHON, else python3)",
+    { hint: "path" },
+  ),
+  maxTokensPerPass: key(
+    z.number().int().min(1),
+    16384,
+    "torch: tokens of one forward pass (rows × longest row); bounds activation memory, which `colloquy inspect` estimates",
+    { hint: "N" },
+  ),
+  nproc: key(
+    z.number().int().min(1).max(1024),
+    1,
+    "torch: worker processes on this machine, one torch.distributed group (gloo on CPU, NCCL and one GPU each on CUDA); rows are sharded, LoRA gradients summed",
+    { hint: "N" },
+  ),
+  worker: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "torch: HOST:PORT of a worker group you started (rank 0 of `python -m colloquy_worker --listen HOST:PORT`, e.g. under torchrun) instead of starting one",
+    { hint: "host:port" },
+  ),
+  tokenFile: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "torch: the file holding the --worker group's token (default: $COLLOQUY_WORKER_TOKEN; required off loopback)",
     { hint: "path" },
   ),
 };

@@ -75,3 +75,57 @@ test("safetensors: a header that lies about sizes is rejected", () => {
   fs.writeFileSync(file, Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("{{{{")]));
   assert.throws(() => SafetensorsFile.open(file), /not valid JSON/);
 });
+
+test("safetensors: malformed header entries, overlapping tensors and non-regular files are one-line errors", () => {
+  const dir = tmpDir();
+  const file = path.join(dir, "bad.safetensors");
+  const open = (header: object, data: Uint8Array, why: RegExp) => {
+    writeRaw(file, header, data);
+    assert.throws(
+      () => SafetensorsFile.open(file),
+      (e: unknown) => e instanceof UserError && why.test(e.message) && e.message.includes(file),
+      why.source,
+    );
+  };
+  const w = { dtype: "F32", shape: [2], data_offsets: [0, 8] };
+  open({ w: null }, new Uint8Array(8), /tensor w has no \{dtype, shape, data_offsets\} entry/);
+  open({ w: "F32" }, new Uint8Array(8), /tensor w has no/);
+  open({ w: { ...w, dtype: "toString" } }, new Uint8Array(8), /unsupported dtype toString/);
+  open({ w: { ...w, shape: [2 ** 60, 2 ** 60] } }, new Uint8Array(8), /bad shape/);
+  open(
+    { w: { ...w, shape: [2 ** 30, 2 ** 30] } },
+    new Uint8Array(8),
+    /header says 8 bytes but shape \[1073741824, 1073741824\] of F32 needs/,
+  );
+  open({ w, v: { ...w, data_offsets: [4, 12] } }, new Uint8Array(12), /tensors w \(bytes 0\.\.8\) and v \(bytes 4\.\.12\) overlap/);
+  open({ w, __metadata__: { format: 1 } }, new Uint8Array(8), /__metadata__ must be an object of strings/);
+  open({ w, __metadata__: null }, new Uint8Array(8), /__metadata__/);
+  // zero-sized tensors may share an offset
+  writeRaw(
+    file,
+    { w, e: { dtype: "F32", shape: [0], data_offsets: [8, 8] }, f: { dtype: "F32", shape: [0, 3], data_offsets: [8, 8] } },
+    new Uint8Array(8),
+  );
+  assert.deepEqual(SafetensorsFile.open(file).info("f").shape, [0, 3]);
+
+  fs.mkdirSync(path.join(dir, "folder.safetensors"));
+  assert.throws(() => SafetensorsFile.open(path.join(dir, "folder.safetensors")), /E?folder.safetensors is a folder, not a regular file/);
+  assert.throws(() => SafetensorsFile.open("/dev/zero"), /\/dev\/zero is a device, not a regular file/);
+});
+
+test("safetensors: NaN and infinities in any float dtype are one-line errors naming the file and the tensor", () => {
+  const file = path.join(tmpDir(), "nan.safetensors");
+  const read = (dtype: string, bytes: Uint8Array, n: number) => {
+    writeRaw(file, { "layer.w": { dtype, shape: [n], data_offsets: [0, bytes.length] } }, bytes);
+    return SafetensorsFile.open(file).readF32("layer.w");
+  };
+  const nonFinite = (e: unknown) =>
+    e instanceof UserError && e.code === "E_NON_FINITE" && e.message.includes(file) && e.message.includes("layer.w");
+  assert.throws(() => read("F32", new Uint8Array(Float32Array.from([1, Number.NaN, 2]).buffer), 3), nonFinite);
+  assert.throws(() => read("F32", new Uint8Array(Float32Array.from([1, 2, Number.NEGATIVE_INFINITY]).buffer), 3), nonFinite);
+  assert.throws(() => read("F16", new Uint8Array(Uint16Array.from([0x3c00, 0x7c00]).buffer), 2), nonFinite); // +inf
+  assert.throws(() => read("F16", new Uint8Array(Uint16Array.from([0x7e00, 0x3c00]).buffer), 2), nonFinite); // NaN
+  assert.throws(() => read("BF16", new Uint8Array(Uint16Array.from([0x3f80, 0xffc0]).buffer), 2), nonFinite); // NaN
+  assert.throws(() => read("F64", new Uint8Array(Float64Array.from([1e300]).buffer), 1), nonFinite); // beyond float32
+  assert.deepEqual(Array.from(read("F16", new Uint8Array(Uint16Array.from([0x7bff, 0xfbff]).buffer), 2)), [65504, -65504]);
+});

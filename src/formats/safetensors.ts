@@ -9,6 +9,7 @@
 import fs from "node:fs";
 import { UserError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
+import { checkFinite, regularFileSize, shown } from "./limits.ts";
 
 export type Dtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -39,12 +40,14 @@ export class SafetensorsFile {
     this.metadata = metadata;
   }
 
-  /** Opens a file and validates its header against the file size; tensors are read later, on demand. */
+  /**
+   * Opens a file and validates its header against the file size (entries well-formed, each tensor's bytes inside
+   * the data region, no two tensors sharing bytes); tensors are read later, on demand.
+   */
   static open(file: string): SafetensorsFile {
-    if (!fs.existsSync(file)) throw new UserError("E_NOT_FOUND", `safetensors file not found: ${file}`);
+    const size = regularFileSize(file, "safetensors file"); // a folder, a pipe or a device is refused before open()
     const fd = fs.openSync(file, "r");
     try {
-      const size = fs.fstatSync(fd).size;
       const bad = (what: string) =>
         new UserError("E_BAD_SAFETENSORS", `${file}: ${what}`, "the file is truncated or not a safetensors file");
       if (size < 8) throw bad(`file is ${size} bytes, shorter than the 8-byte header length`);
@@ -56,38 +59,52 @@ export class SafetensorsFile {
       }
       const headerBuf = Buffer.alloc(headerLen);
       fs.readSync(fd, headerBuf, 0, headerLen, 8);
-      let header: Record<string, unknown>;
+      let header: unknown;
       try {
         header = JSON.parse(headerBuf.toString("utf8"));
       } catch {
         throw bad("header is not valid JSON");
       }
-      if (typeof header !== "object" || header === null || Array.isArray(header)) throw bad("header is not a JSON object");
+      if (!isObject(header)) throw bad("header is not a JSON object");
       const dataStart = 8 + headerLen;
       const dataLen = size - dataStart;
       const tensors = new Map<string, TensorInfo>();
       let metadata: Record<string, string> = {};
       for (const [name, entry] of Object.entries(header)) {
         if (name === "__metadata__") {
-          metadata = (entry ?? {}) as Record<string, string>;
+          if (!isObject(entry) || !Object.values(entry).every((v) => typeof v === "string")) {
+            throw bad("__metadata__ must be an object of strings");
+          }
+          metadata = entry as Record<string, string>;
           continue;
         }
-        const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-        const dtype = e.dtype as Dtype;
-        if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) throw bad(`tensor ${name} has unsupported dtype ${String(e.dtype)}`);
-        const shape = e.shape;
-        if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`tensor ${name} has a bad shape`);
-        const offs = e.data_offsets;
-        if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isInteger(o) && o >= 0)) {
-          throw bad(`tensor ${name} has bad data_offsets`);
+        const label = name.length > 200 ? `${name.slice(0, 200)}…` : name;
+        if (!isObject(entry)) throw bad(`tensor ${label} has no {dtype, shape, data_offsets} entry, found ${shown(entry)}`);
+        const dtype = entry.dtype as Dtype;
+        if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype))
+          throw bad(`tensor ${label} has unsupported dtype ${typeof dtype === "string" ? dtype.slice(0, 40) : shown(dtype)}`);
+        const shape = entry.shape;
+        if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+          throw bad(`tensor ${label} has a bad shape ${shown(shape)}`);
+        const offs = entry.data_offsets;
+        if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+          throw bad(`tensor ${label} has bad data_offsets ${shown(offs)}`);
         }
         const [begin, end] = offs as [number, number];
         const want = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
         if (end - begin !== want) {
-          throw bad(`tensor ${name}: header says ${end - begin} bytes but shape [${shape.join(", ")}] of ${dtype} needs ${want}`);
+          throw bad(`tensor ${label}: header says ${end - begin} bytes but shape [${shape.join(", ")}] of ${dtype} needs ${want}`);
         }
-        if (end > dataLen) throw bad(`tensor ${name} ends at byte ${end} of the data but the data has only ${dataLen} bytes`);
+        if (end > dataLen) throw bad(`tensor ${label} ends at byte ${end} of the data but the data has only ${dataLen} bytes`);
         tensors.set(name, { name, dtype, shape: shape as number[], begin, end });
+      }
+      const byOffset = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
+      for (let i = 1; i < byOffset.length; i++) {
+        const [a, b] = [byOffset[i - 1], byOffset[i]];
+        if (b.begin < a.end)
+          throw bad(
+            `tensors ${a.name.slice(0, 200)} (bytes ${a.begin}..${a.end}) and ${b.name.slice(0, 200)} (bytes ${b.begin}..${b.end}) overlap`,
+          );
       }
       return new SafetensorsFile(file, fd, dataStart, tensors, metadata);
     } catch (e) {
@@ -107,7 +124,10 @@ export class SafetensorsFile {
     return t;
   }
 
-  /** Reads a floating-point tensor as float32 into `out` (allocated when not given). */
+  /**
+   * Reads a floating-point tensor as float32 into `out` (allocated when not given). NaN or an infinity in it is a
+   * one-line error naming the file and the tensor: no weight, adapter or optimizer state may hold one.
+   */
   readF32(name: string, out?: Float32Array): Float32Array {
     const t = this.info(name);
     const n = numel(t.shape);
@@ -134,6 +154,7 @@ export class SafetensorsFile {
       default:
         throw new UserError("E_BAD_DTYPE", `${this.path}: tensor ${name} is ${t.dtype}, expected a floating-point dtype`);
     }
+    checkFinite(dst, this.path, name);
     return dst;
   }
 
@@ -256,4 +277,8 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
 
 export function writeSafetensors(file: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
   writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

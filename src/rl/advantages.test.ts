@@ -145,6 +145,19 @@ test("A2C's TD error and PPO's GAE: λ = 0 is the TD error, λ = 1 is the return
   });
 });
 
+test("GAE at λ = 0.5: A_t = Σ_l (γλ)^l δ_{t+l}, worked by hand", () => {
+  // γ = 0.9, λ = 0.5 (γλ = 0.45); rewards 0.5, −1, 2; values 0.2, 0.4, −0.3; V = 0 after the last round
+  //   δ_1 = 0.5 + 0.9·0.4 − 0.2 = 0.66      δ_2 = −1 + 0.9·(−0.3) − 0.4 = −1.67      δ_3 = 2 − (−0.3) = 2.3
+  //   A_3 = 2.3
+  //   A_2 = −1.67 + 0.45·2.3 = −0.635
+  //   A_1 = 0.66 + 0.45·(−1.67) + 0.45²·2.3 = 0.66 − 0.7515 + 0.46575 = 0.37425
+  // (a wrong power — (γλ)^(l+1), γ^l λ, λ^l — gives other numbers at λ = 0.5; λ = 0 and 1 cannot tell)
+  const s = [0.5, -1, 2].map((r, k) => sample({ episode: 0, world: 0, agent: 0, round: k + 1, reward: r, value: [0.2, 0.4, -0.3][k] }));
+  gaeAdvantages([s[2], s[0], s[1]], 0.9, 0.5); // out of order: GAE runs in round order
+  [0.37425, -0.635, 2.3].forEach((a, k) => close(s[k].advantage, a, 1e-12));
+  [0.57425, -0.235, 2.0].forEach((g, k) => close(s[k].ret, g, 1e-12)); // value targets A + V
+});
+
 test("whitening: zero mean and unit std per adapter, the value targets untouched", () => {
   const s = [1, 2, 3, 6, -4, 4].map((a, i) => ({
     ...sample({ episode: i, world: i, agent: 0, round: 1, reward: 0, adapter: i < 4 ? "a" : "b" }),
@@ -177,7 +190,7 @@ test("k1 and k3 are unbiased estimates of KL(π ‖ π_base); k3 is never negati
   }
   close(s1 / n, kl, 0.005);
   close(s3 / n, kl, 0.005);
-  for (const est of ["k1", "k3"] as const) {
+  for (const est of ["k1", "k2", "k3"] as const) {
     const lp = Math.log(0.3),
       lq = Math.log(0.6),
       h = 1e-6;

@@ -4,14 +4,14 @@
  *   reinforce  w = A (baseline: none / moving / batch / rloo / group); with splitAdvantage the message tokens take
  *              the advantage of the return they can change (advantages.ts)
  *   a2c        w = A = r + γV(s') − V(s), V a detached value head on the prompt's last hidden state
- *   ppo        w = ρA where the clipped surrogate is active, else 0 (ρ = π/π_old); epochs × minibatches;
- *              GAE(γ, λ) across rounds; clipped value loss
+ *   ppo        w = ρA where the clipped surrogate is active, else 0 (ρ = π/π_old; ppoTokenWeight); epochs ×
+ *              minibatches; GAE(γ, λ) across rounds; clipped value loss
  * A2C and PPO whiten their advantages per adapter (whitenAdvantages, on by default): their baseline is a value head
  * that starts knowing nothing, and unwhitened advantages then carry the batch's mean reward as noise.
  * Every weight is divided by the adapter's sample count (and by the completion length with lengthNorm), so
  * each adapter's gradient is a mean over its own samples. KL to the base policy enters the reward (Ziegler) or
- * the loss (w −= β dk/dlog π); the entropy bonus and the supervised term on the agent's own excerpts are extra
- * terms of the same call.
+ * the loss (w −= β ρ (log π − log π_base), whose expected gradient is that of KL(π ‖ π_base): kl.ts); the entropy
+ * bonus and the supervised term on the agent's own excerpts are extra terms of the same call.
  */
 import type { Backend, TrainRow } from "../engine/backend.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
@@ -20,7 +20,7 @@ import { groupBy } from "../util/collections.ts";
 import { mean } from "../util/stats.ts";
 import { type BaselineState, discountedReturns, gaeAdvantages, reinforceAdvantages, tdAdvantages, whitenAdvantages } from "./advantages.ts";
 import type { TrainConfig } from "../run/config.ts";
-import { klGradient } from "./kl.ts";
+import { klLossWeight } from "./kl.ts";
 import type { Sample } from "./sample.ts";
 import type { ValueHead } from "./value-head.ts";
 
@@ -59,7 +59,8 @@ function policyRows(ctx: AlgorithmContext, samples: readonly Sample[], pg: Token
     for (let k = 0; k < L; k++) {
       const logp = current ? current[i][k] : s.behaviourLogprobs[k];
       let w = pg(s, k, logp);
-      if (c.klMode === "loss" && s.refLogprobs) w -= ctx.beta * klGradient(logp, s.refLogprobs[k], c.klEstimator);
+      if (c.klMode === "loss" && s.refLogprobs)
+        w += klLossWeight(ctx.beta, logp, s.refLogprobs[k], current ? Math.exp(logp - s.behaviourLogprobs[k]) : 1);
       weights[P + k] = w / norm;
       entropyWeights[P + k] = c.entropyCoef / norm;
     }
@@ -114,6 +115,23 @@ async function fitValues(ctx: AlgorithmContext, samples: readonly Sample[], clip
     );
   }
   return mean(losses);
+}
+
+/**
+ * PPO's clipped surrogate for one token, min(ρA, clip(ρ, 1 − ε, 1 + ε) A) with ρ = π/π_old = exp(log π − log π_old),
+ * and its derivative with respect to log π: ρA where the unclipped term is the minimum, 0 where the clip holds it
+ * (ρ ≥ 1 + ε with A ≥ 0, ρ ≤ 1 − ε with A < 0); `clipped` counts toward the clip fraction.
+ */
+export function ppoTokenWeight(
+  logp: number,
+  oldLogp: number,
+  advantage: number,
+  eps: number,
+): { objective: number; weight: number; clipped: boolean } {
+  const ratio = Math.exp(logp - oldLogp);
+  const active = advantage >= 0 ? ratio < 1 + eps : ratio > 1 - eps;
+  const objective = Math.min(ratio * advantage, Math.max(1 - eps, Math.min(1 + eps, ratio)) * advantage);
+  return { objective, weight: active ? ratio * advantage : 0, clipped: !active };
 }
 
 export interface Algorithm {
@@ -177,11 +195,10 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
           );
           const current = now.map((r, i) => Array.from(r.logprobs.subarray(batch[i].promptIds.length)));
           const pg: TokenWeight = (s, k, logp) => {
-            const ratio = Math.exp(logp - s.behaviourLogprobs[k]);
-            const active = s.advantage >= 0 ? ratio < 1 + c.ppoClip : ratio > 1 - c.ppoClip;
+            const t = ppoTokenWeight(logp, s.behaviourLogprobs[k], s.advantage, c.ppoClip);
             tokens++;
-            if (!active) clipped++;
-            return active ? ratio * s.advantage : 0;
+            if (t.clipped) clipped++;
+            return t.weight;
           };
           const u = await update(ctx, policyRows(ctx, batch, pg, current), sftRows(ctx, batch));
           entropy += u.entropy;

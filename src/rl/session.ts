@@ -12,11 +12,12 @@ import { type TrainConfig, resolveConfig } from "../run/config.ts";
 import { sourceFromConfig } from "../run/episodes.ts";
 import { RunFolder } from "../run/folder.ts";
 import { RUN_FILES } from "../run/names.ts";
+import { openTrackers } from "../run/trackers.ts";
 import type { Evaluation, MetricsLine } from "../run/metrics.ts";
 import { Trainer } from "./trainer.ts";
 
-/** Keys a resumed run may change: only how far it goes. */
-const RESUMABLE_KEYS = new Set(["iterations"]);
+/** Keys a resumed run may change: how far it goes, and where it runs (not what it computes). */
+const RESUMABLE_KEYS = new Set(["iterations", "python", "nproc", "worker", "tokenFile", "maxTokensPerPass"]);
 
 /** A new run folder holding the resolved config and where it came from. */
 export function startRun(
@@ -36,8 +37,18 @@ export function startRun(
   return run;
 }
 
-/** An existing run folder and its saved config, with the changes a resume may make (`changes`: key → value). */
-export function resumeRun(dir: string, changes: Record<string, unknown>): { run: RunFolder; config: TrainConfig } {
+/**
+ * An existing run folder and its saved config, with the changes a resume may make (`changes`: key → value).
+ * A resume continues from the last checkpoint. Without a usable one, a run that has trained nothing yet (killed
+ * before its first checkpoint) starts from the beginning, which loses nothing; one that holds results is refused,
+ * since starting again would overwrite them, unless `restart` asks for exactly that: its results are removed
+ * (`discarded` lists them) and it trains again from iteration 0 with its saved config.
+ */
+export function resumeRun(
+  dir: string,
+  changes: Record<string, unknown>,
+  opts: { restart?: boolean } = {},
+): { run: RunFolder; config: TrainConfig; discarded: string[] } {
   const run = new RunFolder(dir);
   for (const k of Object.keys(changes)) {
     if (!RESUMABLE_KEYS.has(k))
@@ -50,7 +61,20 @@ export function resumeRun(dir: string, changes: Record<string, unknown>): { run:
     { values: run.trainConfig(), where: run.file(RUN_FILES.config) },
     { values: changes, where: "flags" },
   ]);
-  return { run, config };
+  const { files, lastIteration } = run.results();
+  if (opts.restart) {
+    run.discardResults();
+    return { run, config, discarded: files };
+  }
+  if (!run.checkpointDir() && files.length > 0) {
+    const trained = lastIteration > 0 ? ` (metrics up to iteration ${lastIteration})` : "";
+    throw new UserError(
+      "E_NO_CHECKPOINT",
+      `${dir} has no usable checkpoint (${run.file(RUN_FILES.checkpointState)} or its adapters.safetensors is missing), so it cannot resume; starting again from iteration 0 would overwrite its ${files.join(", ")}${trained}`,
+      `to start it over on purpose, add --restart (colloquy train --resume ${dir} --restart); or train a new run with --out`,
+    );
+  }
+  return { run, config, discarded: [] };
 }
 
 export interface RunOptions {
@@ -79,6 +103,7 @@ export async function trainRun(o: RunOptions): Promise<RunSummary> {
   const ckpt = run.checkpointDir();
   if (ckpt) await trainer.restore(ckpt);
   run.truncateLogs(ckpt ? trainer.iteration + 1 : 0);
+  run.trackers = openTrackers(config.log, run.dir, ckpt ? trainer.iteration + 1 : 0);
   o.onStart?.(ckpt ? trainer.iteration : null);
   const t0 = performance.now();
   if (!ckpt) await trainer.initialEvaluation();

@@ -11,8 +11,12 @@ import { ENV_KEYS } from "../env/config.ts";
 import { MODEL_KEYS } from "../formats/model-keys.ts";
 import { UserError } from "../util/errors.ts";
 import { type Values, defaults, key, resolveKeys } from "../util/keys.ts";
+import { TRACKER_NAMES, type TrackerName } from "./trackers.ts";
 
 const LINEARS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+
+/** Most episodes an iteration (episodes × group) or an evaluation may run: the batch is built whole before it runs. */
+const MAX_EPISODES = 65536;
 
 /** The training config's keys: the model's and the environment's (defined where they belong), then RL's own. */
 export const TRAIN_KEYS = {
@@ -26,8 +30,8 @@ export const TRAIN_KEYS = {
   ...ENV_KEYS,
   // batch
   iterations: key(z.number().int().nonnegative(), 60, "training iterations"),
-  episodes: key(z.number().int().positive(), 8, "distinct worlds per iteration"),
-  group: key(z.number().int().positive(), 4, "G: replicas of each world (RLOO / group baselines need G ≥ 2)"),
+  episodes: key(z.number().int().positive().max(MAX_EPISODES), 8, "distinct worlds per iteration"),
+  group: key(z.number().int().positive().max(MAX_EPISODES), 4, "G: replicas of each world (RLOO / group baselines need G ≥ 2)"),
   // algorithm
   algorithm: key(z.enum(["reinforce", "a2c", "ppo"]), "reinforce", "reinforce | a2c | ppo"),
   baseline: key(z.enum(["none", "moving", "batch", "rloo", "group"]), "rloo", "REINFORCE's baseline"),
@@ -52,8 +56,16 @@ export const TRAIN_KEYS = {
   valueLr: key(z.number().positive(), 1e-2, "the value head's learning rate (A2C, PPO; the head is detached from the adapter)"),
   // regularisers
   klCoef: key(z.number().nonnegative(), 0.02, "β, initial β when adaptive"),
-  klEstimator: key(z.enum(["k1", "k3"]), "k1", "k1 (log ratio) or k3 (never negative)"),
-  klMode: key(z.enum(["reward", "loss"]), "reward", "penalise the reward (Ziegler et al.) or add β·KL to the loss"),
+  klEstimator: key(
+    z.enum(["k1", "k2", "k3"]),
+    "k1",
+    "the per-token KL measured (and, with klMode=reward, penalised): k1 (log ratio), k2 (½ log ratio², never negative) or k3 (never negative)",
+  ),
+  klMode: key(
+    z.enum(["reward", "loss"]),
+    "reward",
+    "penalise the reward (Ziegler et al.) or add β·KL(π ‖ base) to the loss (differentiated as k2, whose gradient is the KL's, whatever klEstimator measures)",
+  ),
   klTarget: key(z.number().positive().nullable(), null as number | null, "adaptive β aiming at this KL per token (null = fixed β)"),
   klHorizon: key(z.number().positive(), 2000, "adaptive controller's horizon, in samples"),
   entropyCoef: key(z.number().nonnegative(), 0, "entropy bonus per completion token"),
@@ -64,8 +76,32 @@ export const TRAIN_KEYS = {
   maxGradNorm: key(z.number().nonnegative(), 1, "0 = off"),
   // evaluation, logging, checkpoints
   evalEvery: key(z.number().int().nonnegative(), 30, "iterations between validation passes (0 = only first and last)"),
-  evalEpisodes: key(z.number().int().positive(), 256, "validation episodes per evaluation"),
+  evalEpisodes: key(z.number().int().positive().max(MAX_EPISODES), 256, "validation episodes per evaluation"),
   transcriptEpisodes: key(z.number().int().nonnegative(), 1, "episodes per iteration written to transcripts.jsonl"),
+  log: key(z.array(z.enum(TRACKER_NAMES)), [] as TrackerName[], `trackers that also get every metrics line: ${TRACKER_NAMES.join(" | ")}`, {
+    repeat: true,
+    hint: TRACKER_NAMES.join("|"),
+  }),
+  hhData: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "after training: HH-RLHF preference accuracy of the base model and every agent on this file (as `colloquy eval hh --run`)",
+    { hint: "file" },
+  ),
+  machiavelliData: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "after training: MACHIAVELLI choice scoring of the base model and every agent on these decision points (as `colloquy eval machiavelli --run`)",
+    { hint: "file|dir" },
+  ),
+  finalEvalLimit: key(
+    z.number().int().positive().nullable(),
+    null as number | null,
+    "after training: only the first N pairs or decision points",
+    {
+      hint: "N",
+    },
+  ),
   checkpointEvery: key(z.number().int().positive(), 1, "iterations between checkpoints"),
   seed: key(z.number().int(), 0, "seed of everything random in the run"),
 };
@@ -91,5 +127,17 @@ export function presetFile(name: string): string {
 
 /** defaults → layers (a preset or config file, then flags), each key checked as it is merged. */
 export function resolveConfig(layers: { values: Record<string, unknown>; where: string }[]): TrainConfig {
-  return resolveKeys(TRAIN_KEYS, layers);
+  return checkTrainConfig(resolveKeys(TRAIN_KEYS, layers));
+}
+
+/** `c`, once the bounds that join several keys hold (each key's own bounds are in its schema). */
+export function checkTrainConfig(c: TrainConfig): TrainConfig {
+  if (c.episodes * c.group > MAX_EPISODES) {
+    throw new UserError(
+      "E_BAD_VALUE",
+      `episodes × group = ${c.episodes} × ${c.group} = ${c.episodes * c.group} episodes per iteration, more than ${MAX_EPISODES}`,
+      "lower --episodes or --group",
+    );
+  }
+  return c;
 }

@@ -7,6 +7,7 @@ import path from "node:path";
 export const RUN_FILES = {
   config: "config.json", // the resolved config, seed and versions
   metrics: "metrics.jsonl", // one line per iteration (fixed fields; iteration 0 holds the initial evaluation)
+  tb: "tb", // TensorBoard event files of the metrics lines (`--log tensorboard`)
   transcripts: "transcripts.jsonl", // sampled agent-rounds of each iteration
   adapters: "adapters", // adapters/<agent>/: PEFT adapters
   checkpoint: "checkpoint", // everything a resume needs

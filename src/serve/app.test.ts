@@ -12,9 +12,12 @@ import { tinyModel, tinyTokenizer } from "../../test/tiny.ts";
 import { createApp } from "./app.ts";
 import { type Engine, EngineCore, type EngineRow, LocalEngine } from "./engine.ts";
 import type { ErrorBody } from "./errors.ts";
-import { Service, type ServeLimits } from "./service.ts";
+import type { Tokenizer } from "../formats/tokenizer.ts";
+import { hostPolicy } from "../util/allowed-hosts.ts";
+import { InlinePromptTokenizer, type PromptTokenizer } from "./prompt-tokenizer.ts";
+import { MAX_SHRINK, Service, type ServeLimits } from "./service.ts";
 
-function tinyService(limits: Partial<ServeLimits> = {}, engine?: Engine): Service {
+function tinyService(limits: Partial<ServeLimits> = {}, engine?: Engine, tokenizer = tinyTokenizer(), prompts?: PromptTokenizer): Service {
   const backend = new CpuBackend(tinyModel());
   const adapter = createAdapter("kind", backend.config, { rank: 4, alpha: 8, rslora: false, targets: ["q", "v", "down"] });
   const rng = new Rng(5);
@@ -30,7 +33,7 @@ function tinyService(limits: Partial<ServeLimits> = {}, engine?: Engine): Servic
       { id: "kind", adapter: "kind" },
     ],
   };
-  return new Service(engine ?? new LocalEngine(setup), tinyTokenizer(), limits);
+  return new Service(engine ?? new LocalEngine(setup), tokenizer, limits, 0, prompts);
 }
 
 const svc = tinyService();
@@ -333,4 +336,162 @@ test("a bug in the engine is a 500 with a message, and the next request is serve
   assert.equal(body.error.type, "server_error");
   assert.equal(bugs.length, 1);
   assert.equal((await a.request("/v1/completions", req)).status, 200);
+});
+
+test("a wrong type is named as such; a missing field as missing", async () => {
+  const wrong = await post("/v1/completions", { model: "base", prompt: "x", max_tokens: "16" });
+  assertError(wrong, 400, "max_tokens");
+  const e = (wrong.json as unknown as ErrorBody).error;
+  assert.equal(e.code, "invalid_type");
+  assert.match(e.message, /^invalid type for 'max_tokens': expected number, got a string$/);
+  const nul = (await post("/v1/completions", { model: null, prompt: "x" })).json as unknown as ErrorBody;
+  assert.deepEqual([nul.error.param, nul.error.code], ["model", "invalid_type"]);
+  const missing = (await post("/v1/completions", { prompt: "x" })).json as unknown as ErrorBody;
+  assert.deepEqual(
+    [missing.error.param, missing.error.code, missing.error.message],
+    ["model", "missing_required_parameter", "you must provide 'model'"],
+  );
+  const nested = (await post<ChatCompletion>("/v1/chat/completions", { model: "base", messages: [{ role: "user", content: 5 }] }))
+    .json as unknown as ErrorBody;
+  assert.equal(nested.error.param, "messages[0].content");
+  assert.notEqual(nested.error.code, "missing_required_parameter");
+});
+
+/** The tiny tokenizer, recording the length of every text it is asked to encode. */
+function spyTokenizer(): { tok: Tokenizer; seen: number[] } {
+  const inner = tinyTokenizer();
+  const seen: number[] = [];
+  const tok: Tokenizer = {
+    kind: inner.kind,
+    vocabSize: inner.vocabSize,
+    bosId: inner.bosId,
+    eosId: inner.eosId,
+    chatTemplate: inner.chatTemplate,
+    encode: (text, opts) => {
+      seen.push(text.length);
+      return inner.encode(text, opts);
+    },
+    decode: (ids, opts) => inner.decode(ids, opts),
+  };
+  return { tok, seen };
+}
+
+test("the work a prompt costs is bounded before it is done: length in characters, token ids, prompt count", async () => {
+  const { tok, seen } = spyTokenizer();
+  const svc = tinyService({}, undefined, tok);
+  const a = createApp(svc);
+  const send = async (path: string, body: unknown) => {
+    const res = await a.request(path, { method: "POST", body: JSON.stringify(body) });
+    return { status: res.status, json: (await res.json()) as ErrorBody };
+  };
+  // the bound: 63 tokens (context 64) × the longest token's bytes × MAX_SHRINK
+  assert.equal(svc.maxPromptChars, MAX_SHRINK * 63 * svc.longestToken);
+  assert.ok(svc.longestToken > 1 && svc.longestToken < 40, `longest token ${svc.longestToken} bytes`);
+  const huge = "Alice has the key. ".repeat(50_000); // 950,000 characters
+  const t0 = performance.now();
+  const r = await send("/v1/completions", { model: "base", prompt: huge });
+  const ms = performance.now() - t0;
+  assertError(r, 400, "prompt");
+  assert.equal(r.json.error.code, "context_length_exceeded");
+  assert.match(r.json.error.message, /950000 characters/);
+  assert.ok(
+    seen.every((n) => n <= svc.maxPromptChars),
+    `tokenized texts of ${Math.max(...seen)} characters`,
+  );
+  console.log(`a 950,000-character prompt refused in ${ms.toFixed(1)} ms without tokenizing it`);
+  // just over the bound in tokens but not in characters: tokenized, then refused by its count
+  const r2 = await send("/v1/completions", { model: "base", prompt: "Alice has the key. ".repeat(20) });
+  assert.equal(r2.json.error.code, "context_length_exceeded");
+  assert.match(r2.json.error.message, /has \d+ tokens/);
+  // chat: rendered, then bounded before tokenizing
+  const seenBefore = seen.length;
+  const c = await send("/v1/chat/completions", { model: "base", messages: [{ role: "user", content: huge }] });
+  assertError(c, 400, "messages");
+  assert.equal(c.json.error.code, "context_length_exceeded");
+  assert.equal(seen.length, seenBefore, "the rendered chat was not tokenized");
+  // token ids: refused before the schema walks them; too many prompts: before any is read
+  const ids = await send("/v1/completions", { model: "base", prompt: Array.from({ length: 300_000 }, () => 5) });
+  assertError(ids, 400, "prompt");
+  assert.equal(ids.json.error.code, "context_length_exceeded");
+  const nested = await send("/v1/completions", { model: "base", prompt: [[5, 6], Array.from({ length: 1000 }, () => 5)] });
+  assertError(nested, 400, "prompt[1]");
+  const many = await send("/v1/completions", { model: "base", prompt: Array.from({ length: 5000 }, () => "Alice") });
+  assertError(many, 400, "prompt");
+  assert.match(many.json.error.message, /5000 prompts/);
+  const bias = await send("/v1/completions", {
+    model: "base",
+    prompt: "x",
+    logit_bias: Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [i, 1])),
+  });
+  assertError(bias, 400, "logit_bias");
+  assert.equal((await send("/v1/completions", { model: "base", prompt: "Alice", max_tokens: 2 })).status, 200);
+});
+
+test("prompts waiting for the tokenizer are bounded: past --max-queue, 429", async () => {
+  const tok = tinyTokenizer();
+  const inline = new InlinePromptTokenizer(tok);
+  const stuck: PromptTokenizer = { pending: 3, run: (job) => inline.run(job), close: async () => {} };
+  const a = createApp(tinyService({ maxQueue: 3 }, undefined, tok, stuck));
+  const res = await a.request("/v1/completions", { method: "POST", body: JSON.stringify({ model: "base", prompt: "Alice" }) });
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get("retry-after"), "1");
+  assert.equal(((await res.json()) as ErrorBody).error.code, "rate_limit_exceeded");
+});
+
+test("an API key: /v1 needs 'Authorization: Bearer <key>', /health does not", async () => {
+  const a = createApp(svc, { apiKey: "s3cret-key" });
+  const models = (headers: Record<string, string>) => a.request("/v1/models", { headers });
+  const none = await models({});
+  assert.equal(none.status, 401);
+  assert.match(none.headers.get("www-authenticate")!, /^Bearer/);
+  assert.equal(((await none.json()) as ErrorBody).error.code, "invalid_api_key");
+  assert.equal((await models({ authorization: "Bearer s3cret-kez" })).status, 401);
+  assert.equal((await models({ authorization: "Bearer s3cret-key-and-more" })).status, 401);
+  assert.equal((await models({ authorization: "Basic s3cret-key" })).status, 401);
+  assert.equal((await models({ authorization: "Bearer s3cret-key" })).status, 200);
+  assert.equal((await models({ authorization: "bearer  s3cret-key" })).status, 200);
+  const gen = await a.request("/v1/completions", { method: "POST", body: JSON.stringify({ model: "base", prompt: "x", max_tokens: 1 }) });
+  assert.equal(gen.status, 401, "checked before the body is read");
+  assert.equal((await a.request("/health")).status, 200);
+});
+
+test("Host header: 421 for a name the server does not answer to, before the API key", async () => {
+  const a = createApp(svc, { apiKey: "k" });
+  const res = await a.request("http://localhost/v1/models", { headers: { host: "evil.example:8000", authorization: "Bearer k" } });
+  assert.equal(res.status, 421);
+  const e = ((await res.json()) as ErrorBody).error;
+  assert.equal(e.code, "host_not_allowed");
+  assert.match(e.message, /--allowed-hosts/);
+  assert.equal((await a.request("http://localhost/health", { headers: { host: "evil.example" } })).status, 421);
+  for (const host of ["localhost:8000", "127.0.0.1:8000", "[::1]:8000"])
+    assert.equal((await a.request("http://localhost/health", { headers: { host } })).status, 200, host);
+  const named = createApp(svc, { hosts: hostPolicy("127.0.0.1", ["api.lab.example"]) });
+  assert.equal((await named.request("http://localhost/health", { headers: { host: "api.lab.example" } })).status, 200);
+});
+
+test("a body is limited while it streams in; a client that goes away mid-upload is no bug", async () => {
+  const bugs: unknown[] = [];
+  const a = createApp(tinyService({ maxBodyBytes: 4096 }), { onBug: (e) => bugs.push(e) });
+  let pulled = 0;
+  const endless = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled += 1024;
+      controller.enqueue(new Uint8Array(1024).fill(0x20));
+    },
+  });
+  const big = await a.request("/v1/completions", { method: "POST", body: endless, duplex: "half" } as RequestInit);
+  assert.equal(big.status, 413);
+  assert.equal(((await big.json()) as ErrorBody).error.code, "request_too_large");
+  assert.ok(pulled <= 4096 + 2048, `read ${pulled} bytes of an endless body`);
+  let n = 0;
+  const broken = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (n++ === 2) controller.error(new Error("aborted"));
+      else controller.enqueue(new TextEncoder().encode('{"model": "base", '));
+    },
+  });
+  const gone = await a.request("/v1/completions", { method: "POST", body: broken, duplex: "half" } as RequestInit);
+  assert.equal(gone.status, 499);
+  assert.equal(((await gone.json()) as ErrorBody).error.code, "client_closed_request");
+  assert.deepEqual(bugs, [], "not logged as a bug");
 });

@@ -30,7 +30,8 @@ function chatLogprobs(tokens: readonly TokenInfo[]): { content: ChatLogprob[] } 
 export async function chatCompletions(svc: Service, body: unknown, signal: AbortSignal): Promise<Response> {
   const params = parseChat(body);
   const model = svc.model(params.model);
-  const prompt = svc.encodeChat(params.messages);
+  svc.checkCount(1, params.n);
+  const prompt = await svc.encodeChat(params.messages);
   const rows = svc.rows(params, model, [prompt], { extraStop: svc.chat.stop, defaultMaxTokens: "context" });
   const id = svc.newId("chatcmpl");
   const created = Math.floor(Date.now() / 1000);

@@ -35,9 +35,13 @@ function legacyLogprobs(tokens: readonly TokenInfo[], offset: number): LegacyLog
 }
 
 export async function completions(svc: Service, body: unknown, signal: AbortSignal): Promise<Response> {
-  const params = parseCompletion(body);
+  const params = parseCompletion(body, { maxPrompts: svc.limits.maxBatch, maxPromptTokens: svc.limits.maxPromptTokens });
   const model = svc.model(params.model);
-  const prompts: Prompt[] = params.prompts.map((p, i) => svc.encode(p, params.prompts.length > 1 ? `prompt[${i}]` : "prompt"));
+  svc.checkCount(params.prompts.length, params.n);
+  const many = params.prompts.length > 1;
+  const prompts: Prompt[] = [];
+  for (const [i, p] of params.prompts.entries())
+    prompts.push(await svc.encode(p, many ? `prompt[${i}]` : "prompt", many ? `prompt ${i}` : "the prompt"));
   const rows = svc.rows(params, model, prompts, { echo: params.echo, defaultMaxTokens: 16 });
   const id = svc.newId("cmpl");
   const created = Math.floor(Date.now() / 1000);

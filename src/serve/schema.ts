@@ -5,7 +5,7 @@
  * Unknown extra fields are ignored, as vLLM does.
  */
 import { z } from "zod";
-import type { ChatMessage } from "./chat-template.ts";
+import type { ChatMessage } from "../formats/chat-template.ts";
 import { ApiError, badRequest } from "./errors.ts";
 
 /** Alternatives per position that `logprobs` / `top_logprobs` may ask for. */
@@ -90,15 +90,77 @@ function paramName(path: readonly PropertyKey[]): string | null {
   return path.map((p, i) => (typeof p === "number" ? `[${p}]` : (i ? "." : "") + String(p))).join("");
 }
 
+/** The value at a zod path in the body, and whether it is there at all. */
+function lookup(body: unknown, path: readonly PropertyKey[]): { present: boolean; value: unknown } {
+  let v: unknown = body;
+  for (const k of path) {
+    if (typeof v !== "object" || v === null || !Object.hasOwn(v, k as PropertyKey)) return { present: false, value: undefined };
+    v = (v as Record<PropertyKey, unknown>)[k as PropertyKey];
+  }
+  return { present: v !== undefined, value: v };
+}
+
+/** A JSON value's type as OpenAI's errors name it. */
+function jsonType(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a number";
+  if (typeof v === "object") return "an object";
+  return `a ${typeof v}`;
+}
+
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("the request body must be a JSON object");
   const r = schema.safeParse(body);
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const param = paramName(issue.path);
-  if (issue.code === "invalid_type" && issue.input === undefined)
-    throw badRequest(`you must provide '${param}'`, param, "missing_required_parameter");
+  const at = lookup(body, issue.path);
+  if (issue.code === "invalid_type" && !at.present) throw badRequest(`you must provide '${param}'`, param, "missing_required_parameter");
+  if (issue.code === "invalid_type")
+    throw badRequest(`invalid type for '${param}': expected ${issue.expected}, got ${jsonType(at.value)}`, param, "invalid_type");
   throw badRequest(`invalid value for '${param ?? "body"}': ${issue.message}`, param, "invalid_value");
+}
+
+/** What bounds the work of reading a request before its schema is checked (a schema check is linear in its size). */
+export interface ParseBounds {
+  maxPrompts: number; // prompts in one request (the server's batch)
+  maxPromptTokens: number; // token ids in one prompt
+}
+
+/**
+ * Refuses what cannot be served before zod walks it: a 1 MB body can hold 500,000 token ids, and checking each
+ * costs the event loop a third of a second.
+ */
+function precheckCompletion(body: unknown, bounds: ParseBounds): void {
+  if (typeof body !== "object" || body === null) return;
+  const b = body as Record<string, unknown>;
+  const tooLong = (param: string, n: number) =>
+    badRequest(`${param} has ${n} token ids; this server takes at most ${bounds.maxPromptTokens}`, param, "context_length_exceeded");
+  if (Array.isArray(b.prompt)) {
+    const p = b.prompt as unknown[];
+    if (typeof p[0] === "number") {
+      if (p.length > bounds.maxPromptTokens) throw tooLong("prompt", p.length);
+    } else {
+      if (p.length > bounds.maxPrompts)
+        throw badRequest(
+          `this request has ${p.length} prompts; the server runs at most ${bounds.maxPrompts} completions in one batch (--max-batch)`,
+          "prompt",
+          "invalid_value",
+        );
+      p.forEach((x, i) => {
+        if (Array.isArray(x) && x.length > bounds.maxPromptTokens) throw tooLong(`prompt[${i}]`, x.length);
+      });
+    }
+  }
+  precheckCommon(b);
+}
+
+function precheckCommon(b: Record<string, unknown>): void {
+  const bias = b.logit_bias;
+  if (typeof bias === "object" && bias !== null && !Array.isArray(bias)) {
+    for (const _ in bias) refuse(true, "logit_bias", "leave it out or {}");
+  }
 }
 
 function refuse(cond: boolean, param: string, what: string): void {
@@ -123,7 +185,8 @@ function commonParams(b: z.infer<typeof completionSchema> | z.infer<typeof chatS
   };
 }
 
-export function parseCompletion(body: unknown): CompletionParams {
+export function parseCompletion(body: unknown, bounds?: ParseBounds): CompletionParams {
+  if (bounds) precheckCompletion(body, bounds);
   const b = parse(completionSchema, body);
   refuse(b.suffix != null && b.suffix !== "", "suffix", "insertion is not implemented");
   refuse(b.best_of != null && b.best_of !== (b.n ?? 1), "best_of", "it must equal n");
@@ -137,6 +200,7 @@ export function parseCompletion(body: unknown): CompletionParams {
 }
 
 export function parseChat(body: unknown): ChatParams {
+  if (typeof body === "object" && body !== null) precheckCommon(body as Record<string, unknown>);
   const b = parse(chatSchema, body);
   refuse((b.tools?.length ?? 0) > 0, "tools", "tool calls are not implemented");
   refuse((b.functions?.length ?? 0) > 0, "functions", "function calls are not implemented");

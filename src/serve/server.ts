@@ -4,8 +4,10 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { serve } from "@hono/node-server";
-import { createApp } from "./app.ts";
+import { hostPolicy } from "../util/allowed-hosts.ts";
+import { LOOP_SAMPLE_MS, createApp } from "./app.ts";
 import type { Service } from "./service.ts";
 
 export interface ListenOptions {
@@ -13,6 +15,8 @@ export interface ListenOptions {
   port: number; // 0: any free port
   graceMs: number; // how long shutdown waits for the running batch before it gives up on it
   onBug?: (e: unknown) => void;
+  allowedHosts?: readonly string[]; // Host names answered besides those of `host` (allowed-hosts.ts)
+  apiKey?: string | null; // bearer key required on /v1
 }
 
 export interface RunningServer {
@@ -24,19 +28,25 @@ export interface RunningServer {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export function listen(svc: Service, opts: ListenOptions): Promise<RunningServer> {
-  const app = createApp(svc, { onBug: opts.onBug });
+  const loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
+  loopDelay.enable();
+  const app = createApp(svc, { onBug: opts.onBug, hosts: hostPolicy(opts.host, opts.allowedHosts), apiKey: opts.apiKey, loopDelay });
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: opts.host, port: opts.port }, (info: AddressInfo) => {
-      server.off("error", reject);
+      server.off("error", onError);
       const host = info.address.includes(":") ? `[${info.address}]` : info.address;
       let closing: Promise<void> | null = null;
       resolve({
         url: `http://${host}:${info.port}`,
         port: info.port,
-        close: () => (closing ??= shutdown(svc, server as Server, opts.graceMs)),
+        close: () => (closing ??= shutdown(svc, server as Server, opts.graceMs).finally(() => loopDelay.disable())),
       });
     });
-    server.once("error", reject);
+    const onError = (e: Error) => {
+      loopDelay.disable();
+      reject(e);
+    };
+    server.once("error", onError);
   });
 }
 
@@ -49,5 +59,5 @@ async function shutdown(svc: Service, server: Server, graceMs: number): Promise<
   await Promise.race([closed, sleep(1000)]); // responses of the last batch flush
   server.closeAllConnections();
   await closed;
-  await svc.engine.close();
+  await Promise.all([svc.engine.close(), svc.prompts.close()]);
 }

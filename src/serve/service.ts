@@ -1,12 +1,18 @@
 /**
  * The server's state and the steps both generation endpoints share: model names, prompt → ids with the size
  * limits, the rows of a request (prompts × n, each with its seed), and the queue that runs them.
+ *
+ * The work a prompt costs is bounded before it is done: a request's prompt count, a token-id prompt's length and a
+ * text prompt's length in characters are checked first (a text longer than MAX_SHRINK × the longest prompt × the
+ * longest token's bytes cannot fit, so it is refused without tokenizing), and text is tokenized by the
+ * PromptTokenizer, off the event loop in `colloquy serve`.
  */
 import type { Tokenizer } from "../formats/tokenizer.ts";
 import { Rng } from "../util/rng.ts";
-import { type ChatFormat, chatFormat } from "./chat-template.ts";
+import { type ChatFormat, type ChatMessage, chatFormat } from "../formats/chat-template.ts";
 import type { Engine, EngineRow, RowResult, ServedModel } from "./engine.ts";
 import { ApiError, badRequest } from "./errors.ts";
+import { InlinePromptTokenizer, type PromptJob, type PromptResult, type PromptTokenizer, longestTokenBytes } from "./prompt-tokenizer.ts";
 import { BatchQueue } from "./queue.ts";
 import type { CommonParams } from "./schema.ts";
 
@@ -20,6 +26,14 @@ export interface ServeLimits {
 
 export const DEFAULT_LIMITS: ServeLimits = { maxBodyBytes: 1 << 20, maxPromptTokens: Infinity, maxBatch: 16, maxQueue: 64, gatherMs: 2 };
 
+/**
+ * How much a tokenizer's normalizer may shrink a text before it is tokenized, at most: Unicode composition (NFC,
+ * NFKC) joins at most three code points into one (Hangul jamo); LLaMA-family tokenizers otherwise only grow text
+ * (SentencePiece's "▁" prefix and replacement). A normalizer that deletes characters (BERT's accent stripping)
+ * could shrink more; colloquy serves decoder models, which do not use one.
+ */
+export const MAX_SHRINK = 4;
+
 export interface Prompt {
   ids: number[];
   text: string; // as given, or decoded from ids
@@ -31,18 +45,24 @@ export class Service {
   readonly chat: ChatFormat;
   readonly limits: ServeLimits;
   readonly queue: BatchQueue;
+  readonly prompts: PromptTokenizer; // text → ids (off the event loop in `colloquy serve`)
+  readonly longestToken: number; // bytes; see longestTokenBytes
+  readonly maxPromptChars: number; // a longer text prompt cannot fit in maxPromptTokens and is refused unread
   readonly created = Math.floor(Date.now() / 1000);
   draining = false; // set at shutdown: new generation requests get 503
   private readonly models: Map<string, ServedModel>;
   private readonly rng: Rng; // seeds for requests that give none
   private nextId = 0;
 
-  constructor(engine: Engine, tokenizer: Tokenizer, limits: Partial<ServeLimits> = {}, seed = 0) {
+  constructor(engine: Engine, tokenizer: Tokenizer, limits: Partial<ServeLimits> = {}, seed = 0, prompts?: PromptTokenizer) {
     this.engine = engine;
     this.tokenizer = tokenizer;
     this.chat = chatFormat(tokenizer);
     this.limits = { ...DEFAULT_LIMITS, ...limits };
-    this.limits.maxPromptTokens = Math.min(this.limits.maxPromptTokens, engine.info.contextLength);
+    this.limits.maxPromptTokens = Math.min(this.limits.maxPromptTokens, engine.info.contextLength - 1);
+    this.prompts = prompts ?? new InlinePromptTokenizer(tokenizer);
+    this.longestToken = longestTokenBytes(tokenizer);
+    this.maxPromptChars = MAX_SHRINK * this.limits.maxPromptTokens * this.longestToken;
     this.queue = new BatchQueue(engine, this.limits);
     this.models = new Map(engine.info.models.map((m) => [m.id, m]));
     this.rng = new Rng(seed);
@@ -69,27 +89,72 @@ export class Service {
     return `${prefix}-${this.created.toString(36)}${(this.nextId++).toString(36).padStart(4, "0")}`;
   }
 
-  /** A completion prompt (text or token ids) as ids; text gets the tokenizer's special tokens (BOS). */
-  encode(p: string | number[], param: string): Prompt {
+  /** Refuses a request for more completions (prompts × n) than one batch runs, before any prompt is read. */
+  checkCount(prompts: number, n: number): void {
+    if (prompts * n > this.limits.maxBatch) {
+      throw badRequest(
+        `this request asks for ${prompts * n} completions (prompts × n); the server runs at most ${this.limits.maxBatch} in one batch (--max-batch)`,
+        prompts > 1 ? "prompt" : "n",
+        "invalid_value",
+      );
+    }
+  }
+
+  private tooLong(what: string, tokens: number | null, chars: number | null, param: string): ApiError {
+    const limit = this.limits.maxPromptTokens;
+    const context = this.engine.info.contextLength;
+    const size =
+      tokens !== null
+        ? `${tokens} tokens`
+        : `${chars} characters, more than the ${this.maxPromptChars} that ${limit} tokens of this model's tokenizer can hold (no token covers more than ${this.longestToken} bytes)`;
+    return badRequest(
+      `${what} has ${size}; this server takes at most ${limit} tokens (the model's context is ${context} tokens)`,
+      param,
+      "context_length_exceeded",
+    );
+  }
+
+  /** Runs a tokenizer job unless too many wait already (429). */
+  private tokenize(job: PromptJob): Promise<PromptResult> {
+    if (this.prompts.pending >= this.limits.maxQueue) {
+      this.queue.stats.refused++;
+      throw new ApiError(429, `the server is busy: ${this.prompts.pending} prompts are waiting to be tokenized; retry later`, {
+        type: "requests",
+        code: "rate_limit_exceeded",
+      });
+    }
+    return this.prompts.run(job);
+  }
+
+  /**
+   * A completion prompt (text or token ids) as ids; text gets the tokenizer's special tokens (BOS). Too long a
+   * prompt is refused with 400 (context_length_exceeded), a text one by its length before it is tokenized.
+   */
+  async encode(p: string | number[], param: string, what = "the prompt"): Promise<Prompt> {
     const tok = this.tokenizer;
+    const limit = this.limits.maxPromptTokens;
     if (typeof p !== "string") {
+      if (p.length > limit) throw this.tooLong(what, p.length, null, param);
       const V = this.engine.info.vocabSize;
       const bad = p.find((id) => id >= V);
       if (bad !== undefined) throw badRequest(`token id ${bad} is outside the vocabulary (0..${V - 1})`, param, "invalid_value");
       return { ids: p, text: tok.decode(p, { skipSpecial: true }) };
     }
-    let ids = tok.encode(p, { addSpecial: true });
-    if (ids.length === 0 && tok.bosId !== null) ids = [tok.bosId];
-    if (ids.length === 0) throw badRequest("the prompt is empty and the model has no BOS token to start from", param, "invalid_value");
-    return { ids, text: p };
+    if (p.length > this.maxPromptChars) throw this.tooLong(what, null, p.length, param);
+    const r = await this.tokenize({ kind: "text", text: p, addSpecial: true, maxChars: this.maxPromptChars });
+    if (!r.ok) throw this.tooLong(what, null, r.chars, param);
+    if (r.ids.length === 0) throw badRequest("the prompt is empty and the model has no BOS token to start from", param, "invalid_value");
+    if (r.ids.length > limit) throw this.tooLong(what, r.ids.length, null, param);
+    return { ids: r.ids, text: p };
   }
 
-  /** Chat messages as a prompt, with the model's chat template or the fallback. */
-  encodeChat(messages: Parameters<ChatFormat["render"]>[0]): Prompt {
-    const text = this.chat.render(messages);
-    let ids = this.tokenizer.encode(text, { addSpecial: this.chat.addSpecial });
-    if (ids.length === 0 && this.tokenizer.bosId !== null) ids = [this.tokenizer.bosId];
-    return { ids, text };
+  /** Chat messages as a prompt, with the model's chat template or the fallback; too long is refused as above. */
+  async encodeChat(messages: ChatMessage[]): Promise<Prompt> {
+    const r = await this.tokenize({ kind: "chat", messages, maxChars: this.maxPromptChars });
+    if (!r.ok) throw this.tooLong("the prompt (the messages in the chat template)", null, r.chars, "messages");
+    if (r.ids.length > this.limits.maxPromptTokens)
+      throw this.tooLong("the prompt (the messages in the chat template)", r.ids.length, null, "messages");
+    return { ids: r.ids, text: r.text ?? "" };
   }
 
   /** The engine rows of a request: each prompt n times, each row with its own seed; max tokens capped by the context. */
@@ -100,23 +165,9 @@ export class Service {
     opts: { extraStop?: string[]; echo?: boolean; defaultMaxTokens: "context" | number },
   ): EngineRow[] {
     const context = this.engine.info.contextLength;
-    for (const [i, p] of prompts.entries()) {
-      if (p.ids.length > this.limits.maxPromptTokens || p.ids.length >= context) {
-        const limit = Math.min(this.limits.maxPromptTokens, context - 1);
-        throw badRequest(
-          `prompt ${i} has ${p.ids.length} tokens; this server takes at most ${limit} (the model's context is ${context} tokens)`,
-          "prompt",
-          "context_length_exceeded",
-        );
-      }
-    }
-    if (prompts.length * params.n > this.limits.maxBatch) {
-      throw badRequest(
-        `this request asks for ${prompts.length * params.n} completions (prompts × n); the server runs at most ${this.limits.maxBatch} in one batch (--max-batch)`,
-        "n",
-        "invalid_value",
-      );
-    }
+    for (const [i, p] of prompts.entries())
+      if (p.ids.length > this.limits.maxPromptTokens) throw this.tooLong(`prompt ${i}`, p.ids.length, null, "prompt");
+    this.checkCount(prompts.length, params.n);
     const seedRng = params.seed === null ? null : new Rng(params.seed);
     const stop = [...params.stop, ...(opts.extraStop ?? [])];
     const rows: EngineRow[] = [];

@@ -2,10 +2,11 @@
  * The engine in a worker thread (worker.ts), seen from the main thread: generation is CPU-bound and synchronous,
  * so running it here keeps the HTTP side free to accept, validate, queue, refuse and stream while a batch runs.
  */
-import { Worker } from "node:worker_threads";
-import { UserError } from "../util/errors.ts";
+import type { Worker } from "node:worker_threads";
 import type { Engine, EngineInfo, EngineRow, OnText, RowResult } from "./engine.ts";
-import type { WorkerData, WorkerError } from "./worker.ts";
+import { startTsWorker } from "./ts-worker.ts";
+import type { WorkerData } from "./worker.ts";
+import { type WorkerError, asError } from "./worker-error.ts";
 
 interface Pending {
   resolve: (r: RowResult[]) => void;
@@ -21,22 +22,6 @@ type Message =
   | { type: "failed"; id: number; error: WorkerError };
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
-
-/**
- * Bootstrap code for the worker: register tsx's TypeScript loader there (bin/colloquy.mjs registers it for the
- * main thread only; registering it again under `node --import tsx` is harmless), then import worker.ts.
- */
-function bootstrap(): string {
-  const tsx = import.meta.resolve("tsx/esm/api");
-  return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL)}); });`;
-}
-
-function asError(e: WorkerError): Error {
-  if (e.userError) return new UserError(e.code ?? "E_ENGINE", e.message, e.hint ?? undefined);
-  const err = new Error(e.message);
-  if (e.stack) err.stack = e.stack;
-  return err;
-}
 
 export class WorkerEngine implements Engine {
   readonly info: EngineInfo;
@@ -61,7 +46,7 @@ export class WorkerEngine implements Engine {
   /** Starts a worker that loads its model with `setupModule`'s `setupExport(options)`; resolves when it is ready. */
   static start(setupModule: string, setupExport: string, options: unknown): Promise<WorkerEngine> {
     const data: WorkerData = { setupModule, setupExport, options };
-    const worker = new Worker(bootstrap(), { eval: true, workerData: data });
+    const worker = startTsWorker(WORKER_URL, data);
     return new Promise((resolve, reject) => {
       const onMessage = (m: Message) => {
         if (m.type === "ready") {

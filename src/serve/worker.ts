@@ -7,32 +7,13 @@
  *   ← {type: "text", id, row, text} … then {type: "done", id, results} | {type: "failed", id, error}
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { isUserError } from "../util/errors.ts";
 import { EngineCore, type EngineRow, type ServeSetup } from "./engine.ts";
+import { workerError } from "./worker-error.ts";
 
 export interface WorkerData {
   setupModule: string; // URL of a module
   setupExport: string; // its function (options) => ServeSetup
   options: unknown;
-}
-
-export interface WorkerError {
-  userError: boolean;
-  code: string | null;
-  message: string;
-  hint: string | null;
-  stack: string | null;
-}
-
-export function workerError(e: unknown): WorkerError {
-  const err = e as Error & { code?: string; hint?: string };
-  return {
-    userError: isUserError(e),
-    code: isUserError(e) ? e.code : null,
-    message: err?.message ?? String(e),
-    hint: isUserError(e) ? (e.hint ?? null) : null,
-    stack: err?.stack ?? null,
-  };
 }
 
 async function main(): Promise<void> {

@@ -30,12 +30,13 @@ import type { BaseWeights } from "../engine/params.ts";
 import { loadModel } from "../formats/load-model.ts";
 import { AdapterTable, adapterFields, adapterFromReply, loraFields, optimizerFields } from "./adapters.ts";
 import { permuteAdapter, writeTempHfModel } from "./convert.ts";
+import { remoteError } from "./errors.ts";
 import { Tensor } from "./frames.ts";
-import { type Hello, type Reply, type WorkerOptions, WorkerProcess } from "./process.ts";
+import { type Hello, type Reply, type WorkerLink, type WorkerOptions, WorkerProcess } from "./process.ts";
+import { BASE_ONLY, DEFAULT_TOKENS_PER_PASS, type RunPlan, type TorchDtype, describeMemory, needFields, workerNeed } from "./memory.ts";
+import { type RemoteOptions, RemoteWorker } from "./remote.ts";
 import { hiddenRows, sampleRows, scoreRows, stopTokensOf, subset, topLogprobsRows, trainRows } from "./rows.ts";
 import { type WorkerSample, finishSamples } from "./stops.ts";
-
-export type TorchDtype = "float32" | "bfloat16" | "float16";
 
 export interface TorchBackendOptions {
   modelPath: string; // a Hugging Face folder, or a llama2.c .bin (converted to a temporary folder)
@@ -45,6 +46,10 @@ export interface TorchBackendOptions {
   dtype?: TorchDtype | null; // of the base weights (default: bfloat16 on CUDA, float32 on CPU); LoRA weights, gradients and moments are float32
   python?: string; // the interpreter (default $COLLOQUY_PYTHON, else python3)
   maxTokensPerPass?: number; // token budget of one forward pass (default 16384, the CPU backend's)
+  plan?: RunPlan; // the adapters the caller will hold and whether they train, for the memory check (default: none)
+  quiet?: boolean; // no start-up line on stderr
+  nproc?: number; // worker processes in one torch.distributed group on this machine (default 1)
+  remote?: RemoteOptions; // connect to a worker group the user started instead (the model path is read there)
   worker?: Omit<WorkerOptions, "python">; // where the worker is, its environment, its log
 }
 
@@ -53,15 +58,28 @@ export async function openTorchBackend(o: TorchBackendOptions): Promise<TorchBac
   let dir = path.resolve(o.modelPath),
     temp: string | null = null;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    if (o.remote) throw remoteError(`--worker needs a Hugging Face model folder (the worker group reads it); ${o.modelPath} is not one`);
     const m = o.weights ? { config: o.config, weights: o.weights } : loadModel(o.modelPath);
     temp = dir = writeTempHfModel(m.config, m.weights);
   }
-  let worker: WorkerProcess | null = null;
+  let worker: WorkerLink | null = null;
   try {
-    worker = await WorkerProcess.start({ ...o.worker, python: o.python });
+    const nproc = o.nproc ?? 1;
+    worker = o.remote
+      ? await RemoteWorker.connect(o.remote)
+      : await WorkerProcess.start({
+          ...o.worker,
+          python: o.python,
+          args: nproc > 1 ? ["-m", "colloquy_worker", "--nproc", String(nproc)] : undefined,
+        });
     const device = o.device ?? (worker.info.cuda ? "cuda" : "cpu");
     const dtype = o.dtype ?? (device.startsWith("cuda") ? "bfloat16" : "float32");
-    const reply = await worker.call("open", { model: dir, device, dtype, max_tokens_per_pass: o.maxTokensPerPass ?? 16384 });
+    const maxTokensPerPass = o.maxTokensPerPass ?? DEFAULT_TOKENS_PER_PASS;
+    const need = workerNeed(o.config, o.plan ?? BASE_ONLY, { dtype, device, torch: worker.info.torch, maxTokensPerPass });
+    const group = (worker.info.world_size ?? 1) > 1 ? ` × ${worker.info.world_size} processes` : "";
+    if (!o.quiet)
+      process.stderr.write(`colloquy: torch worker on ${device}${group} in ${dtype}: needs ${describeMemory(need)} per device\n`);
+    const reply = await worker.call("open", { model: dir, device, dtype, max_tokens_per_pass: maxTokensPerPass, ...needFields(need) });
     checkConfig(reply.config as Record<string, unknown>, o.config, dir);
     return new TorchBackend(worker, o.config, String(reply.device ?? device), String(reply.dtype ?? dtype));
   } catch (e) {
@@ -98,11 +116,11 @@ export class TorchBackend implements Backend {
   readonly config: ModelConfig;
   readonly device: string; // as the worker opened it
   readonly dtype: string;
-  private readonly worker: WorkerProcess;
+  private readonly worker: WorkerLink;
   private readonly adapters: AdapterTable;
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(worker: WorkerProcess, config: ModelConfig, device: string, dtype: string) {
+  constructor(worker: WorkerLink, config: ModelConfig, device: string, dtype: string) {
     this.worker = worker;
     this.config = config;
     this.device = device;

@@ -69,3 +69,8 @@ export function workerExited(what: string, code: number | null, signal: string |
 export function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, " ").trim();
 }
+
+/** A --worker address, token or connection problem. */
+export function remoteError(message: string, hint?: string): UserError {
+  return new UserError("E_WORKER_CONNECT", message, hint);
+}

@@ -14,10 +14,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { FrameError, FrameReader, encodeFrame } from "./frames.ts";
-import { type WorkerErrorReply, noPython, noTorch, noWorkerPackage, protocolMismatch, workerError, workerExited } from "./errors.ts";
+import { Channel, type Hello, type Reply } from "./channel.ts";
+import { noPython, noTorch, noWorkerPackage, workerExited } from "./errors.ts";
 
-export const PROTOCOL_VERSION = 1;
+export { type Hello, PROTOCOL_VERSION, type Reply } from "./channel.ts";
 
 /** worker/ of this package: where `python -m colloquy_worker` finds the worker. */
 export const DEFAULT_WORKER_DIR = path.resolve(import.meta.dirname, "../../worker");
@@ -31,23 +31,12 @@ export interface WorkerOptions {
   helloTimeoutMs?: number; // how long start-up may take (default 300 s: importing torch and starting CUDA)
 }
 
-export interface Hello {
-  op: "hello";
-  protocol: number;
-  worker: string;
-  torch: string;
-  python: string;
-  cuda: boolean;
-  devices: number;
-}
-
-export type Reply = Record<string, unknown>;
-
-interface Call {
-  op: string;
-  fields: Record<string, unknown>;
-  resolve: (r: Reply) => void;
-  reject: (e: Error) => void;
+/** What TorchBackend needs of a worker, wherever it runs (a child process here, a group elsewhere: remote.ts). */
+export interface WorkerLink {
+  readonly info: Hello;
+  readonly pid: number; // -1 for a worker on the network
+  call(op: string, fields?: Record<string, unknown>): Promise<Reply>;
+  close(): Promise<void>;
 }
 
 const STDERR_LINES = 8;
@@ -56,44 +45,26 @@ export function defaultPython(): string {
   return process.env.COLLOQUY_PYTHON || "python3";
 }
 
-export class WorkerProcess {
+export class WorkerProcess implements WorkerLink {
   readonly python: string;
   readonly pid: number;
   private readonly child: ChildProcess;
-  private readonly reader: FrameReader;
+  private readonly channel: Channel;
   private readonly stderrTail: string[] = [];
   private stderrPartial = "";
-  private hello: Hello | null = null;
-  private onHello: ((h: Hello | Error) => void) | null = null;
-  private readonly queue: Call[] = [];
-  private inFlight: (Call & { id: number }) | null = null;
-  private nextId = 1;
-  private failure: Error | null = null;
-  private closing = false;
   private exitedPromise: Promise<void>;
   private isExited = false;
 
   /** Starts the worker and waits for its hello (checked against PROTOCOL_VERSION). */
   static async start(opts: WorkerOptions = {}): Promise<WorkerProcess> {
     const w = new WorkerProcess(opts);
-    const timeout = opts.helloTimeoutMs ?? 300_000;
-    const hello = await new Promise<Hello | Error>((resolve) => {
-      const timer = setTimeout(
-        () => resolve(new Error(`the torch worker (${w.python}) sent no hello within ${timeout / 1000} s`)),
-        timeout,
-      );
-      w.onHello = (h) => {
-        clearTimeout(timer);
-        resolve(h);
-      };
-    });
-    w.onHello = null;
-    if (hello instanceof Error) {
+    try {
+      await w.channel.waitHello(opts.helloTimeoutMs ?? 300_000, `the torch worker (${w.python})`);
+    } catch (e) {
       w.kill();
       await w.exitedPromise;
-      throw hello;
+      throw e;
     }
-    w.idle();
     return w;
   }
 
@@ -108,8 +79,12 @@ export class WorkerProcess {
     };
     this.child = spawn(this.python, opts.args ?? ["-m", "colloquy_worker"], { stdio: ["pipe", "pipe", "pipe"], env, detached: true });
     this.pid = this.child.pid ?? -1;
-    this.reader = new FrameReader((h) => this.onFrame(h));
-    this.reader.maxHeader = 1 << 16; // until the hello: a stray print must not look like a 2 GB frame
+    this.channel = new Channel({
+      send: (frame) => this.child.stdin!.write(frame),
+      busy: () => this.busy(),
+      idle: () => this.idle(),
+      onFail: () => this.kill(),
+    });
     const onStderr = opts.onStderr ?? ((c: Buffer) => process.stderr.write(c));
 
     this.exitedPromise = new Promise((resolve) => {
@@ -133,13 +108,7 @@ export class WorkerProcess {
     live.add(this);
     installHandlers();
     this.child.stdin!.on("error", () => {}); // EPIPE once the worker is gone: its exit reports the failure
-    this.child.stdout!.on("data", (chunk: Buffer) => {
-      try {
-        this.reader.push(chunk);
-      } catch (e) {
-        this.fail(e instanceof FrameError ? new Error(`the torch worker broke the protocol: ${e.message}`) : (e as Error));
-      }
-    });
+    this.child.stdout!.on("data", (chunk: Buffer) => this.channel.push(chunk));
     this.child.stderr!.on("data", (chunk: Buffer) => {
       onStderr(chunk);
       const lines = (this.stderrPartial + chunk.toString("utf8")).split("\n");
@@ -151,8 +120,7 @@ export class WorkerProcess {
 
   /** What the worker said about itself. */
   get info(): Hello {
-    if (!this.hello) throw new Error("the torch worker has not started");
-    return this.hello;
+    return this.channel.info;
   }
 
   /** Whether the process has exited. */
@@ -162,24 +130,19 @@ export class WorkerProcess {
 
   /** Sends request `op` after the ones before it; resolves with the reply's fields, rejects with its error. */
   call(op: string, fields: Record<string, unknown> = {}): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      if (this.failure) return reject(this.failure);
-      if (this.closing && op !== "shutdown") return reject(new Error(`the torch worker is closed (${op} after close)`));
-      this.queue.push({ op, fields, resolve, reject });
-      this.pump();
-    });
+    return this.channel.call(op, fields);
   }
 
   /** Asks the worker to shut down and waits for it to exit (killing it after `timeoutMs`). */
   async close(timeoutMs = 10_000): Promise<void> {
     if (this.isExited) return;
-    if (this.closing) return this.exitedPromise;
-    if (this.failure) {
+    if (this.channel.closing) return this.exitedPromise;
+    if (this.channel.failure) {
       this.kill();
       return this.exitedPromise;
     }
     const shutdown = this.call("shutdown").catch(() => {});
-    this.closing = true;
+    this.channel.closing = true;
     const timer = setTimeout(() => this.kill(), timeoutMs);
     await shutdown;
     this.busy(); // keep Node alive until the exit is seen
@@ -202,92 +165,19 @@ export class WorkerProcess {
     }
   }
 
-  private pump(): void {
-    if (this.inFlight || !this.hello || this.failure) return;
-    for (let next = this.queue.shift(); next; next = this.queue.shift()) {
-      const id = this.nextId++;
-      let frame: Buffer;
-      try {
-        frame = encodeFrame({ id, op: next.op, ...next.fields });
-      } catch (e) {
-        next.reject(e as Error); // a request that cannot be a frame is the caller's bug; the worker saw nothing
-        continue;
-      }
-      this.inFlight = { ...next, id };
-      this.busy();
-      this.child.stdin!.write(frame);
-      return;
-    }
-    this.idle();
-  }
-
-  private onFrame(h: Record<string, unknown>): void {
-    if (!this.hello) {
-      if (h.op !== "hello") throw new FrameError(`the first frame must be the hello, got ${JSON.stringify(h).slice(0, 120)}`);
-      if (h.protocol !== PROTOCOL_VERSION) {
-        this.onHello?.(protocolMismatch(h.protocol, PROTOCOL_VERSION));
-        return;
-      }
-      this.hello = h as unknown as Hello;
-      this.reader.maxHeader = 64 << 20;
-      this.onHello?.(this.hello);
-      return;
-    }
-    const call = this.inFlight;
-    if (!call) throw new FrameError(`a frame came while no request was in flight: ${JSON.stringify(h).slice(0, 120)}`);
-    // id null: the worker read a frame it could not understand (it answers before it knows the id)
-    if (h.id !== call.id && !(h.id === null && h.ok === false)) {
-      throw new FrameError(`the reply to request ${call.id} (${call.op}) has id ${JSON.stringify(h.id)}`);
-    }
-    this.inFlight = null;
-    if (h.ok === true) {
-      call.resolve(h);
-      this.pump();
-      return;
-    }
-    const err = (h.error ?? {
-      kind: "internal",
-      code: "E_WORKER",
-      message: `malformed error reply ${JSON.stringify(h).slice(0, 120)}`,
-      traceback: null,
-    }) as WorkerErrorReply;
-    const e = workerError(call.op, err);
-    call.reject(e);
-    if (err.kind === "user") this.pump();
-    else this.fail(new Error(`the torch worker was closed after an internal error in ${call.op}: ${e.message}`), false);
-  }
-
-  /** Puts the worker in its failed state: the call in flight and everything queued reject; the process is killed. */
-  private fail(e: Error, rejectInFlight = true): void {
-    if (this.failure) return;
-    this.failure = e;
-    if (!this.hello) this.onHello?.(e);
-    if (rejectInFlight) this.inFlight?.reject(e);
-    this.inFlight = null;
-    for (const c of this.queue.splice(0)) c.reject(e);
-    this.kill();
-  }
-
   private onExit(code: number | null, signal: string | null, spawnError: NodeJS.ErrnoException | null, workerDir: string): void {
     if (this.stderrPartial.trim()) this.stderrTail.push(this.stderrPartial);
+    const ch = this.channel;
     let e: Error;
     const stderr = this.stderrTail.join("\n");
+    const partial = ch.partialFrame;
     if (spawnError) e = noPython(this.python, spawnError.code);
-    else if (!this.hello && /No module named '?torch'?/.test(stderr)) e = noTorch(this.python);
-    else if (!this.hello && /No module named '?colloquy_worker/.test(stderr)) e = noWorkerPackage(this.python, workerDir);
-    else if (this.closing && !this.inFlight && this.queue.length === 0) e = new Error("the torch worker is closed");
-    else if (this.reader.pending > 0 && code === 0) {
-      e = new Error(
-        `the torch worker's stdout ended in the middle of a frame (${this.reader.pending} of ${this.reader.expected ?? "?"} bytes)`,
-      );
-    } else
-      e = workerExited(this.inFlight ? this.inFlight.op : this.hello ? "no call (it was idle)" : "start-up", code, signal, this.stderrTail);
-    if (this.failure) {
-      // already failed (protocol, internal error): the exit changes nothing, but a pending start-up learns why
-      this.onHello?.(this.failure);
-      return;
-    }
-    this.fail(e);
+    else if (!ch.started && /No module named '?torch'?/.test(stderr)) e = noTorch(this.python);
+    else if (!ch.started && /No module named '?colloquy_worker/.test(stderr)) e = noWorkerPackage(this.python, workerDir);
+    else if (ch.closing && !ch.pending) e = new Error("the torch worker is closed");
+    else if (partial && code === 0) e = new Error(`the torch worker's stdout ended in the middle of a frame (${partial})`);
+    else e = workerExited(ch.inFlightOp ?? (ch.started ? "no call (it was idle)" : "start-up"), code, signal, this.stderrTail);
+    ch.fail(e); // no effect when it failed already (protocol, internal error)
   }
 
   /** Between calls the worker must not keep Node alive. */

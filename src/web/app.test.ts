@@ -3,9 +3,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { createWebApp } from "./app.ts";
+import { type HostPolicy, hostPolicy } from "../util/allowed-hosts.ts";
+import { MAX_BODY_BYTES, createWebApp } from "./app.ts";
 import { RunsIndex } from "./dashboard/runs.ts";
 import { CONTENT_SECURITY_POLICY } from "./http.ts";
+import { SIGN_IN_FAILURES } from "./human-eval/routes.ts";
 import { EvalStore } from "./human-eval/store.ts";
 import { syntheticRun } from "./dashboard/synthetic-run.ts";
 
@@ -19,7 +21,7 @@ async function expectError(res: Response, status: number, code: string): Promise
   assert.ok(!body.error.message.includes("\n"), "one line");
 }
 
-function evalApp() {
+function evalApp(o: { hosts?: HostPolicy } = {}) {
   const store = EvalStore.open(path.join(tmp(), "eval.sqlite"));
   const pairs = [0, 1, 2].map((i) => ({
     id: `q${i}`,
@@ -28,7 +30,7 @@ function evalApp() {
     b: { system: "tuned", response: `b${i}` },
   }));
   store.importPairs(pairs);
-  const app = createWebApp({ humanEval: { store, served: pairs.map((p) => p.id) } });
+  const app = createWebApp({ humanEval: { store, served: pairs.map((p) => p.id) }, ...o });
   let cookie = "";
   const req = async (method: string, url: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { host: "localhost", ...(cookie ? { cookie } : {}), ...headers } };
@@ -92,7 +94,7 @@ test("human eval API: sign in, get a blinded item, answer it; malformed requests
   const login = await req("POST", "/api/eval/login", { name: "ann", token: "t0ken" }, { origin: "http://localhost" });
   assert.equal(login.status, 200);
   const setCookie0 = login.headers.get("set-cookie")!;
-  assert.match(setCookie0, /^colloquy_rater=\d+\.[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
+  assert.match(setCookie0, /^colloquy_rater=[\w-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=604800$/);
   assert.ok(!setCookie0.includes("t0ken"));
   setCookie(setCookie0.split(";")[0]);
   assert.deepEqual(await (await req("GET", "/api/eval/session")).json(), {
@@ -133,10 +135,123 @@ test("human eval API: sign in, get a blinded item, answer it; malformed requests
   );
   await expectError(await req("POST", "/api/eval/answer", { item, choice: "left" }), 409, "E_ALREADY_ANSWERED");
   assert.equal(store.answers()[0].reason, "clearer\nand <shorter>");
-  setCookie("colloquy_rater=1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  setCookie("colloquy_rater=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
   await expectError(await req("GET", "/api/eval/next"), 401, "E_NOT_SIGNED_IN");
   setCookie("");
   await expectError(await req("POST", "/api/eval/login", { name: "ann", token: "wrong" }), 401, "E_BAD_TOKEN");
+});
+
+/** A request body that streams `chunk` bytes at a time without end, counting what the server pulled. */
+function endless(chunk = 1024): { body: ReadableStream<Uint8Array>; pulled: () => number } {
+  let pulled = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled += chunk;
+      controller.enqueue(new Uint8Array(chunk).fill(0x20));
+    },
+  });
+  return { body, pulled: () => pulled };
+}
+
+test("bodies: limited while they stream in, on every route, sign-in included; a declared size over it is refused unread", async () => {
+  const { app } = evalApp();
+  for (const url of ["/api/eval/login", "/api/eval/logout", "/api/eval/answer", "/api/nowhere"]) {
+    const up = endless();
+    const res = await app.request(`http://localhost${url}`, {
+      method: "POST",
+      body: up.body,
+      headers: { "content-type": "application/json" },
+      duplex: "half",
+    } as RequestInit);
+    await expectError(res, 413, "E_TOO_LARGE");
+    assert.ok(up.pulled() <= MAX_BODY_BYTES + 2 * 1024, `${url}: read ${up.pulled()} bytes of an endless body`);
+  }
+  const declared = await app.request("http://localhost/api/eval/login", {
+    method: "POST",
+    body: "{}",
+    headers: { "content-type": "application/json", "content-length": String(200 << 20) },
+  });
+  await expectError(declared, 413, "E_TOO_LARGE");
+  // a client that goes away mid-upload is a 400 for nobody, not a bug
+  const bugs: unknown[] = [];
+  const store = EvalStore.open(path.join(tmp(), "eval.sqlite"));
+  const app2 = createWebApp({ humanEval: { store, served: [] }, onBug: (e) => bugs.push(e) });
+  let n = 0;
+  const broken = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (n++ === 2) controller.error(new Error("aborted"));
+      else controller.enqueue(new TextEncoder().encode('{"name": "a'));
+    },
+  });
+  const res = await app2.request("http://localhost/api/eval/login", {
+    method: "POST",
+    body: broken,
+    headers: { "content-type": "application/json" },
+    duplex: "half",
+  } as RequestInit);
+  await expectError(res, 400, "E_ABORTED");
+  assert.deepEqual(bugs, []);
+});
+
+test("Host header: only the names of the address it listens on, and those allowed by flag (DNS rebinding)", async () => {
+  const local = evalApp();
+  for (const host of ["localhost:8081", "127.0.0.1:8081", "[::1]:8081", "LOCALHOST", "localhost."])
+    assert.equal((await local.req("GET", "/api/eval/session", undefined, { host })).status, 200, host);
+  for (const host of ["evil.example", "evil.example:8081", "localhost.evil.example", "127.0.0.1.nip.io", "", "a b", "[::1"]) {
+    const res = await local.req("GET", "/api/eval/session", undefined, { host });
+    await expectError(res, 421, "E_BAD_HOST");
+  }
+  await expectError(await local.req("GET", "/eval.html", undefined, { host: "evil.example" }), 421, "E_BAD_HOST");
+  const named = evalApp({ hosts: hostPolicy("127.0.0.1", ["eval.lab.example", ".corp.example"]) });
+  for (const host of ["eval.lab.example", "eval.lab.example:443", "corp.example", "a.corp.example"])
+    assert.equal((await named.req("GET", "/api/eval/session", undefined, { host })).status, 200, host);
+  await expectError(await named.req("GET", "/api/eval/session", undefined, { host: "evilcorp.example" }), 421, "E_BAD_HOST");
+  const wild = hostPolicy("0.0.0.0");
+  assert.ok(
+    wild.names.has("localhost") && wild.names.has("127.0.0.1") && wild.names.size > 3,
+    "a wildcard bind answers to this machine's names",
+  );
+  assert.ok(!hostPolicy("192.168.1.5").names.has("localhost"));
+  assert.ok(hostPolicy("127.0.0.1", ["*"]).any);
+  const dash = createWebApp({ dashboard: { index: new RunsIndex(tmp()) } });
+  await expectError(await dash.request("http://localhost/api/runs", { headers: { host: "evil.example" } }), 421, "E_BAD_HOST");
+  assert.equal((await dash.request("http://localhost/api/runs", { headers: { host: "localhost:8080" } })).status, 200);
+});
+
+test("sign-in: a name without a token cannot be taken over; logging out ends the session; wrong tokens are throttled; no bidi tricks", async () => {
+  const bob = evalApp();
+  const first = await bob.req("POST", "/api/eval/login", { name: "bob" });
+  assert.equal(first.status, 200);
+  const cookie = first.headers.get("set-cookie")!.split(";")[0];
+  await expectError(await bob.req("POST", "/api/eval/login", { name: "bob" }), 409, "E_NAME_TAKEN");
+  await expectError(await bob.req("POST", "/api/eval/login", { name: " bob " }), 409, "E_NAME_TAKEN");
+  bob.setCookie(cookie);
+  assert.equal(((await (await bob.req("GET", "/api/eval/session")).json()) as { rater: { name: string } }).rater.name, "bob");
+  const out = await bob.req("POST", "/api/eval/logout");
+  assert.equal(out.status, 200);
+  assert.match(out.headers.get("set-cookie")!, /^colloquy_rater=; .*Max-Age=0/);
+  await expectError(await bob.req("GET", "/api/eval/next"), 401, "E_NOT_SIGNED_IN"); // the old cookie, replayed
+  assert.equal(((await (await bob.req("GET", "/api/eval/session")).json()) as { rater: unknown }).rater, null);
+
+  const ann = evalApp();
+  assert.equal((await ann.req("POST", "/api/eval/login", { name: "ann", token: "right token" })).status, 200);
+  for (let k = 0; k < SIGN_IN_FAILURES; k++)
+    await expectError(await ann.req("POST", "/api/eval/login", { name: "ann", token: `guess ${k}` }), 401, "E_BAD_TOKEN");
+  const blocked = await ann.req("POST", "/api/eval/login", { name: "ann", token: "right token" });
+  assert.ok(Number(blocked.headers.get("retry-after")) > 0);
+  await expectError(blocked, 429, "E_TOO_MANY_ATTEMPTS");
+  await expectError(await ann.req("POST", "/api/eval/login", { name: "cid" }), 429, "E_TOO_MANY_ATTEMPTS"); // the same address
+
+  const names = evalApp();
+  for (const name of ["ann\u202egpj.exe", "a\u2066b\u2069", "a\u200bnn", "ann\u200f", "a\u2028b", "\u00ad"])
+    await expectError(await names.req("POST", "/api/eval/login", { name }), 400, "E_BAD_REQUEST");
+  names.setCookie((await names.req("POST", "/api/eval/login", { name: "dee" })).headers.get("set-cookie")!.split(";")[0]);
+  const item = ((await (await names.req("GET", "/api/eval/next")).json()) as { item: { id: string } }).item.id;
+  await expectError(await names.req("POST", "/api/eval/answer", { item, choice: "left", reason: "ok \u202e" }), 400, "E_BAD_REQUEST");
+  names.setCookie("");
+  const nfd = await names.req("POST", "/api/eval/login", { name: "Jose\u0301" });
+  assert.equal(((await nfd.json()) as { rater: { name: string } }).rater.name, "Jos\u00e9", "names are NFC");
+  await expectError(await names.req("POST", "/api/eval/login", { name: "Jos\u00e9" }), 409, "E_NAME_TAKEN");
 });
 
 test("dashboard API: runs, metrics from a cursor, transcripts, the live stream", async () => {

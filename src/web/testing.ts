@@ -1,9 +1,11 @@
 /**
- * Helpers for the web app's end-to-end tests (test/web-*.test.ts): Debian's Chromium driven by playwright-core
- * (never a downloaded browser), a colloquy server started as a user would, and screenshots kept for CI's log.
+ * Helpers for the web app's end-to-end tests (test/web-*.test.ts, test/serve.test.ts): Debian's Chromium driven by
+ * playwright-core (never a downloaded browser), a colloquy server started as a user would, screenshots kept for
+ * CI's log, raw HTTP exchanges a well-behaved client would not make, and a process's memory.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { type BrowserContext, type Page, chromium } from "playwright-core";
@@ -107,4 +109,53 @@ export async function screenshot(page: Page, name: string, description: string):
   const size = fs.statSync(file).size;
   console.log(`screenshot ${path.relative(ROOT, file)} (${(size / 1024).toFixed(0)} KiB): ${description}`);
   return file;
+}
+
+/**
+ * A raw HTTP/1.1 exchange on a socket of its own: `write` sends what it likes (the socket is open); resolves with
+ * what the server sent once a whole JSON error body has come (or the connection ended), and how many bytes the
+ * client had written by then.
+ */
+export function rawExchange(url: string, write: (socket: net.Socket) => void): Promise<{ response: string; written: number }> {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname.replace(/^\[|\]$/g, ""));
+  let got = "";
+  return new Promise((resolve) => {
+    const done = () => {
+      resolve({ response: got, written: socket.bytesWritten });
+      socket.destroy();
+    };
+    socket.on("connect", () => write(socket));
+    socket.on("data", (d) => {
+      got += d.toString("latin1");
+      if (/\r\n\r\n[\s\S]*\}/.test(got)) done();
+    });
+    socket.on("error", done);
+    socket.on("close", done);
+  });
+}
+
+/** Writes a chunked body of 1 KiB chunks to `socket` until it closes or `maxBytes` are sent (then its last chunk). */
+export function pumpChunks(socket: net.Socket, maxBytes = Number.POSITIVE_INFINITY): void {
+  const chunk = `400\r\n${"x".repeat(0x400)}\r\n`;
+  let sent = 0;
+  const pump = () => {
+    while (!socket.destroyed) {
+      if (sent >= maxBytes) return void socket.write("0\r\n\r\n");
+      sent += 0x400;
+      if (!socket.write(chunk)) return void socket.once("drain", pump);
+    }
+  };
+  pump();
+}
+
+/** A process's resident memory now and at its peak (VmRSS, VmHWM), in MiB; null where /proc is not there. */
+export function memoryOf(pid: number): { rss: number; peak: number } | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN);
+    return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+  } catch {
+    return null;
+  }
 }

@@ -1,8 +1,10 @@
 """
 Generation, the semantics of src/engine/generate.ts and sample.ts. Rows are ordered by adapter (and by prompt length
-inside an adapter), prefilled a chunk of rows at a time into one static KV cache (B, KVH, S_max, HS) per layer, then
-decoded together, one token per row per step, each row at its own position under its own key mask; when half of
-the rows are done, the cache is compacted to the rest.
+inside an adapter) and taken in groups whose KV cache, rows × longest (prompt + max_tokens), fits the token budget
+of a forward pass. A group is prefilled a chunk of rows at a time into one static KV cache (B, KVH, S_max, HS) per
+layer, then decoded together, one token per row per step, each row at its own position under its own key mask; when
+half of the rows are done, the cache is compacted to the rest. The LM head and the choice run on a few rows at a
+time (head.chunk_rows), so no (rows, V) float64 array outgrows a chunk.
 
 Choosing a token (per row): temperature 0 is greedy (the first id of the largest logit); otherwise
 softmax(logits / temperature) in float64, truncated by top-k (ties with the k-th kept) then top-p (the smallest
@@ -16,7 +18,7 @@ import torch
 
 from .batch import adapter_key, pad, token_tensor
 from .errors import UserError, need
-from .head import log_softmax64
+from .head import chunk_rows, log_softmax64
 from .lora import LoraBatch
 from .model import KVCache
 from .score import parse_rows
@@ -109,12 +111,33 @@ def sample(w, req: dict) -> dict:
     rows = [_row(r, i, V) for i, r in enumerate(raw)]
     names = [r.get("adapter") for r in raw]
     adapters = [w.adapter(n) for n in names]
-    order = sorted((i for i, r in enumerate(rows) if not r["done"]), key=lambda i: (adapter_key(names[i]), -rows[i]["prompt"].numel(), i))
-    if order:
-        with torch.no_grad():
-            _generate(w, [rows[i] for i in order], [adapters[i] for i in order])
+    order = sorted((i for i, r in enumerate(rows) if not r["done"] and w.mine(i)), key=lambda i: (adapter_key(names[i]), -rows[i]["prompt"].numel(), i))
+    with torch.no_grad():
+        for group in _cache_groups(order, rows, w.max_tokens_per_pass):
+            _generate(w, [rows[i] for i in group], [adapters[i] for i in group])
     return {"rows": [{"ids": torch.tensor(r["ids"], dtype=torch.int32), "logprobs": torch.tensor(r["logprobs"], dtype=torch.float64),
                       "finish": r["finish"]} for r in rows]}
+
+
+def _cache_groups(order: list[int], rows: list[dict], budget: int) -> list[list[int]]:
+    """Consecutive rows of `order` whose KV cache, rows × longest (prompt + max_tokens), fits the token budget."""
+    groups, cur, longest = [], [], 0
+    for i in order:
+        n = rows[i]["prompt"].numel() + max(1, rows[i]["max_tokens"])
+        if cur and (len(cur) + 1) * max(longest, n) > budget:
+            groups.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, n)
+    return groups + [cur] if cur else groups
+
+
+def _pick(m, h: torch.Tensor, rows: list[dict]) -> None:
+    """h (b, C) last hidden states of rows (b) → each row's next token, the head a chunk of rows at a time."""
+    step = chunk_rows(m.lm_head.weight.shape[0])
+    for s in range(0, len(rows), step):
+        part = rows[s:s + step]
+        _record(part, *choose(m.logits(h[s:s + step]), part))
 
 
 def _generate(w, rows: list[dict], adapters: list) -> None:
@@ -135,7 +158,7 @@ def _generate(w, rows: list[dict], adapters: list) -> None:
         x = pad([r["prompt"] for r in rows[s:e]], dev)  # (b, T)
         h = m(x, m.full_pass(x.shape[1], LoraBatch.of(adapters[s:e]), cache.rows(s, e)))  # (b, T, C)
         last = h[torch.arange(e - s, device=dev), torch.tensor(T0[s:e], device=dev) - 1]  # (b, C)
-        _record(rows[s:e], *choose(m.logits(last), rows[s:e]))
+        _pick(m, last, rows[s:e])
         s = e
 
     live = list(range(B))  # rows held by the cache, in cache order
@@ -154,8 +177,7 @@ def _generate(w, rows: list[dict], adapters: list) -> None:
             e = min(len(live), s + budget)
             part = live[s:e]
             p = m.decode_pass(slot_t[s:e], keys, LoraBatch.of([adapters[j] for j in part]), cache.rows(s, e))
-            logits = m.logits(m(tokens[s:e], p)[:, 0])  # (b, V)
+            h = m(tokens[s:e], p)[:, 0]  # (b, C)
             go = [k for k, j in enumerate(part) if not rows[j]["done"]]
             if go:
-                ids, lps = choose(logits[torch.tensor(go, device=dev)], [rows[part[k]] for k in go])
-                _record([rows[part[k]] for k in go], ids, lps)
+                _pick(m, h[torch.tensor(go, device=dev)], [rows[part[k]] for k in go])

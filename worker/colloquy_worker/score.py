@@ -65,7 +65,7 @@ def score(w, req: dict) -> dict:
     out = [{"logprobs": torch.full((t.numel(),), math.nan, dtype=torch.float64),
             "entropies": torch.full((t.numel(),), math.nan, dtype=torch.float64)} for t in tokens]
     with torch.no_grad():
-        for idx, h in forward_chunks(w, tokens, adapters, names):
+        for idx, h in forward_chunks(w, w.own(tokens), adapters, names):
             b_idx, t_idx, tgt, spans = gather_targets(tokens, idx, starts)
             if tgt.numel() == 0:
                 continue
@@ -105,7 +105,7 @@ def top_logprobs(w, req: dict) -> dict:
         out.append({"logprobs": torch.empty(n, dtype=torch.float64), "top_ids": torch.empty(n, ks[i], dtype=torch.int32),
                     "top_logprobs": torch.empty(n, ks[i], dtype=torch.float64)})
     # rows with nothing to predict need no forward
-    work = [t if t.numel() > starts[i] else t[:0] for i, t in enumerate(tokens)]
+    work = w.own([t if t.numel() > starts[i] else t[:0] for i, t in enumerate(tokens)])
     step = chunk_rows(V)
     with torch.no_grad():
         for idx, h in forward_chunks(w, work, adapters, names):
@@ -142,7 +142,7 @@ def last_hidden(w, req: dict) -> dict:
     adapters = [w.adapter(n) for n in names]
     out = torch.empty(len(rows), w.config.dim, dtype=torch.float32)  # (B, C)
     with torch.no_grad():
-        for idx, h in forward_chunks(w, tokens, adapters, names):
+        for idx, h in forward_chunks(w, w.own(tokens), adapters, names):
             last = torch.tensor([tokens[i].numel() - 1 for i in idx], device=m.device)
             sel = h[torch.arange(len(idx), device=m.device), last].float().cpu()  # (b, C)
             out[torch.tensor(idx)] = sel

@@ -8,17 +8,27 @@ import torch
 from .checkpoint import ModelConfig, load_weights, read_config
 from .errors import UserError, need, need_int
 from .lora import Adapter
+from .memory import check_fits
 from .model import Transformer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class Worker:
-    def __init__(self):
+    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0):
         self.model: Transformer | None = None
         self.config: ModelConfig | None = None
         self.adapters: dict[str, Adapter] = {}
         self.max_tokens_per_pass = 16384
+        # data parallel (dist.py): this process computes rows i with i % world == rank of every row-wise verb
+        self.rank, self.world, self.local_rank = rank, world, local_rank
+
+    def mine(self, i: int) -> bool:
+        return i % self.world == self.rank
+
+    def own(self, tokens: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The rows this process computes; the others empty (so that forward_chunks skips them)."""
+        return tokens if self.world == 1 else [t if self.mine(i) else t[:0] for i, t in enumerate(tokens)]
 
     def require_open(self) -> Transformer:
         if self.model is None:
@@ -62,10 +72,11 @@ def open_model(w: Worker, req: dict) -> dict:
     if dtype_name not in DTYPES:
         raise UserError("E_BAD_ARG", f"dtype {dtype_name} is not one of {', '.join(DTYPES)}")
     dtype = DTYPES[dtype_name]
-    device = _device(device_name)
+    device = _device(device_name, w)
     if not os.path.isdir(folder):
         raise UserError("E_NOT_FOUND", f"model folder {folder} does not exist")
     _check_dtype(device, dtype)
+    check_fits(req, folder, device, dtype_name)  # need_bytes: refuse before anything is allocated
     t0 = time.time()
     c = read_config(folder)
     weights = load_weights(folder, c, device, dtype)
@@ -76,12 +87,14 @@ def open_model(w: Worker, req: dict) -> dict:
     return {"config": c.wire(), "device": str(device), "dtype": dtype_name}
 
 
-def _device(name: str) -> torch.device:
+def _device(name: str, w: Worker) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise UserError("E_NO_DEVICE", f"device {name}: CUDA is not available to this PyTorch ({torch.__version__})")
+        if w.world > 1:  # one GPU per process of the group: this machine's LOCAL_RANK-th
+            name = f"cuda:{w.local_rank}"
         d = torch.device(name)
         index = d.index if d.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():

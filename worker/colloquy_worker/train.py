@@ -45,7 +45,7 @@ def backward(w, req: dict) -> dict:
             "entropies": torch.full((t.numel(),), math.nan, dtype=torch.float64)} for t in tokens]
     loss = 0.0
     dev = m.device
-    for idx, h in forward_chunks(w, tokens, adapters, names, grad=True):
+    for idx, h in forward_chunks(w, w.own(tokens), adapters, names, grad=True):
         b_idx, t_idx, tgt, spans = gather_targets(tokens, idx, starts)
         if tgt.numel() == 0:
             continue

@@ -4,6 +4,7 @@ import { trainAdapter, windowSampler } from "../../engine/lm-training.ts";
 import { LORA_TARGET_ALIASES } from "../../engine/lora.ts";
 import { DEFAULT_OPTIMIZER, type Schedule } from "../../engine/optim.ts";
 import { LINEAR_KINDS } from "../../engine/params.ts";
+import { resolveModelSource } from "../../formats/hub/resolve.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../formats/model-keys.ts";
 import { readPeftAdapter, savePeftAdapter } from "../../formats/peft.ts";
@@ -79,7 +80,16 @@ export default defineVerb({
     }
     if ((flags.idsFile === null) === (flags.data === null)) throw new UserError("E_BAD_FLAG", "give exactly one of --data or --ids-file");
 
-    const s = await openBackend(keys);
+    // the memory check counts one trained adapter (an imported one's rank is not known yet: --rank's)
+    const s = await openBackend(keys, {
+      plan: {
+        adapters: 1,
+        loraRank: flags.rank,
+        loraTargets: flags.targets,
+        training: true,
+        optimizer: flags.optimizer === "sgd" ? "sgd" : "adamw",
+      },
+    });
     const cfg = s.loaded.config;
     const rng = new Rng(flags.seed);
     const name = path.basename(out);
@@ -87,7 +97,7 @@ export default defineVerb({
     const optimizer = { ...DEFAULT_OPTIMIZER, kind, beta1: kind === "sgd" ? 0 : DEFAULT_OPTIMIZER.beta1, weightDecay: flags.weightDecay };
     let alpha: number | null = null;
     if (adapterDir) {
-      const state = readPeftAdapter(adapterDir, cfg);
+      const state = readPeftAdapter(await resolveModelSource(adapterDir, "adapter"), cfg);
       await s.backend.createAdapter(name, state.lora, 0, optimizer);
       await s.backend.importAdapter(name, { ...state, optimizer: null });
     } else {

@@ -9,7 +9,12 @@ import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
 const GENERATE_FLAGS = {
-  adapter: key(z.string().min(1).nullable(), null as string | null, "a PEFT LoRA adapter folder to apply", { hint: "dir" }),
+  adapter: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "a PEFT LoRA adapter to apply: a folder or a Hub id org/name[@revision]",
+    { hint: "dir" },
+  ),
   prompt: key(z.string(), "", "prompt text (HF: the tokenizer's special tokens are added; llama2.c: BOS first); default: BOS alone", {
     hint: "text",
   }),

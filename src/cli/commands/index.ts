@@ -1,19 +1,5 @@
-/** The registry of verbs: name → command. */
+/** The registry of verbs: name → its command, loaded on first use. */
 import type { CommandDef } from "citty";
-import bench from "./bench.ts";
-import dashboard from "./dashboard.ts";
-import data from "./data/index.ts";
-import evalCommand from "./eval/index.ts";
-import generate from "./generate.ts";
-import humanEval from "./human-eval/index.ts";
-import finetune from "./finetune.ts";
-import inspect from "./inspect.ts";
-import pretrain from "./pretrain.ts";
-import report from "./report.ts";
-import rollout from "./rollout.ts";
-import train from "./train.ts";
-import score from "./score.ts";
-import serve from "./serve.ts";
 
 /**
  * Any command, whatever its flags: a plain citty command with its own args, or a verb of verb.ts. citty's
@@ -27,19 +13,23 @@ export type AnyCommand = Omit<CommandDef, "setup" | "cleanup" | "run"> & {
   run?(context: unknown): unknown;
 };
 
-export const COMMANDS: Record<string, AnyCommand> = {
-  inspect,
-  generate,
-  score,
-  finetune,
-  pretrain,
-  rollout,
-  train,
-  eval: evalCommand,
-  report,
-  serve,
-  dashboard,
-  "human-eval": humanEval,
-  data,
-  bench,
+/** Each verb's module is imported only when it runs (or for `--help`): a CLI call loads what it uses. */
+const lazy = (load: () => Promise<{ default: unknown }>) => async () => (await load()).default as AnyCommand;
+
+export const COMMANDS: Record<string, () => Promise<AnyCommand>> = {
+  inspect: lazy(() => import("./inspect.ts")),
+  generate: lazy(() => import("./generate.ts")),
+  score: lazy(() => import("./score.ts")),
+  finetune: lazy(() => import("./finetune.ts")),
+  pretrain: lazy(() => import("./pretrain.ts")),
+  pull: lazy(() => import("./pull.ts")),
+  rollout: lazy(() => import("./rollout.ts")),
+  train: lazy(() => import("./train.ts")),
+  eval: lazy(() => import("./eval/index.ts")),
+  report: lazy(() => import("./report.ts")),
+  serve: lazy(() => import("./serve.ts")),
+  dashboard: lazy(() => import("./dashboard.ts")),
+  "human-eval": lazy(() => import("./human-eval/index.ts")),
+  data: lazy(() => import("./data/index.ts")),
+  bench: lazy(() => import("./bench.ts")),
 };

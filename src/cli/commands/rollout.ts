@@ -5,6 +5,7 @@ import { type AgentRound, type AgentSlot, runEpisodes } from "../../env/episode.
 import { SPLITS } from "../../env/sources/source.ts";
 import { makeSource } from "../../env/sources/index.ts";
 import { summarize } from "../../env/summary.ts";
+import { resolveModelSource } from "../../formats/hub/resolve.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
 import { MODEL_KEYS, adapterKey } from "../../formats/model-keys.ts";
 import { readPeftAdapter } from "../../formats/peft.ts";
@@ -51,7 +52,7 @@ export default defineVerb({
       const slot = Number(m[1]);
       if (keys.agents[slot] !== "learner")
         throw new UserError("E_BAD_FLAG", `--adapter ${spec}: slot ${slot} is not a learner`, `agents: ${keys.agents.join(",")}`);
-      await backend.importAdapter(agentAdapterName(slot), readPeftAdapter(m[2], loaded.config));
+      await backend.importAdapter(agentAdapterName(slot), readPeftAdapter(await resolveModelSource(m[2], "adapter"), loaded.config));
       withAdapter.add(slot);
     }
     const slots: AgentSlot[] = keys.agents.map((kind, i) => ({ kind, adapter: withAdapter.has(i) ? agentAdapterName(i) : null }));

@@ -8,7 +8,12 @@ import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
 
 const SCORE_FLAGS = {
-  adapter: key(z.string().min(1).nullable(), null as string | null, "a PEFT LoRA adapter folder to apply", { hint: "dir" }),
+  adapter: key(
+    z.string().min(1).nullable(),
+    null as string | null,
+    "a PEFT LoRA adapter to apply: a folder or a Hub id org/name[@revision]",
+    { hint: "dir" },
+  ),
   text: key(z.string(), "", "text to score (tokenized with the tokenizer's special tokens, as generate's --prompt)", { hint: "text" }),
   ids: key(
     z.array(z.number().int().nonnegative()),

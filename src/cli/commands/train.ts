@@ -1,15 +1,18 @@
 import path from "node:path";
 import { z } from "zod";
+import { agentPromptFormat } from "../../env/prompt.ts";
 import { requireTokenizer } from "../../formats/load-model.ts";
-import { type TrainConfig, TRAIN_KEYS, listPresets, presetFile } from "../../run/config.ts";
+import { type TrainConfig, TRAIN_KEYS, checkTrainConfig, listPresets, presetFile } from "../../run/config.ts";
 import { resumeRun, startRun, trainRun } from "../../rl/session.ts";
 import type { RunFolder } from "../../run/folder.ts";
 import type { MetricsLine } from "../../run/metrics.ts";
+import type { RunPlan } from "../../torch/memory.ts";
 import { UserError } from "../../util/errors.ts";
 import { key, readConfigFile } from "../../util/keys.ts";
 import { progress } from "../../util/progress.ts";
 import { openBackend } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
+import { checkFinalEvals, runFinalEvals } from "../final-evals.ts";
 import { configFileLayer, defineVerb } from "../verb.ts";
 
 const TRAIN_FLAGS = {
@@ -24,8 +27,13 @@ const TRAIN_FLAGS = {
   resume: key(
     z.string().nullable(),
     null as string | null,
-    "continue the run in this folder from its last checkpoint (only --iterations may change)",
+    "continue the run in this folder from its last checkpoint (only --iterations and where it runs: --python, --nproc, --worker, --token-file, --max-tokens-per-pass may change)",
     { hint: "dir" },
+  ),
+  restart: key(
+    z.boolean(),
+    false,
+    "with --resume: delete the run's results (metrics, transcripts, adapters, checkpoint, summary, evaluations) and train it again from iteration 0 with its saved config; a run without a usable checkpoint is otherwise refused",
   ),
   json: key(z.boolean(), false, "print one JSON object (the summary) at the end"),
   quiet: key(z.boolean(), false, "no progress bar or per-iteration lines"),
@@ -46,14 +54,24 @@ export default defineVerb({
       : [...(preset ? [{ values: readConfigFile(presetFile(preset)), where: `preset ${preset}` }] : []), ...configFileLayer(f.config)];
   },
   async run({ keys, flags, argv }) {
-    let run: RunFolder;
+    let run: RunFolder | null = null; // a new run's folder is made once its model has opened
     let config: TrainConfig;
+    let fresh: { dir: string; preset: string | null; given: Record<string, string> } | null = null;
     if (flags.resume) {
       if (flags.config || flags.preset || flags.out)
         throw new UserError("E_BAD_FLAG", "--resume continues a run with its saved config; --config, --preset and --out do not apply");
-      ({ run, config } = resumeRun(flags.resume, Object.fromEntries(Object.entries(argv.values).filter(([k]) => k in TRAIN_KEYS))));
+      const changes = Object.fromEntries(Object.entries(argv.values).filter(([k]) => k in TRAIN_KEYS));
+      let discarded: string[];
+      ({ run, config, discarded } = resumeRun(flags.resume, changes, { restart: flags.restart }));
+      if (discarded.length && !flags.quiet) info(`--restart: removed ${discarded.join(", ")} from ${run.dir}`);
     } else {
-      config = keys;
+      if (flags.restart)
+        throw new UserError(
+          "E_BAD_FLAG",
+          "--restart starts an existing run over and goes with --resume <dir>",
+          "a new run needs no --restart",
+        );
+      config = checkTrainConfig(keys);
       const preset = presetOf(flags);
       const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
       const dir = flags.out ?? path.join("runs", `${stamp}-${preset ?? path.basename(String(flags.config), ".json")}`);
@@ -62,15 +80,22 @@ export default defineVerb({
           .filter(([k]) => k in TRAIN_KEYS)
           .map(([k, label]) => [k, label.slice(label.indexOf("=") + 1)]),
       );
-      run = startRun(dir, config, { preset, configFile: flags.config, flags: given });
+      fresh = { dir, preset, given };
     }
 
     const quiet = flags.quiet;
-    const { loaded, backend, modelPath } = await openBackend(config, { quiet });
+    checkFinalEvals(config);
+    const { loaded, backend, modelPath } = await openBackend(config, { quiet, plan: trainPlan(config) });
     const tokenizer = requireTokenizer(loaded);
+    if (fresh) {
+      // saved with the run: the prompt format this model's tokenizer gives (auto → chat or plain)
+      config = { ...config, promptFormat: agentPromptFormat(config.promptFormat, tokenizer).kind };
+      run = startRun(fresh.dir, config, { preset: fresh.preset, configFile: flags.config, flags: fresh.given });
+    }
+    const folder = run!;
     const bar = progress("train", config.iterations, { quiet: quiet || !process.stderr.isTTY });
     const summary = await trainRun({
-      run,
+      run: folder,
       config,
       backend,
       tokenizer,
@@ -78,7 +103,7 @@ export default defineVerb({
       onStart: (resumedAfter) => {
         if (!quiet)
           info(
-            `run ${run.dir}: ${config.algorithm}, agents ${config.agents.join(",")}, ${config.iterations} iterations of ${config.episodes}×${config.group} episodes${resumedAfter !== null ? `, resuming after iteration ${resumedAfter}` : ""}`,
+            `run ${folder.dir}: ${config.algorithm}, agents ${config.agents.join(",")}, ${config.iterations} iterations of ${config.episodes}×${config.group} episodes${resumedAfter !== null ? `, resuming after iteration ${resumedAfter}` : flags.restart ? ", started over" : flags.resume ? ", from the beginning (no checkpoint yet)" : ""}`,
           );
       },
       onLine: (l) => {
@@ -87,16 +112,24 @@ export default defineVerb({
       },
     });
     bar.stop();
-    if (flags.json) return printJson(summary);
+    await backend.close?.();
+    const evaluated = await runFinalEvals(folder.dir, config, quiet);
+    if (flags.json) return printJson(evaluated.length ? { ...summary, final_evals: evaluated } : summary);
     const f = (x: number | null) => (x === null ? "-" : (x >= 0 ? "+" : "") + x.toFixed(4));
     const effect = (e: { mean: number; se: number } | null) => (e ? `${f(e.mean)} ± ${e.se.toFixed(4)}` : "-");
     info(
       `validation information gain (learners, nats/token): ${f(summary.val_information_gain_initial)} before → ${f(summary.val_information_gain_final)} after; ` +
         `${f(summary.val_information_gain_final_no_messages)} with messages off (delivery worth ${effect(summary.val_message_effect)}, before training ${effect(summary.val_message_effect_initial)}); oracle ${f(summary.val_oracle_gain)}`,
     );
-    info(`run folder: ${run.dir}`);
+    info(`run folder: ${folder.dir}`);
   },
 });
+
+/** What the torch backend's memory check counts for a run: the adapters it trains (one per learner, or one shared). */
+function trainPlan(c: TrainConfig): RunPlan {
+  const learners = c.agents.filter((a) => a === "learner").length;
+  return { adapters: c.sharedAdapter ? 1 : learners, loraRank: c.loraRank, loraTargets: c.loraTargets, training: true };
+}
 
 /** The preset a new run starts from: --preset, else "default" unless a --config file is given. */
 function presetOf(f: { preset: string | null; config: string | null }): string | null {

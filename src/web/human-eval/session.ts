@@ -1,35 +1,33 @@
 /**
- * A rater's session: a cookie `colloquy_rater=<rater id>.<HMAC-SHA256 of it>` keyed by the database's session
- * secret, HttpOnly and SameSite=Strict. It holds no password and outlives a server restart, so a rater who reloads
- * the page after a crash carries on as themselves.
+ * A rater's session cookie: `colloquy_rater=<32 random bytes, base64url>`, HttpOnly and SameSite=Strict. The
+ * database keeps only the sha256 of that token, with the rater and an expiry (store.ts), so a session outlives a
+ * server restart (a rater who reloads the page after a crash carries on as themselves), ends when the rater signs
+ * out (the row is deleted: the old cookie is worth nothing), and expires after `--session-hours`.
  */
 import crypto from "node:crypto";
 
 export const SESSION_COOKIE = "colloquy_rater";
-const MAX_AGE_S = 30 * 24 * 3600;
+export const DEFAULT_SESSION_HOURS = 7 * 24;
 
-function mac(secret: Buffer, raterId: number): string {
-  return crypto.createHmac("sha256", secret).update(`rater:${raterId}`).digest("base64url");
+/** A new session token (what the cookie holds). */
+export function newSessionToken(): string {
+  return crypto.randomBytes(32).toString("base64url");
 }
 
-export function sessionValue(secret: Buffer, raterId: number): string {
-  return `${raterId}.${mac(secret, raterId)}`;
+/** Whether a cookie value has the shape of a session token (anything else is not even looked up). */
+export function isSessionToken(value: string | undefined): value is string {
+  return value !== undefined && /^[A-Za-z0-9_-]{43}$/.test(value);
 }
 
-/** The rater id in a cookie value, or null when it is missing, malformed or not signed with this secret. */
-export function verifySession(secret: Buffer, value: string | undefined): number | null {
-  const m = /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value ?? "");
-  if (!m) return null;
-  const id = Number(m[1]);
-  const want = Buffer.from(mac(secret, id));
-  const got = Buffer.from(m[2]);
-  return want.length === got.length && crypto.timingSafeEqual(want, got) ? id : null;
+/** What the database keeps of a token: its sha256 (the token is 256 random bits, so no slow hash is needed). */
+export function sessionKey(token: string): string {
+  return crypto.createHash("sha256").update(token).digest("hex");
 }
 
-export function sessionCookie(value: string, secure: boolean): string {
-  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${MAX_AGE_S}${secure ? "; Secure" : ""}`;
+export function sessionCookie(token: string, maxAgeS: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(maxAgeS)}${secure ? "; Secure" : ""}`;
 }
 
-export function clearedCookie(): string {
-  return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+export function clearedCookie(secure = false): string {
+  return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${secure ? "; Secure" : ""}`;
 }

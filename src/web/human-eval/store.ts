@@ -1,9 +1,14 @@
 /**
- * The human evaluation's SQLite database (better-sqlite3): the comparisons, the raters (a name, and a salted
- * sha256 of their token if they chose one: never the token itself), what each rater was shown (the hidden
- * left/right order, fixed the first time an item is shown) and their answers. Every answer is one INSERT,
- * committed (WAL, synchronous=FULL) before the server replies, so a killed server loses nothing that a rater saw
- * acknowledged.
+ * The human evaluation's SQLite database (better-sqlite3): the comparisons, the raters (a name, and a scrypt hash
+ * of their token if they chose one: never the token itself; token-hash.ts), their sessions (the sha256 of each
+ * session cookie, with an expiry), what each rater was shown (the hidden left/right order, fixed the first time an
+ * item is shown) and their answers. Every answer is one INSERT, committed (WAL, synchronous=FULL) before the
+ * server replies, so a killed server loses nothing that a rater saw acknowledged. The file and its WAL are made
+ * readable by their owner only (0600), and deleted rows are overwritten (secure_delete).
+ *
+ * Schema 2 (this file); a schema-1 database (sha256 token hashes, a cookie-signing secret) is migrated when it is
+ * opened: each token hash is wrapped in scrypt, the secret is deleted (old cookies stop working: raters sign in
+ * again), sessions move into the database.
  *
  * Each rater sees the items in their own order and each item with its own sides: both come from sha256 of the
  * database's random salt, the rater and the item, so they are unpredictable to raters, differ between raters and
@@ -15,6 +20,8 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { UserError } from "../../util/errors.ts";
 import type { Pair } from "./pairs.ts";
+import { newSessionToken, sessionKey } from "./session.ts";
+import { hashToken, isLegacyHash, verifyToken, wrapLegacyHash } from "./token-hash.ts";
 
 export type Choice = "left" | "right" | "tie"; // what the rater clicked: the response shown left (A), right (B), or a tie
 export type Winner = "a" | "b" | "tie"; // the same in the pairs file's terms
@@ -49,7 +56,7 @@ export interface AnswerRow {
 
 export type LoginResult =
   | { ok: true; rater: Rater; created: boolean }
-  | { ok: false; code: "E_BAD_TOKEN" | "E_TOKEN_REQUIRED"; message: string };
+  | { ok: false; code: "E_BAD_TOKEN" | "E_TOKEN_REQUIRED" | "E_NAME_TAKEN"; message: string };
 export type AnswerResult =
   | { ok: true; duplicate: boolean; winner: Winner }
   | { ok: false; code: "E_NO_ITEM" | "E_NOT_SHOWN" | "E_ALREADY_ANSWERED"; message: string };
@@ -73,9 +80,23 @@ CREATE TABLE IF NOT EXISTS answers (
   left_is TEXT NOT NULL CHECK (left_is IN ('a', 'b')),
   reason TEXT, shown_at TEXT NOT NULL, answered_at TEXT NOT NULL,
   UNIQUE (rater_id, item_id));
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY, rater_id INTEGER NOT NULL REFERENCES raters(id), created_at TEXT NOT NULL,
+  expires_ms INTEGER NOT NULL);
 `;
 
-const SCHEMA_VERSION = "1";
+const SCHEMA_VERSION = "2";
+
+/** Makes the database and its WAL and shared-memory files private to their owner (where this user may). */
+function restrictMode(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, 0o600);
+    } catch {
+      // absent, or owned by someone else
+    }
+  }
+}
 
 export function winnerOf(choice: Choice, leftIs: SideName): Winner {
   if (choice === "tie") return "tie";
@@ -87,7 +108,6 @@ export class EvalStore {
   readonly file: string;
   readonly db: Database.Database;
   private readonly salt: string;
-  readonly sessionSecret: Buffer; // signs the raters' session cookies (kept here so that sessions outlive a restart)
   private orders = new Map<number, string[]>(); // rater → the served items in their order
 
   private constructor(file: string, db: Database.Database) {
@@ -95,28 +115,48 @@ export class EvalStore {
     this.db = db;
     const get = (key: string) => (db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined)?.value;
     const version = get("schema_version");
-    if (version !== undefined && version !== SCHEMA_VERSION) {
-      throw new UserError("E_BAD_DB", `${file} has schema version ${version}; this colloquy reads version ${SCHEMA_VERSION}`);
+    if (version !== undefined && version !== "1" && version !== SCHEMA_VERSION) {
+      throw new UserError("E_BAD_DB", `${file} has schema version ${version}; this colloquy reads versions 1 and ${SCHEMA_VERSION}`);
     }
     const put = db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)");
     db.transaction(() => {
       put.run("schema_version", SCHEMA_VERSION);
       put.run("salt", crypto.randomBytes(16).toString("hex"));
-      put.run("session_secret", crypto.randomBytes(32).toString("hex"));
       put.run("created_at", new Date().toISOString());
     })();
     this.salt = get("salt")!;
-    this.sessionSecret = Buffer.from(get("session_secret")!, "hex");
+    if (version === "1") this.migrateFrom1();
+    db.prepare("DELETE FROM sessions WHERE expires_ms <= ?").run(Date.now());
+  }
+
+  /** Schema 1 → 2: sha256 token hashes wrapped in scrypt, the cookie secret deleted (and overwritten on disk). */
+  private migrateFrom1(): void {
+    const legacy = this.db.prepare("SELECT id, token_hash FROM raters WHERE token_hash IS NOT NULL").all() as {
+      id: number;
+      token_hash: string;
+    }[];
+    const update = this.db.prepare("UPDATE raters SET token_hash = ? WHERE id = ?");
+    this.db.transaction(() => {
+      for (const r of legacy) if (isLegacyHash(r.token_hash)) update.run(wrapLegacyHash(r.token_hash), r.id);
+      this.db.prepare("DELETE FROM meta WHERE key = 'session_secret'").run();
+      this.db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(SCHEMA_VERSION);
+    })();
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
   }
 
   /** Opens (or creates) the database; `mustExist` for reports, which must not create one. */
   static open(file: string, o: { mustExist?: boolean } = {}): EvalStore {
     if (o.mustExist && !fs.existsSync(file))
       throw new UserError("E_NOT_FOUND", `no evaluation database at ${file}`, "colloquy human-eval serve --db <file> creates it");
-    if (!o.mustExist) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    if (!o.mustExist) {
+      fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+      if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, "a", 0o600)); // private from its first byte
+    }
+    restrictMode(file);
     let db: Database.Database;
     try {
       db = new Database(file, { fileMustExist: Boolean(o.mustExist) });
+      db.pragma("secure_delete = ON");
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");
@@ -129,6 +169,7 @@ export class EvalStore {
         "give another --db, or remove the file",
       );
     }
+    restrictMode(file);
     return new EvalStore(file, db);
   }
 
@@ -175,35 +216,64 @@ export class EvalStore {
     return { added, known };
   }
 
-  hashToken(token: string): string {
+  /** The schema-1 hash of a token (sha256 with this database's salt), to check hashes written before scrypt. */
+  private legacyHash(token: string): string {
     return crypto.createHash("sha256").update(`${this.salt}\0${token}`).digest("hex");
   }
 
-  /** Signs in a rater by name, creating them on first use; a rater who chose a token must give it again. */
-  login(name: string, token: string | null, requireToken = false, now = new Date().toISOString()): LoginResult {
-    const row = this.db.prepare("SELECT id, name, token_hash FROM raters WHERE name = ?").get(name) as
-      | { id: number; name: string; token_hash: string | null }
-      | undefined;
+  /**
+   * Signs in a rater by name, creating them on first use. A rater who chose a token must give it again; one who
+   * did not can continue only through their own session (store.sessionRater), never by name: anyone could type it.
+   */
+  async login(name: string, token: string | null, requireToken = false, now = new Date().toISOString()): Promise<LoginResult> {
+    const find = () =>
+      this.db.prepare("SELECT id, name, token_hash FROM raters WHERE name = ?").get(name) as
+        | { id: number; name: string; token_hash: string | null }
+        | undefined;
+    const row = find();
     if (!row) {
       if (requireToken && !token)
         return { ok: false, code: "E_TOKEN_REQUIRED", message: "this evaluation needs a token next to your name" };
-      const id = Number(
-        this.db
-          .prepare("INSERT INTO raters (name, token_hash, created_at) VALUES (?, ?, ?)")
-          .run(name, token ? this.hashToken(token) : null, now).lastInsertRowid,
-      );
-      return { ok: true, rater: { id, name, hasToken: Boolean(token) }, created: true };
+      const hash = token ? await hashToken(token) : null;
+      const res = this.db.prepare("INSERT OR IGNORE INTO raters (name, token_hash, created_at) VALUES (?, ?, ?)").run(name, hash, now);
+      if (res.changes === 1) return { ok: true, rater: { id: Number(res.lastInsertRowid), name, hasToken: Boolean(token) }, created: true };
+      return this.login(name, token, requireToken, now); // signed up by another request meanwhile
     }
     if (row.token_hash === null) {
-      if (token) return { ok: false, code: "E_BAD_TOKEN", message: `rater "${name}" signed up without a token; leave the token empty` };
-      if (requireToken) return { ok: false, code: "E_TOKEN_REQUIRED", message: "this evaluation needs a token next to your name" };
-      return { ok: true, rater: { id: row.id, name: row.name, hasToken: false }, created: false };
+      return {
+        ok: false,
+        code: "E_NAME_TAKEN",
+        message: `the name "${name}" is taken by a rater without a token, who can continue only in the browser they signed up in; choose another name`,
+      };
     }
-    const given = Buffer.from(this.hashToken(token ?? ""), "hex");
-    if (!token || !crypto.timingSafeEqual(given, Buffer.from(row.token_hash, "hex"))) {
-      return { ok: false, code: "E_BAD_TOKEN", message: `wrong token for rater "${name}"` };
-    }
+    const v = token ? await verifyToken(row.token_hash, token, (t) => this.legacyHash(t)) : { ok: false, rehash: false };
+    if (!v.ok) return { ok: false, code: "E_BAD_TOKEN", message: `wrong token for rater "${name}"` };
+    if (v.rehash) this.db.prepare("UPDATE raters SET token_hash = ? WHERE id = ?").run(await hashToken(token!), row.id);
     return { ok: true, rater: { id: row.id, name: row.name, hasToken: true }, created: false };
+  }
+
+  /** A new session of a rater for `ttlMs`: the token for its cookie (the database keeps only its sha256). */
+  createSession(raterId: number, ttlMs: number, now = Date.now()): string {
+    const token = newSessionToken();
+    this.db.prepare("DELETE FROM sessions WHERE expires_ms <= ?").run(now);
+    this.db
+      .prepare("INSERT INTO sessions (id, rater_id, created_at, expires_ms) VALUES (?, ?, ?, ?)")
+      .run(sessionKey(token), raterId, new Date(now).toISOString(), now + ttlMs);
+    return token;
+  }
+
+  /** The rater of a live session, or null (unknown, ended or expired). */
+  sessionRater(token: string, now = Date.now()): Rater | null {
+    const row = this.db.prepare("SELECT rater_id, expires_ms FROM sessions WHERE id = ?").get(sessionKey(token)) as
+      | { rater_id: number; expires_ms: number }
+      | undefined;
+    if (!row || row.expires_ms <= now) return null;
+    return this.rater(row.rater_id);
+  }
+
+  /** Ends a session (signing out): its cookie is worth nothing from now on. */
+  endSession(token: string): void {
+    this.db.prepare("DELETE FROM sessions WHERE id = ?").run(sessionKey(token));
   }
 
   rater(id: number): Rater | null {

@@ -15,11 +15,13 @@ import {
 } from "../../../eval/judge.ts";
 import { systemResponses } from "../../../eval/responses.ts";
 import { formatInterval } from "../../../eval/stats.ts";
+import { parseHubId } from "../../../formats/hub/id.ts";
+import { resolveModelSource } from "../../../formats/hub/resolve.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../../formats/model-keys.ts";
 import { readPeftAdapter } from "../../../formats/peft.ts";
 import { agentAdapterName, runPath } from "../../../run/names.ts";
-import { chatFormat } from "../../../serve/chat-template.ts";
+import { chatFormat } from "../../../formats/chat-template.ts";
 import { UserError } from "../../../util/errors.ts";
 import { kebab, key } from "../../../util/keys.ts";
 import { progress } from "../../../util/progress.ts";
@@ -87,7 +89,11 @@ function parseSystem(spec: string, flag: string): SystemSpec {
     return { label: spec, adapterDir: dir, runDir };
   }
   if (fs.existsSync(path.join(spec, "adapter_config.json"))) return { label: spec, adapterDir: spec, runDir: null };
-  throw new UserError("E_BAD_FLAG", `--${flag} ${spec}: not "base", an adapter folder (with adapter_config.json) or run:<run dir>:<agent>`);
+  if (!fs.existsSync(spec) && parseHubId(spec)) return { label: spec, adapterDir: spec, runDir: null }; // resolved when loaded
+  throw new UserError(
+    "E_BAD_FLAG",
+    `--${flag} ${spec}: not "base", an adapter folder (with adapter_config.json), a Hub id org/name[@revision] or run:<run dir>:<agent>`,
+  );
 }
 
 function detailLine(r: JudgeRecord): string {
@@ -140,7 +146,7 @@ export default defineVerb({
     const tok = requireTokenizer(setup.loaded);
     const adapterOf = async (s: SystemSpec, name: string): Promise<string | null> => {
       if (!s.adapterDir) return null;
-      await setup.backend.importAdapter(name, readPeftAdapter(s.adapterDir, setup.loaded.config));
+      await setup.backend.importAdapter(name, readPeftAdapter(await resolveModelSource(s.adapterDir, "adapter"), setup.loaded.config));
       return name;
     };
     const systems = [await adapterOf(a, "judge-a"), await adapterOf(b, "judge-b")];

@@ -8,11 +8,13 @@ import path from "node:path";
 import { z } from "zod";
 import { questionText, readJudgePrompts } from "../../../eval/judge.ts";
 import { systemResponses } from "../../../eval/responses.ts";
+import { parseHubId } from "../../../formats/hub/id.ts";
+import { resolveModelSource } from "../../../formats/hub/resolve.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../../formats/model-keys.ts";
 import { readPeftAdapter } from "../../../formats/peft.ts";
 import { agentAdapterName, runPath } from "../../../run/names.ts";
-import { chatFormat } from "../../../serve/chat-template.ts";
+import { chatFormat } from "../../../formats/chat-template.ts";
 import { UserError } from "../../../util/errors.ts";
 import { writeFileAtomic } from "../../../util/fs.ts";
 import { kebab, key } from "../../../util/keys.ts";
@@ -72,9 +74,10 @@ export function parseSystem(spec: string, flag: string): SystemSpec {
       return { label: spec, adapterDir: dir, runDir };
     }
   }
+  if (!fs.existsSync(spec) && parseHubId(spec)) return { label: spec, adapterDir: spec, runDir: null }; // resolved when loaded
   throw new UserError(
     "E_BAD_FLAG",
-    `--${flag} ${spec}: not "base", an adapter folder (with adapter_config.json) or <run dir>:<agent>`,
+    `--${flag} ${spec}: not "base", an adapter folder (with adapter_config.json), a Hub id org/name[@revision] or <run dir>:<agent>`,
     `e.g. --a base --b runs/x:${agentAdapterName(0)}`,
   );
 }
@@ -131,7 +134,7 @@ export default defineVerb({
     const tok = requireTokenizer(setup.loaded);
     const adapterOf = async (s: SystemSpec, name: string): Promise<string | null> => {
       if (!s.adapterDir) return null;
-      await setup.backend.importAdapter(name, readPeftAdapter(s.adapterDir, setup.loaded.config));
+      await setup.backend.importAdapter(name, readPeftAdapter(await resolveModelSource(s.adapterDir, "adapter"), setup.loaded.config));
       return name;
     };
     const systems = [await adapterOf(a, "pairs-a"), await adapterOf(b, "pairs-b")];

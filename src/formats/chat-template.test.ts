@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Tokenizer } from "../formats/tokenizer.ts";
+import type { Tokenizer } from "./tokenizer.ts";
 import { isUserError } from "../util/errors.ts";
 import { tinyTokenizer } from "../../test/tiny.ts";
 import { chatFormat, chatPromptIds, renderFallback } from "./chat-template.ts";
