@@ -27,6 +27,9 @@ import {
 import { NO_TORCH, PYTHON, ROOT, shared } from "./support.ts";
 
 const TINY = shared("fixtures/hf-llama/tiny-llama-gqa");
+/** Whether the worker's PyTorch has scaled_dot_product_attention (2.x). */
+const SDPA =
+  !NO_TORCH && spawnSync(PYTHON, ["-c", "import torch.nn.functional as F; assert hasattr(F, 'scaled_dot_product_attention')"]).status === 0;
 const ALL = [...LINEAR_KINDS];
 
 /** tiny-llama-gqa's shape: C 64, L 2, NH 4, KVH 2, HS 16, F 176, V 320, context 128, untied. */
@@ -210,8 +213,10 @@ test("saved activations: the estimate against what autograd keeps", { skip: NO_T
       `  saved ${k.dtype} ${k.targets.join(",")} KVH ${k.kvHeads}: measured ${formatBytes(kept)}, estimated ${formatBytes(want)}`,
     );
     assert.ok(want >= kept, `${k.dtype} ${k.targets}: the estimate ${want} is below the ${kept} bytes kept`);
-    // with every linear adapted, only layer 0 (nothing before its first branch needs a gradient) keeps less
-    if (k.targets.length === ALL.length) assert.ok(want <= 1.05 * kept, `${k.dtype}: the estimate ${want} is far above ${kept}`);
+    // with every linear adapted, only layer 0 (nothing before its first branch needs a gradient) keeps less. On
+    // PyTorch 2 even the CPU may run a fused attention kernel that keeps no (T, T) matrix, which the estimate assumes
+    // only on CUDA (a CPU mask can force the unfused kernel): there the estimate is only an upper bound.
+    if (k.targets.length === ALL.length && !SDPA) assert.ok(want <= 1.05 * kept, `${k.dtype}: the estimate ${want} is far above ${kept}`);
   });
 });
 
