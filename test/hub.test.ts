@@ -9,14 +9,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { createAdapter } from "../src/engine/lora.ts";
 import { savePeftAdapter } from "../src/formats/peft.ts";
 import { Rng } from "../src/util/rng.ts";
 import { FakeHub, type FakeRepo, listTree } from "./fake-hub.ts";
-import { type CliResult, ROOT, assertUserError, tmpDir } from "./support.ts";
+import { type CliResult, ROOT, assertUserError, freePort, tmpDir } from "./support.ts";
 import { saveTinyModel, tinyModel } from "./tiny.ts";
 
 const dir = tmpDir("colloquy-hub-");
@@ -332,13 +331,4 @@ function assertHubError(r: CliResult, pattern: RegExp): void {
   assert.match(lines[lines.length - 1], /^error\[E_[A-Z_]+\]: /);
   assert.match(lines[lines.length - 1], pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
-}
-
-/** A port nothing listens on. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }

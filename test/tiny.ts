@@ -34,6 +34,28 @@ export function tinyTokenizer(): Tokenizer {
   return cached;
 }
 
+/** tiny-llama-gqa's shape (../shared/fixtures/hf-llama): C 64, L 2, NH 4, KVH 2, HS 16, F 176, V 320, context 128, untied. */
+export function tinyGqaConfig(over: Partial<ModelConfig> = {}): ModelConfig {
+  return {
+    dim: 64,
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    headDim: 16,
+    hiddenDim: 176,
+    vocabSize: 320,
+    maxSeqLen: 128,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    ropeStyle: "half",
+    ropeScaling: null,
+    tiedEmbeddings: false,
+    bosId: 1,
+    eosIds: [2],
+    ...over,
+  };
+}
+
 export function tinyModel(seed = 1, over: Partial<ModelConfig> = {}): Transformer {
   const c: ModelConfig = {
     dim: 32,

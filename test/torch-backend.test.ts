@@ -21,7 +21,7 @@ import { ADAPTER_TENSORS_FIELD } from "../src/torch/adapters.ts";
 import { type TorchBackend, openTorchBackend } from "../src/torch/backend.ts";
 import { UserError } from "../src/util/errors.ts";
 import { Rng } from "../src/util/rng.ts";
-import { NO_TORCH, PYTHON, ROOT, assertClose, shared } from "./support.ts";
+import { NO_TORCH, PYTHON, ROOT, alive, assertClose, shared } from "./support.ts";
 
 const FIXTURE = shared("fixtures/hf-llama/tiny-llama-gqa");
 const STORIES = shared("data/models/stories260K/stories260K.bin");
@@ -102,15 +102,6 @@ after(async () => {
       .join(", ")}`,
   );
 });
-
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 function randomRows(n: number, T: number, seed: number, V = 320): number[][] {
   const rng = new Rng(seed);

@@ -10,7 +10,7 @@ import net from "node:net";
 import path from "node:path";
 import { test } from "node:test";
 import { SafetensorsFile } from "../src/formats/safetensors.ts";
-import { NO_TORCH, PYTHON, ROOT, assertClose, maxAbs, runCli, shared, tmpDir } from "./support.ts";
+import { NO_TORCH, PYTHON, ROOT, assertClose, freePort, maxAbs, runCli, shared, tmpDir } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
 const TORCH = ["--backend", "torch", "--device", "cpu", "--python", PYTHON];
@@ -88,14 +88,6 @@ test("train --preset smoke --backend torch --nproc 2: a full run folder, the met
   assert.ok(rewards(two!).length >= 2);
   assertClose("rewards, --nproc 2 vs 1", rewards(two!), rewards(one!), 1e-6);
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function listening(port: number, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 600; i++) {

@@ -6,16 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import type { ModelConfig } from "../src/engine/config.ts";
-import { LINEAR_KINDS, type LinearKind } from "../src/engine/params.ts";
+import { LINEAR_KINDS, type LinearKind, baseParamCount } from "../src/engine/params.ts";
 import { loadModel } from "../src/formats/load-model.ts";
 import {
   BASE_ONLY,
   type RunMemoryOptions,
   type TorchDtype,
-  baseParameters,
   describeMemory,
   formatBytes,
   fusedAttention,
@@ -25,6 +25,7 @@ import {
   workerNeed,
 } from "../src/torch/memory.ts";
 import { NO_TORCH, PYTHON, ROOT, shared } from "./support.ts";
+import { tinyGqaConfig } from "./tiny.ts";
 
 const TINY = shared("fixtures/hf-llama/tiny-llama-gqa");
 /** Whether the worker's PyTorch has scaled_dot_product_attention (2.x). */
@@ -32,31 +33,14 @@ const SDPA =
   !NO_TORCH && spawnSync(PYTHON, ["-c", "import torch.nn.functional as F; assert hasattr(F, 'scaled_dot_product_attention')"]).status === 0;
 const ALL = [...LINEAR_KINDS];
 
-/** tiny-llama-gqa's shape: C 64, L 2, NH 4, KVH 2, HS 16, F 176, V 320, context 128, untied. */
-const TINY_CONFIG: ModelConfig = {
-  dim: 64,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  headDim: 16,
-  hiddenDim: 176,
-  vocabSize: 320,
-  maxSeqLen: 128,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  ropeStyle: "half",
-  ropeScaling: null,
-  tiedEmbeddings: false,
-  bosId: 1,
-  eosIds: [2],
-};
+const TINY_CONFIG = tinyGqaConfig();
 
 test("the estimate of a small config, by hand", () => {
   const c = TINY_CONFIG;
   const m = runMemory(c, { dtype: "float32", adapters: 3, loraRank: 8, loraTargets: ALL, maxTokensPerPass: 1024, training: true });
   // per layer: 2 norms 128 + q 64·64 + k, v 32·64 each + o 64·64 + gate, up, down 176·64 each = 46,208; embedding
   // and head 320·64 each; final norm 64
-  assert.equal(baseParameters(c), 2 * 46208 + 2 * 320 * 64 + 64);
+  assert.equal(baseParamCount(c), 2 * 46208 + 2 * 320 * 64 + 64);
   assert.equal(m.weights, 4 * 133440);
   // LoRA r8 per layer: q 8·(64+64), k, v 8·(64+32), o 8·(64+64), gate, up, down 8·(64+176): 9,344; float32 weights,
   // gradients and AdamW's two moments; 3 adapters
@@ -102,6 +86,63 @@ test("a LLaMA-3-8B shape in bfloat16 with fused attention: 16384 tokens per pass
   assert.equal(need(4096).weights, 2 * 8030261248); // its 8.03 billion parameters
   assert.ok(need(16384).total > 80e9);
   assert.ok(need(4096).total < 75e9); // an H100's 80 GB less the CUDA context's
+});
+
+/** The two chat presets' models (their config.json values: SmolLM2-135M-Instruct, Llama-3.2-1B-Instruct). */
+const PRESET_MODELS: [string, ModelConfig, number][] = [
+  [
+    "smollm2-135m-chat",
+    {
+      ...TINY_CONFIG,
+      dim: 576,
+      nLayers: 30,
+      nHeads: 9,
+      nKvHeads: 3,
+      headDim: 64,
+      hiddenDim: 1536,
+      vocabSize: 49152,
+      maxSeqLen: 8192,
+      tiedEmbeddings: true,
+      ropeTheta: 100000,
+    },
+    134_515_008,
+  ],
+  [
+    "llama3.2-1b-chat",
+    {
+      ...TINY_CONFIG,
+      dim: 2048,
+      nLayers: 16,
+      nHeads: 32,
+      nKvHeads: 8,
+      headDim: 64,
+      hiddenDim: 8192,
+      vocabSize: 128256,
+      maxSeqLen: 131072,
+      tiedEmbeddings: true,
+      ropeTheta: 500000,
+      ropeScaling: { type: "llama3", factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
+    },
+    1_235_814_400,
+  ],
+];
+
+test("the chat presets' memory, as their descriptions quote it (inspect --dtype bfloat16 --agents 3 --lora-rank 16 --max-tokens-per-pass 8192)", () => {
+  for (const [preset, c, params] of PRESET_MODELS) {
+    assert.equal(baseParamCount(c), params, preset);
+    const m = runMemory(c, {
+      dtype: "bfloat16",
+      adapters: 3,
+      loraRank: 16,
+      loraTargets: ALL,
+      maxTokensPerPass: 8192,
+      training: true,
+      fusedAttention: true,
+    });
+    const description = JSON.parse(fs.readFileSync(path.join(ROOT, "configs", `${preset}.json`), "utf8")).description as string;
+    console.log(`  ${preset}: ${describeMemory(m)}`);
+    assert.ok(description.includes(`${formatBytes(m.total)} (weights ${formatBytes(m.weights)}`), `${preset}: ${describeMemory(m)}`);
+  }
 });
 
 test("formatting, the open request's fields, the attention the worker will run", () => {

@@ -11,7 +11,7 @@ import { after, test } from "node:test";
 import { Tensor } from "../src/torch/frames.ts";
 import { WorkerProcess, type WorkerOptions } from "../src/torch/process.ts";
 import { UserError } from "../src/util/errors.ts";
-import { PYTHON, ROOT, tmpDir } from "./support.ts";
+import { PYTHON, ROOT, alive, tmpDir } from "./support.ts";
 
 const DIR = tmpDir("colloquy-torch-process-");
 after(() => fs.rmSync(DIR, { recursive: true, force: true }));
@@ -88,16 +88,6 @@ while True:
 const quiet = { onStderr: () => {} };
 const fake = (env: Record<string, string> = {}, o: WorkerOptions = {}) =>
   WorkerProcess.start({ python: PYTHON, args: [FAKE], env, ...quiet, ...o });
-
-/** Whether a process exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 async function gone(pid: number, ms = 5000): Promise<boolean> {
   for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) if (!alive(pid)) return true;

@@ -4,29 +4,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { tmpDir } from "../../test/support.ts";
-import type { ModelConfig } from "../engine/config.ts";
+import { tinyGqaConfig } from "../../test/tiny.ts";
 import { baseParamCount } from "../engine/params.ts";
 import { UserError } from "../util/errors.ts";
 import { checkLoadMemory, firstNonFinite, loadBytes, memoryBudget, readJsonBounded, regularFileSize } from "./limits.ts";
 
-const config = (over: Partial<ModelConfig>): ModelConfig => ({
-  dim: 64,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  headDim: 16,
-  hiddenDim: 176,
-  vocabSize: 320,
-  maxSeqLen: 128,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  ropeStyle: "half",
-  ropeScaling: null,
-  tiedEmbeddings: false,
-  bosId: 1,
-  eosIds: [2],
-  ...over,
-});
+const config = tinyGqaConfig;
 
 test("limits: a load's memory is the weights' float32 bytes, one conversion buffer and the rope tables built up front", () => {
   for (const c of [config({}), config({ tiedEmbeddings: true, nKvHeads: 4 }), config({ nLayers: 7, hiddenDim: 3 })]) {

@@ -24,7 +24,7 @@
  * hooks) on PyTorch 1.13, float32 and bfloat16, MHA and GQA, all and some targets (test/torch-memory.test.ts).
  */
 import type { ModelConfig } from "../engine/config.ts";
-import { LINEAR_KINDS, type LinearKind, linearShape } from "../engine/params.ts";
+import { type LinearKind, baseParamCount, linearShape } from "../engine/params.ts";
 
 export type TorchDtype = "float32" | "bfloat16" | "float16";
 
@@ -79,7 +79,7 @@ export function runMemory(c: ModelConfig, o: RunMemoryOptions): RunMemory {
 
   // the base tensors, each loaded once on the device in the chosen dtype (checkpoint.load_weights); a tied head
   // shares the embedding
-  const weights = e * baseParameters(c);
+  const weights = e * baseParamCount(c);
 
   // float32 A (R, in) and B (out, R) per target and layer; trainable adapters add .grad and the optimizer's moments
   const loraParams = L * [...targets].reduce((s, k) => s + o.loraRank * linearShape(c, k).reduce((a, b) => a + b, 0), 0);
@@ -116,12 +116,6 @@ export function runMemory(c: ModelConfig, o: RunMemoryOptions): RunMemory {
   const workspace = Math.ceil(step + rope + update + FRAGMENTATION * (activations + step) + LIBRARY_BYTES);
 
   return { weights, adapters, activations, workspace, total: weights + adapters + activations + workspace };
-}
-
-/** Parameters of the base tensors the worker loads (checkpoint.base_tensor_names). */
-export function baseParameters(c: ModelConfig): number {
-  const perLayer = 2 * c.dim + LINEAR_KINDS.reduce((s, k) => s + linearShape(c, k)[0] * linearShape(c, k)[1], 0);
-  return c.vocabSize * c.dim * (c.tiedEmbeddings ? 1 : 2) + c.nLayers * perLayer + c.dim;
 }
 
 /**
