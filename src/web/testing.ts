@@ -135,13 +135,19 @@ export function rawExchange(url: string, write: (socket: net.Socket) => void): P
   });
 }
 
-/** Writes a chunked body of 1 KiB chunks to `socket` until it closes or `maxBytes` are sent (then its last chunk). */
+/**
+ * Writes a chunked body of 1 KiB chunks to `socket` until it closes or `maxBytes` are sent (then its last chunk).
+ * It yields to the event loop every 64 KiB, as a real client does, so that it reads an early response (a 413): a
+ * server that drains the rest fast keeps every write accepted, and a loop that never yields would see only the
+ * connection's end.
+ */
 export function pumpChunks(socket: net.Socket, maxBytes = Number.POSITIVE_INFINITY): void {
   const chunk = `400\r\n${"x".repeat(0x400)}\r\n`;
   let sent = 0;
   const pump = () => {
-    while (!socket.destroyed) {
+    for (let burst = 0; !socket.destroyed; burst++) {
       if (sent >= maxBytes) return void socket.write("0\r\n\r\n");
+      if (burst === 64) return void setImmediate(pump);
       sent += 0x400;
       if (!socket.write(chunk)) return void socket.once("drain", pump);
     }
