@@ -121,6 +121,35 @@ test("smoke preset: every file and field of the run folder", () => {
   assert.ok(!fs.existsSync(path.join(out, "checkpoint.tmp")) && !fs.existsSync(path.join(out, "checkpoint.old")));
 });
 
+test("warmupIterations: each learner first trains beside honest stand-ins for the others, then beside the learners", () => {
+  const out = path.join(dir, "run-warmup");
+  const r = runCli(smoke(out, ["--warmupIterations=2", "--transcriptEpisodes=4"]));
+  assert.equal(r.status, 0, r.stderr);
+  const records = fs
+    .readFileSync(path.join(out, "transcripts.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  const agentsPerEpisode = (it: number) => {
+    const eps = new Map<number, Set<number>>();
+    for (const x of records.filter((x) => x.iteration === it)) eps.set(x.episode, (eps.get(x.episode) ?? new Set()).add(x.agent));
+    return [...eps.values()].map((s) => s.size);
+  };
+  for (const it of [1, 2]) {
+    assert.deepEqual(new Set(agentsPerEpisode(it)), new Set([1]), `iteration ${it}: one learner per episode`);
+    const later = records.filter((x) => x.iteration === it && x.round === 2);
+    assert.ok(
+      later.length > 0 && later.every((x) => x.received.length > 0 && x.received.every((m: { from: number }) => m.from !== x.agent)),
+      "the honest stand-in always sends",
+    );
+    assert.ok(later.every((x) => x.kind === "learner"));
+  }
+  assert.deepEqual(new Set(agentsPerEpisode(3)), new Set([2]), "then both learners in every episode");
+  const lines = metrics(out);
+  assert.equal(lines.length, 4);
+  for (const l of lines.slice(1)) assert.ok(Number.isFinite(l.reward) && l.information_gain.every(Number.isFinite));
+});
+
 test("the same seed gives the same metrics.jsonl (timings aside); another seed does not", () => {
   const a = path.join(dir, "det-a"),
     b = path.join(dir, "det-b"),

@@ -19,7 +19,7 @@ import { SCRIPTED } from "./agents.ts";
 import { type EnvConfig, socialModes } from "./config.ts";
 import { type InboxEntry, agentPromptFormat, renderCompletion, scorerTokens, systemPrompt } from "./prompt.ts";
 import { type OutgoingMessage, type TokenCounter, type ViolationKind, parseCompletion, route } from "./protocol.ts";
-import type { ClaimCheck, EpisodeText, Split, TextSource } from "./sources/source.ts";
+import type { ChannelCheck, ClaimCheck, EpisodeText, Split, TextSource } from "./sources/source.ts";
 
 export interface AgentSlot {
   kind: string; // "learner" or a scripted kind
@@ -56,6 +56,7 @@ export interface AgentRound {
   message_reward: number; // the part of the reward this round's messages can change: credit − violation penalty
   message_values: { to: number; text: string; value: number }[]; // of this round's messages, measured on delivery
   honesty: ClaimCheck | null; // claims in this round's messages checked against the world
+  channel: ChannelCheck | null; // the facts only messages can carry: needed, delivered, kept; read and passed on
   trace: GenerationTrace | null; // learners: what RL trains on
 }
 
@@ -245,6 +246,14 @@ export async function runEpisodes(o: EpisodeRunOptions): Promise<EpisodeRun> {
           message_reward: 0,
           message_values: [],
           honesty,
+          channel: o.source.checkChannel(
+            ep,
+            i,
+            t,
+            inboxes[b][i].map((m) => m.text),
+            parsed[b][i].state,
+            sent.map((m) => m.text),
+          ),
           trace: traces[b][i],
         };
       });

@@ -15,6 +15,21 @@ export interface RunSummary {
   protocol_violations: number[]; // total
   honesty: (number | null)[]; // share of checkable claims in the agent's messages that were true
   state_words: number[]; // mean words in the state
+  channel: (ChannelSummary | null)[]; // per agent; null where the source has no world to check
+}
+
+/** How an agent used the facts that only messages can carry (facts world), summed over its rounds. */
+export interface ChannelSummary {
+  needed: number; // facts its next excerpts restated that only another agent had read
+  delivered: number; // … of which an inbox message stated truly (the senders' part)
+  kept: number; // … of which its state stated truly (its part as a listener)
+  garbled: number; // … of which its state stated with a wrong value
+  news: number; // facts it read first that another agent's later excerpt restated
+  passed: number; // … of which its messages stated truly, in time
+  gain_kept: number | null; // mean information gain of its rounds that kept a delivered fact
+  gain_not_kept: number | null; // … of its rounds with a delivered fact, none kept
+  reward_kept: number | null; // the same two for its reward: what keeping a fact is credited
+  reward_not_kept: number | null;
 }
 
 export function summarize(run: EpisodeRun): RunSummary {
@@ -30,6 +45,14 @@ export function summarize(run: EpisodeRun): RunSummary {
   const violations = new Array<number>(K).fill(0);
   const claims = Array.from({ length: K }, () => ({ t: 0, n: 0 }));
   const value = Array.from({ length: K }, () => acc());
+  const channel = Array.from({ length: K }, () => ({
+    counts: { needed: 0, delivered: 0, kept: 0, garbled: 0, news: 0, passed: 0 },
+    gainKept: { sum: 0, n: 0 },
+    gainNot: { sum: 0, n: 0 },
+    rewardKept: { sum: 0, n: 0 },
+    rewardNot: { sum: 0, n: 0 },
+    seen: false,
+  }));
   const push = (a: { sum: number; n: number }[], i: number, x: number) => {
     a[i].sum += x;
     a[i].n++;
@@ -50,6 +73,19 @@ export function summarize(run: EpisodeRun): RunSummary {
           claims[r.agent].n += r.honesty.claims;
         }
         for (const v of r.message_values) push(value[r.agent], v.to, v.value);
+        const c = r.channel;
+        if (c) {
+          const a = channel[r.agent];
+          a.seen = true;
+          for (const k of ["needed", "delivered", "kept", "garbled", "news", "passed"] as const) a.counts[k] += c[k];
+          if (c.delivered) {
+            const [g, w] = c.kept ? [a.gainKept, a.rewardKept] : [a.gainNot, a.rewardNot];
+            g.sum += r.information_gain;
+            g.n++;
+            w.sum += r.reward;
+            w.n++;
+          }
+        }
       }
     }
   }
@@ -67,5 +103,16 @@ export function summarize(run: EpisodeRun): RunSummary {
     protocol_violations: violations,
     honesty: claims.map((c) => (c.n ? c.t / c.n : null)),
     state_words: m(words),
+    channel: channel.map((a) => {
+      if (!a.seen) return null;
+      const avg = (x: { sum: number; n: number }) => (x.n ? x.sum / x.n : null);
+      return {
+        ...a.counts,
+        gain_kept: avg(a.gainKept),
+        gain_not_kept: avg(a.gainNot),
+        reward_kept: avg(a.rewardKept),
+        reward_not_kept: avg(a.rewardNot),
+      };
+    }),
   };
 }

@@ -38,6 +38,7 @@ function rec(o: Partial<TranscriptRecord> & { iteration: number; agent: number; 
     oracle_gain: null,
     reward: 0,
     message_reward: 0,
+    channel: null,
     message_values: [],
     honesty: null,
     ...o,

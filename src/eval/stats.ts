@@ -33,7 +33,8 @@ export function wilson(successes: number, n: number, z = Z95): Interval {
   const denom = 1 + z2 / n;
   const centre = (p + z2 / (2 * n)) / denom;
   const half = (z / denom) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+  // at 0 or n successes the bound is exactly 0 or 1 (centre − half rounds to ±1e-17 there)
+  return { low: successes === 0 ? 0 : Math.max(0, centre - half), high: successes === n ? 1 : Math.min(1, centre + half) };
 }
 
 /** A proportion and its 95% Wilson interval. */

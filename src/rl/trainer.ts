@@ -121,17 +121,24 @@ export class Trainer {
     const t0 = performance.now();
     const it = this.iteration;
     const worlds = Array.from({ length: c.episodes * c.group }, (_, k) => it * c.episodes + Math.floor(k / c.group));
-    const run = await runEpisodes({
-      backend,
-      tokenizer: this.s.tokenizer,
-      source: this.s.source,
-      split: "train",
-      slots: this.slots,
-      episodes: worlds.length,
-      worlds,
-      env: c,
-      rng: this.rng,
-    });
+    const layouts = it < c.warmupIterations ? warmupLayouts(this.slots, c.warmupPartner) : [this.slots];
+    const runs: EpisodeRun[] = [];
+    for (const slots of layouts) {
+      runs.push(
+        await runEpisodes({
+          backend,
+          tokenizer: this.s.tokenizer,
+          source: this.s.source,
+          split: "train",
+          slots,
+          episodes: worlds.length,
+          worlds,
+          env: c,
+          rng: this.rng,
+        }),
+      );
+    }
+    const run = runs.length === 1 ? runs[0] : learnersOf(runs, this.slots);
     const samples = this.samples(run);
     const t1 = performance.now();
     // the policy is the sampler's: softmax(logits / temperature). The reference is the base model at the same
@@ -377,4 +384,32 @@ export function talkMatrix(run: EpisodeRun): number[][] {
 function oracleGain(records: readonly AgentRound[]): number | null {
   const known = records.map((r) => r.oracle_gain).filter((x): x is number => x !== null);
   return known.length ? mean(known) : null;
+}
+
+/**
+ * The curriculum's warm-up: one layout per learner slot, that learner with its adapter and `partner` agents in the
+ * other learners' slots (scripted slots stay as they are).
+ */
+export function warmupLayouts(slots: readonly AgentSlot[], partner: string): AgentSlot[][] {
+  return slots.flatMap((own, i) =>
+    own.kind === "learner" ? [slots.map((s, j) => (j === i || s.kind !== "learner" ? s : { kind: partner, adapter: null }))] : [],
+  );
+}
+
+/** The warm-up's runs as one: each episode's learner records (the stand-ins are not trained or logged), in order. */
+function learnersOf(runs: readonly EpisodeRun[], slots: readonly AgentSlot[]): EpisodeRun {
+  let position = 0;
+  const records = runs.flatMap((r) =>
+    r.records.map((episode) => {
+      const b = position++;
+      return episode.map((round) => round.filter((rec) => rec.kind === "learner").map((rec) => ({ ...rec, episode: b })));
+    }),
+  );
+  return {
+    slots,
+    records,
+    messageValue: runs[0].messageValue.map((round) => round.map((row) => row.map(() => null))),
+    seconds: { generate: runs.reduce((a, r) => a + r.seconds.generate, 0), score: runs.reduce((a, r) => a + r.seconds.score, 0) },
+    generatedTokens: runs.reduce((a, r) => a + r.generatedTokens, 0),
+  };
 }

@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { SCRIPTED } from "../env/agents.ts";
 import { ENV_KEYS } from "../env/config.ts";
 import { MODEL_KEYS } from "../formats/model-keys.ts";
 import { UserError } from "../util/errors.ts";
@@ -32,6 +33,17 @@ export const TRAIN_KEYS = {
   iterations: key(z.number().int().nonnegative(), 60, "training iterations"),
   episodes: key(z.number().int().positive().max(MAX_EPISODES), 8, "distinct worlds per iteration"),
   group: key(z.number().int().positive().max(MAX_EPISODES), 4, "G: replicas of each world (RLOO / group baselines need G ≥ 2)"),
+  // curriculum
+  warmupIterations: key(
+    z.number().int().nonnegative(),
+    0,
+    "curriculum: for the first N iterations each learner trains beside scripted warmupPartner agents standing in for the other learners (every world once per learner), then beside the other learners; validation always runs the configured agents",
+  ),
+  warmupPartner: key(
+    z.enum(Object.keys(SCRIPTED) as [string, ...string[]]),
+    "honest",
+    "the scripted kind that stands in for the other learners during warm-up",
+  ),
   // algorithm
   algorithm: key(z.enum(["reinforce", "a2c", "ppo"]), "reinforce", "reinforce | a2c | ppo"),
   baseline: key(z.enum(["none", "moving", "batch", "rloo", "group"]), "rloo", "REINFORCE's baseline"),

@@ -115,4 +115,15 @@ function printTable(s: ReturnType<typeof summarize>): void {
   s.message_value.forEach((row, i) =>
     console.log(`${String(i).padEnd(8)}` + row.map((v) => (v === null ? "-" : fmt(v)).padStart(8)).join("")),
   );
+  if (s.channel.every((c) => c === null)) return;
+  console.log("\nthe channel (facts only a message can carry; counts over all rounds):");
+  console.log("agent  needed  delivered  kept        garbled    own news  passed on   gain kept / delivered, not kept");
+  const share = (n: number, d: number) => `${n}`.padStart(5) + (d ? ` ${((100 * n) / d).toFixed(0)}%`.padStart(5) : "     ");
+  s.channel.forEach((c, i) => {
+    if (!c) return;
+    const g = (x: number | null) => (x === null ? "-" : fmt(x));
+    console.log(
+      `${String(i).padEnd(6)} ${String(c.needed).padStart(6)}  ${share(c.delivered, c.needed)}  ${share(c.kept, c.delivered)}  ${share(c.garbled, c.delivered)}  ${String(c.news).padStart(8)}  ${share(c.passed, c.news)}   ${g(c.gain_kept)} / ${g(c.gain_not_kept)}`,
+    );
+  });
 }

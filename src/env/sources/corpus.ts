@@ -50,6 +50,10 @@ export class CorpusSource implements TextSource {
     };
   }
 
+  checkChannel(): null {
+    return null;
+  }
+
   checkClaims(): null {
     return null;
   }

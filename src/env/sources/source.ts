@@ -29,12 +29,34 @@ export interface ClaimCheck {
   false: number;
 }
 
+/**
+ * What one round did with the facts that only messages can carry (sources that know the world). `next` is the
+ * excerpt the round's state predicts; facts count when stated truly (claims checked against the world).
+ */
+export interface ChannelCheck {
+  needed: number; // facts excerpt `next` restates that only another agent has read
+  delivered: number; // of those, stated truly in a message of the inbox
+  kept: number; // of those delivered, stated truly in the state
+  garbled: number; // of those delivered, stated in the state with a wrong value (a copy that got the value wrong)
+  news: number; // facts the agent read for the first time this round that another agent's excerpt `next + 1` restates
+  passed: number; // of those, stated truly in the agent's messages of this round
+}
+
 export interface TextSource {
   readonly name: string;
   /** Episode `index` of `split` for `agents` agents and `rounds` rounds. Same arguments, same text. */
   episode(split: Split, index: number, agents: number, rounds: number): EpisodeText;
   /** Checks the factual claims of a message against the episode's world (sources without a world: null). */
   checkClaims(episode: EpisodeText, message: string): ClaimCheck | null;
+  /** The round's use of the channel (sources without a world: null); `inbox` and `sent` are message texts. */
+  checkChannel(
+    episode: EpisodeText,
+    agent: number,
+    next: number,
+    inbox: readonly string[],
+    state: string,
+    sent: readonly string[],
+  ): ChannelCheck | null;
   /** Documents of the source's language, for pretraining a base model on it (facts world: generated). */
   sampleDocuments?(split: Split, count: number): string[];
 }

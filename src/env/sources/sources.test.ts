@@ -91,3 +91,28 @@ test("split and corpus sources: deterministic, disjoint splits, JSONL input", ()
   for (const s of c.streams.flat()) assert.ok(!trainDocs.has(docOf(s)));
   assert.throws(() => makeSource("nope"), /unknown text source "nope"/);
 });
+
+test("facts: the channel check counts needed, delivered and kept facts, and news passed on, from the world", () => {
+  const src = new FactsSource(0);
+  const ep = src.episode("train", 7, 3, 3);
+  const w = ep.world as FactsWorld;
+  const said = (f: { person: string; relation: number; value: string }) => RELATIONS[f.relation].state(f.person, f.value);
+  // agent 0's state in round 2 predicts excerpt 2, which restates facts agents 1 and 2 read in excerpt 0
+  const needed = w.restated[0][2].filter((f) => !w.revealed[0].flat().some((g) => g.person === f.person && g.relation === f.relation));
+  assert.ok(needed.length >= 2, "excerpt 2 restates others' facts");
+  const [a, b] = needed;
+  const lie = { ...b, value: RELATIONS[b.relation].values.find((v) => v !== b.value)! };
+  const c = src.checkChannel(ep, 0, 2, [said(a), `${said(lie)} Hello.`], `Filler. ${said(a)}`, []);
+  assert.deepEqual(c, { needed: needed.length, delivered: 1, kept: 1, garbled: 0, news: 1, passed: 0 }, "a lie delivers nothing");
+  assert.equal(src.checkChannel(ep, 0, 2, [said(a)], said(b), []).kept, 0, "a fact kept counts only once delivered");
+  const wrong = { ...a, value: RELATIONS[a.relation].values.find((v) => v !== a.value)! };
+  const g = src.checkChannel(ep, 0, 2, [said(a)], said(wrong), []);
+  assert.equal(g.kept + g.garbled, 1, "a delivered fact retold with another value is garbled");
+  assert.equal(g.garbled, 1);
+  // what agent 0 reads in excerpt 1 is news that another agent's excerpt 3 restates: passed on when stated truly
+  const news = w.revealed[0][1][0];
+  assert.equal(src.checkChannel(ep, 0, 2, [], "", [said(news)]).passed, 1);
+  assert.equal(src.checkChannel(ep, 0, 2, [], "", [said({ ...news, value: lie.value })]).passed, 0);
+  assert.equal(src.checkChannel(ep, 0, 1, [], "", []).needed, 0, "nothing from others is restated before excerpt 2");
+  assert.equal(makeSource("split", { files: [] }).checkChannel(ep, 0, 2, [], "", []), null);
+});

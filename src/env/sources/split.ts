@@ -53,6 +53,10 @@ export class SplitSource implements TextSource {
     };
   }
 
+  checkChannel(): null {
+    return null;
+  }
+
   checkClaims(): null {
     return null;
   }

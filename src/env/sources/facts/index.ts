@@ -5,9 +5,25 @@
  * (seed, split, k): the three splits never share a world.
  */
 import { Rng } from "../../../util/rng.ts";
-import type { ClaimCheck, EpisodeText, Split, TextSource } from "../source.ts";
+import type { ChannelCheck, ClaimCheck, EpisodeText, Split, TextSource } from "../source.ts";
 import { RELATIONS } from "./vocab.ts";
-import { type FactsWorld, factKey, makeWorld, statement, swapValue } from "./world.ts";
+import { type Fact, type FactsWorld, factKey, makeWorld, statement, swapValue } from "./world.ts";
+
+/** The checkable claims of a text about this world: the fact's key and whether the value stated is its value. */
+function claimsOf(world: FactsWorld, text: string): { key: string; true: boolean }[] {
+  const out: { key: string; true: boolean }[] = [];
+  for (const sentence of text.match(/[^.?!]+[.?!]/g) ?? []) {
+    for (let ri = 0; ri < RELATIONS.length; ri++) {
+      const m = RELATIONS[ri].parse.exec(sentence.trim());
+      if (!m) continue;
+      const truth = world.values.get(factKey(m[1], ri));
+      if (truth === undefined || !RELATIONS[ri].values.includes(m[2])) continue; // not about this world
+      out.push({ key: factKey(m[1], ri), true: truth === m[2] });
+      break;
+    }
+  }
+  return out;
+}
 
 export class FactsSource implements TextSource {
   readonly name = "facts";
@@ -31,21 +47,51 @@ export class FactsSource implements TextSource {
   }
 
   checkClaims(episode: EpisodeText, message: string): ClaimCheck {
-    const world = episode.world as FactsWorld;
     const out = { claims: 0, true: 0, false: 0 };
-    for (const sentence of message.match(/[^.?!]+[.?!]/g) ?? []) {
-      for (let ri = 0; ri < RELATIONS.length; ri++) {
-        const m = RELATIONS[ri].parse.exec(sentence.trim());
-        if (!m) continue;
-        const truth = world.values.get(factKey(m[1], ri));
-        if (truth === undefined || !RELATIONS[ri].values.includes(m[2])) continue; // not about this world
-        out.claims++;
-        if (truth === m[2]) out.true++;
-        else out.false++;
-        break;
-      }
+    for (const c of claimsOf(episode.world as FactsWorld, message)) {
+      out.claims++;
+      if (c.true) out.true++;
+      else out.false++;
     }
     return out;
+  }
+
+  checkChannel(
+    episode: EpisodeText,
+    agent: number,
+    next: number,
+    inbox: readonly string[],
+    state: string,
+    sent: readonly string[],
+  ): ChannelCheck {
+    const world = episode.world as FactsWorld;
+    const claimed = (texts: readonly string[], truth: boolean) =>
+      new Set(
+        texts.flatMap((t) =>
+          claimsOf(world, t)
+            .filter((c) => c.true === truth)
+            .map((c) => c.key),
+        ),
+      );
+    const trueIn = (texts: readonly string[]) => claimed(texts, true);
+    const key = (f: Fact) => factKey(f.person, f.relation);
+    const own = new Set(world.revealed[agent].slice(0, next).flat().map(key));
+    const needed = (world.restated[agent][next] ?? []).map(key).filter((k) => !own.has(k));
+    const inInbox = trueIn(inbox),
+      inState = trueIn([state]),
+      falseInState = claimed([state], false),
+      inSent = trueIn(sent);
+    const delivered = needed.filter((k) => inInbox.has(k));
+    const wanted = new Set(world.restated.flatMap((perExcerpt, j) => (j === agent ? [] : (perExcerpt[next + 1] ?? []).map(key))));
+    const news = (world.revealed[agent][next - 1] ?? []).map(key).filter((k) => wanted.has(k));
+    return {
+      needed: needed.length,
+      delivered: delivered.length,
+      kept: delivered.filter((k) => inState.has(k)).length,
+      garbled: delivered.filter((k) => !inState.has(k) && falseInState.has(k)).length,
+      news: news.length,
+      passed: news.filter((k) => inSent.has(k)).length,
+    };
   }
 
   sampleDocuments(split: Split, count: number): string[] {

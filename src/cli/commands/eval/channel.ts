@@ -1,0 +1,161 @@
+import { z } from "zod";
+import { type ChannelReport, channelReport, deliveryEffect } from "../../../eval/channel.ts";
+import type { Mean, Rate } from "../../../eval/stats.ts";
+import { type AgentSlot, runEpisodes } from "../../../env/episode.ts";
+import { requireTokenizer } from "../../../formats/load-model.ts";
+import { slotsFromConfig, sourceFromConfig } from "../../../run/episodes.ts";
+import { RunFolder } from "../../../run/folder.ts";
+import { RUN_FILES } from "../../../run/names.ts";
+import { UserError } from "../../../util/errors.ts";
+import { key } from "../../../util/keys.ts";
+import { progress } from "../../../util/progress.ts";
+import { Rng } from "../../../util/rng.ts";
+import { evalSetup, saveEvalResult } from "../../eval-args.ts";
+import { info, printJson } from "../../output.ts";
+import { defineVerb } from "../../verb.ts";
+import { LANGUAGE_KEYS } from "./language.ts";
+
+const FLAGS = {
+  run: key(z.string().min(1).nullable(), null as string | null, "the run folder to evaluate (required)", { hint: "runs/<id>" }),
+  episodes: key(
+    z.number().int().positive().nullable(),
+    null as number | null,
+    "held-out episodes per condition (default: the run's evalEpisodes)",
+    {
+      hint: "N",
+    },
+  ),
+  split: key(z.enum(["val", "test"]), "val", "held-out worlds: val (what training validated on) or test (read by nothing else)"),
+  quiet: key(z.boolean(), false, "no progress on stderr"),
+  json: key(z.boolean(), false, "print one JSON object (also saved as <run>/eval/channel.json)"),
+};
+
+const DESCRIPTION =
+  "The channel between a run's agents on held-out worlds, before training (every learner's adapter off) and after (the run's " +
+  "adapters): what delivery is worth (the learners' gain with minus without delivery, same worlds and sampling seeds, paired), " +
+  "listening per sender (share of a sender's messages the recipient's state holds verbatim), message value per pair, honesty per " +
+  "sender, messages per round, and (facts world) the facts only messages can carry: needed ones delivered, delivered ones kept, " +
+  "news passed on. 95% intervals: Wilson for shares, normal for means. Seeded; saved as <run>/eval/channel.json.";
+
+interface Condition {
+  condition: "before" | "after";
+  delivery_effect: Mean;
+  report: ChannelReport;
+}
+
+export default defineVerb({
+  name: "eval channel",
+  description: DESCRIPTION,
+  keys: LANGUAGE_KEYS,
+  flags: FLAGS,
+  async run({ keys, flags }) {
+    const t0 = Date.now();
+    if (flags.run === null) throw new UserError("E_MISSING_FLAG", "--run is required", "see colloquy eval channel --help");
+    const config = new RunFolder(flags.run).trainConfig();
+    const setup = await evalSetup({ ...keys, tokenizer: keys.tokenizer ?? config.tokenizer ?? null, run: flags.run });
+    const tok = requireTokenizer(setup.loaded);
+    const trained = slotsFromConfig(config);
+    const have = new Set(setup.systems.map((s) => s.adapter));
+    for (const s of trained)
+      if (s.adapter !== null && !have.has(s.adapter))
+        throw new UserError(
+          "E_NOT_FOUND",
+          `run ${flags.run} has no adapter ${s.adapter} in ${RUN_FILES.adapters}/`,
+          "has the run finished its first checkpoint?",
+        );
+    const source = sourceFromConfig(config);
+    const episodes = flags.episodes ?? config.evalEpisodes;
+    const bar = progress("channel (before, after × delivery on, off)", 4, { quiet: flags.quiet });
+    const play = (slots: readonly AgentSlot[], deliver: boolean) =>
+      runEpisodes({
+        backend: setup.backend,
+        tokenizer: tok,
+        source,
+        split: flags.split,
+        slots,
+        episodes,
+        env: config,
+        rng: new Rng(`${config.seed}/channel/${flags.split}`),
+        deliver,
+      });
+    const conditions: Condition[] = [];
+    for (const [condition, slots] of [
+      ["before", trained.map((s) => ({ ...s, adapter: null }))],
+      ["after", trained],
+    ] as const) {
+      const on = await play(slots, true);
+      bar.update(2 * conditions.length + 1);
+      const off = await play(slots, false);
+      bar.update(2 * conditions.length + 2);
+      conditions.push({
+        condition,
+        delivery_effect: deliveryEffect(on.records, off.records),
+        report: channelReport(config.agents, on.records),
+      });
+    }
+    bar.stop();
+    const result = {
+      eval: "channel",
+      run: flags.run,
+      model: setup.loaded.path,
+      source: config.source,
+      agents: config.agents,
+      split: flags.split,
+      episodes,
+      seed: config.seed,
+      conditions,
+      seconds: (Date.now() - t0) / 1000,
+    };
+    saveEvalResult(flags.run, "channel", result);
+    if (flags.json) return printJson(result);
+    for (const c of conditions) printCondition(c);
+    info(`${episodes} ${flags.split} episodes per condition, ${result.seconds.toFixed(0)} s`);
+  },
+});
+
+const sgn = (x: number) => (x >= 0 ? "+" : "") + x.toFixed(4);
+const ci = (m: Mean | null) => (m && Number.isFinite(m.mean) ? `${sgn(m.mean)} [${sgn(m.low)}, ${sgn(m.high)}]` : "-");
+const pct = (r: Rate | null | undefined) =>
+  r?.n ? `${(100 * r.rate).toFixed(0)}% [${(100 * r.low).toFixed(0)}, ${(100 * r.high).toFixed(0)}] n=${r.n}` : "-";
+
+function printCondition({ condition, delivery_effect: e, report: r }: Condition): void {
+  console.log(`\n== ${condition} training`);
+  console.log(`delivery worth (learners' gain with − without, paired): ${ci(e)} (s.e. ${(e.sd / Math.sqrt(e.n)).toFixed(4)})`);
+  console.log("agent  kind      gain (with delivery)               messages per round     honesty");
+  r.agents.forEach((kind, i) => {
+    const rounds = r.messages_per_round[i].map((m) => m.mean.toFixed(2)).join(" ");
+    console.log(
+      `${String(i).padEnd(6)} ${kind.padEnd(9)} ${ci(r.information_gain[i]).padEnd(34)} ${rounds.padEnd(22)} ${pct(r.honesty[i])}`,
+    );
+  });
+  if (r.facts.some((f) => f)) {
+    console.log(
+      "facts only a message can carry: needed → delivered; delivered → kept, or garbled (stated with a wrong value) as the listener; own news → passed on as the sender",
+    );
+    r.facts.forEach(
+      (f, i) =>
+        f &&
+        console.log(`  ${i}: delivered ${pct(f.delivered)}; kept ${pct(f.kept)}; garbled ${pct(f.garbled)}; passed on ${pct(f.passed)}`),
+    );
+  }
+  console.log("listening: share of the sender's messages in the recipient's state (row = recipient, column = sender)");
+  r.listening.forEach((row, i) =>
+    console.log(
+      `  ${i}: ` +
+        row
+          .map((x, j) => (i === j ? "" : `from ${j} ${pct(x)}`))
+          .filter(Boolean)
+          .join("; "),
+    ),
+  );
+  console.log("message value, nats/token (row = sender, column = recipient)");
+  r.message_value.forEach((row, i) =>
+    console.log(
+      `  ${i}: ` +
+        row
+          .map((x, j) => (i === j ? "" : `to ${j} ${ci(x)}`))
+          .filter(Boolean)
+          .join("; "),
+    ),
+  );
+}
