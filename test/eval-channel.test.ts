@@ -1,7 +1,7 @@
 /**
  * `colloquy eval channel` on smoke runs of the tiny model with two learners, an honest agent and a liar: before and
  * after training on the same held-out worlds and sampling seeds (a run whose adapters did not move gives the same
- * report twice), honesty that tells the honest agent from the liar, listening per sender, message values, the facts
+ * report twice; on the run's validation episodes, the delivery effects of its summary.json), honesty that tells the honest agent from the liar, listening per sender, message values, the facts
  * only messages can carry, and a delivery effect that is the paired difference of two runs.
  */
 import assert from "node:assert/strict";
@@ -28,6 +28,12 @@ test("eval channel: before and after, per sender and per pair, with intervals; s
     out.conditions.map((c: { condition: string }) => c.condition),
     ["before", "after"],
   );
+  // the run's own validation episodes and seeds: training's paired delivery effects, exactly
+  const summary = JSON.parse(fs.readFileSync(path.join(run, "summary.json"), "utf8"));
+  const all = JSON.parse(runCli(["eval", "channel", "--run", run, "--quiet", "--json"]).stdout);
+  assert.equal(all.episodes, summary.val_message_effect.episodes);
+  assert.equal(all.conditions[0].delivery_effect.mean, summary.val_message_effect_initial.mean);
+  assert.equal(all.conditions[1].delivery_effect.mean, summary.val_message_effect.mean);
   for (const { report, delivery_effect } of out.conditions) {
     assert.ok(Number.isFinite(delivery_effect.mean) && delivery_effect.n === 6 && delivery_effect.low <= delivery_effect.high);
     const [, , honest, liar] = report.honesty;

@@ -30,20 +30,26 @@ export interface ValidationOptions {
   config: TrainConfig;
   slots: readonly AgentSlot[]; // usually slotsFromConfig(config); another assignment of adapters to slots is allowed
   deliver: boolean;
+  split?: "val" | "test"; // default val; test: the test worlds, which training never reads
+  episodes?: number; // default the config's evalEpisodes
 }
 
-/** The validation episodes: the same worlds and sampling seeds every time, so evaluations are comparable. */
+/**
+ * The validation episodes: the same worlds and sampling seeds every time, so evaluations are comparable (and
+ * an evaluation of the same adapters with the same config reproduces training's own validation exactly).
+ */
 export function validationEpisodes(o: ValidationOptions): Promise<EpisodeRun> {
   const c = o.config;
+  const split = o.split ?? "val";
   return runEpisodes({
     backend: o.backend,
     tokenizer: o.tokenizer,
     source: o.source,
-    split: "val",
+    split,
     slots: o.slots,
-    episodes: c.evalEpisodes,
+    episodes: o.episodes ?? c.evalEpisodes,
     env: c,
-    rng: new Rng(`${c.seed}/eval`),
+    rng: new Rng(split === "val" ? `${c.seed}/eval` : `${c.seed}/eval/${split}`),
     deliver: o.deliver,
   });
 }

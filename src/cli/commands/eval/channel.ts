@@ -1,15 +1,14 @@
 import { z } from "zod";
 import { type ChannelReport, channelReport, deliveryEffect } from "../../../eval/channel.ts";
 import type { Mean, Rate } from "../../../eval/stats.ts";
-import { type AgentSlot, runEpisodes } from "../../../env/episode.ts";
+import type { AgentSlot } from "../../../env/episode.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
-import { slotsFromConfig, sourceFromConfig } from "../../../run/episodes.ts";
+import { slotsFromConfig, sourceFromConfig, validationEpisodes } from "../../../run/episodes.ts";
 import { RunFolder } from "../../../run/folder.ts";
 import { RUN_FILES } from "../../../run/names.ts";
 import { UserError } from "../../../util/errors.ts";
 import { key } from "../../../util/keys.ts";
 import { progress } from "../../../util/progress.ts";
-import { Rng } from "../../../util/rng.ts";
 import { evalSetup, saveEvalResult } from "../../eval-args.ts";
 import { info, printJson } from "../../output.ts";
 import { defineVerb } from "../../verb.ts";
@@ -32,7 +31,8 @@ const FLAGS = {
 
 const DESCRIPTION =
   "The channel between a run's agents on held-out worlds, before training (every learner's adapter off) and after (the run's " +
-  "adapters): what delivery is worth (the learners' gain with minus without delivery, same worlds and sampling seeds, paired), " +
+  "adapters): what delivery is worth (the learners' gain with minus without delivery, same worlds and sampling seeds, paired; " +
+  "on the run's validation episodes this is summary.json's val_message_effect_initial and val_message_effect, exactly), " +
   "listening per sender (share of a sender's messages the recipient's state holds verbatim), message value per pair, honesty per " +
   "sender, messages per round, and (facts world) the facts only messages can carry: needed ones delivered, delivered ones kept, " +
   "news passed on. 95% intervals: Wilson for shares, normal for means. Seeded; saved as <run>/eval/channel.json.";
@@ -67,17 +67,7 @@ export default defineVerb({
     const episodes = flags.episodes ?? config.evalEpisodes;
     const bar = progress("channel (before, after × delivery on, off)", 4, { quiet: flags.quiet });
     const play = (slots: readonly AgentSlot[], deliver: boolean) =>
-      runEpisodes({
-        backend: setup.backend,
-        tokenizer: tok,
-        source,
-        split: flags.split,
-        slots,
-        episodes,
-        env: config,
-        rng: new Rng(`${config.seed}/channel/${flags.split}`),
-        deliver,
-      });
+      validationEpisodes({ backend: setup.backend, tokenizer: tok, source, config, slots, deliver, split: flags.split, episodes });
     const conditions: Condition[] = [];
     for (const [condition, slots] of [
       ["before", trained.map((s) => ({ ...s, adapter: null }))],
