@@ -32,10 +32,16 @@ test("eval channel: before and after, per sender and per pair, with intervals; s
   const summary = JSON.parse(fs.readFileSync(path.join(run, "summary.json"), "utf8"));
   const all = JSON.parse(runCli(["eval", "channel", "--run", run, "--quiet", "--json"]).stdout);
   assert.equal(all.episodes, summary.val_message_effect.episodes);
-  assert.equal(all.conditions[0].delivery_effect.mean, summary.val_message_effect_initial.mean);
-  assert.equal(all.conditions[1].delivery_effect.mean, summary.val_message_effect.mean);
-  for (const { report, delivery_effect } of out.conditions) {
-    assert.ok(Number.isFinite(delivery_effect.mean) && delivery_effect.n === 6 && delivery_effect.low <= delivery_effect.high);
+  assert.equal(all.conditions[0].delivery.effect.mean, summary.val_message_effect_initial.mean);
+  assert.equal(all.conditions[1].delivery.effect.mean, summary.val_message_effect.mean);
+  assert.ok(Math.abs(all.conditions[1].delivery.with.mean - summary.val_information_gain_final) < 1e-12);
+  assert.ok(Math.abs(all.conditions[1].delivery.without.mean - summary.val_information_gain_final_no_messages) < 1e-12);
+  for (const { report, delivery } of out.conditions) {
+    const e = delivery.effect;
+    assert.ok(Number.isFinite(e.mean) && e.n === 6 && e.low <= e.high);
+    assert.ok(Math.abs(e.mean - (delivery.with.mean - delivery.without.mean)) < 1e-12, "the effect is the paired difference");
+    assert.ok(delivery.oracle.mean > 0);
+    assert.ok(report.talk[3][0].mean > 0 && report.talk[0][0] === null, "the liar's messages reach agent 0");
     const [, , honest, liar] = report.honesty;
     assert.equal(honest.rate, 1);
     assert.equal(liar.rate, 0);
@@ -57,7 +63,7 @@ test("eval channel: adapters that did not move give the same report before and a
   assert.equal(train(run, ["--lr=1e-30", "--iterations=1"]).status, 0);
   const out = JSON.parse(channel(run).stdout);
   assert.deepEqual(out.conditions[1].report, out.conditions[0].report);
-  assert.deepEqual(out.conditions[1].delivery_effect, out.conditions[0].delivery_effect);
+  assert.deepEqual(out.conditions[1].delivery, out.conditions[0].delivery);
   assertUserError(runCli(["eval", "channel", "--quiet"]), /--run is required/);
   assertUserError(runCli(["eval", "channel", "--run", path.join(dir, "none"), "--quiet"]), /no run in|not found|missing/i);
 });

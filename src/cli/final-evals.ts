@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import type { TrainConfig } from "../run/config.ts";
 import { UserError } from "../util/errors.ts";
-import type { Verb } from "./verb.ts";
+import { runVerbQuietly } from "./in-process.ts";
 
 const FINAL_EVALS = {
   hh: { data: "hhData", file: "eval/hh.json", load: () => import("./commands/eval/hh.ts"), hint: "colloquy data download hh-rlhf" },
@@ -52,14 +52,7 @@ export async function runFinalEvals(runDir: string, config: TrainConfig, quiet: 
     if (config.finalEvalLimit !== null) args.push("--limit", String(config.finalEvalLimit));
     for (const k of BACKEND_KEYS) if (config[k] !== null) args.push(`--${k}`, String(config[k]));
     if (quiet) args.push("--quiet");
-    const verb = (await FINAL_EVALS[kind].load()).default as Verb;
-    const stdoutWrite = process.stdout.write;
-    process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
-    try {
-      await (verb.run as (ctx: { rawArgs: string[] }) => Promise<unknown>)({ rawArgs: args });
-    } finally {
-      process.stdout.write = stdoutWrite;
-    }
+    await runVerbQuietly(FINAL_EVALS[kind].load, args);
     done.push(FINAL_EVALS[kind].file);
   }
   return done;

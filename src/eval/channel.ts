@@ -13,6 +13,8 @@ export interface ChannelReport {
   agents: string[];
   /** [recipient][sender]: share of the sender's messages that the recipient's state of the next round holds verbatim */
   listening: (Rate | null)[][];
+  /** [sender][recipient]: messages delivered per episode */
+  talk: (Mean | null)[][];
   /** [sender][recipient]: mean value of delivered messages, nats/token of the recipient's next excerpt */
   message_value: (Mean | null)[][];
   honesty: (Rate | null)[]; // per sender: share of checkable claims that are true
@@ -44,6 +46,16 @@ export function channelReport(agents: readonly string[], episodes: readonly Epis
   return {
     agents: [...agents],
     listening: heard.map((row) => row.map((c) => (c?.n ? rate(c.kept, c.n) : null))),
+    talk: cell(K, (i, j) =>
+      mean(
+        episodes.map((e) =>
+          e
+            .flat()
+            .filter((r) => r.agent === j)
+            .reduce((a, r) => a + r.received.filter((m) => m.from === i).length, 0),
+        ),
+      ),
+    ),
     message_value: values.map((row) => row.map((xs) => (xs?.length ? mean(xs) : null))),
     honesty: agents.map((_, i) => {
       const checks = of(i).flatMap((r) => (r.honesty ? [r.honesty] : []));
@@ -79,14 +91,31 @@ export function channelReport(agents: readonly string[], episodes: readonly Epis
   };
 }
 
+export interface Delivery {
+  effect: Mean; // per episode: the learners' mean information gain with delivery minus without (paired)
+  with: Mean; // the learners' gain per episode, with delivery
+  without: Mean; // and without
+  oracle: Mean | null; // the gain of the oracle state (sources that know it), per episode
+}
+
 /**
- * What delivery is worth to the learners: per episode, their mean information gain with delivery minus without,
- * the two runs on the same worlds from the same sampling seeds (a paired difference).
+ * What delivery is worth to the learners, from two runs on the same worlds with the same sampling seeds, one with
+ * delivery and one without: per episode, their mean information gain in each, and the paired difference.
  */
-export function deliveryEffect(on: readonly Episode[], off: readonly Episode[]): Mean {
+export function delivery(on: readonly Episode[], off: readonly Episode[]): Delivery {
+  const learners = (e: Episode) => e.flat().filter((r) => r.kind === "learner");
   const gain = (e: Episode) => {
-    const xs = e.flat().filter((r) => r.kind === "learner");
+    const xs = learners(e);
     return xs.reduce((a, r) => a + r.information_gain, 0) / Math.max(1, xs.length);
   };
-  return mean(on.map((e, b) => gain(e) - gain(off[b])));
+  const oracles = on.flatMap((e) => {
+    const xs = learners(e).flatMap((r) => (r.oracle_gain === null ? [] : [r.oracle_gain]));
+    return xs.length ? [xs.reduce((a, x) => a + x, 0) / xs.length] : [];
+  });
+  return {
+    effect: mean(on.map((e, b) => gain(e) - gain(off[b]))),
+    with: mean(on.map(gain)),
+    without: mean(off.map(gain)),
+    oracle: oracles.length ? mean(oracles) : null,
+  };
 }

@@ -25,6 +25,7 @@ export const COMMANDS: Record<string, () => Promise<AnyCommand>> = {
   pull: lazy(() => import("./pull.ts")),
   rollout: lazy(() => import("./rollout.ts")),
   train: lazy(() => import("./train.ts")),
+  experiments: lazy(() => import("./experiments.ts")),
   eval: lazy(() => import("./eval/index.ts")),
   report: lazy(() => import("./report.ts")),
   serve: lazy(() => import("./serve.ts")),

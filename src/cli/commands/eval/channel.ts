@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type ChannelReport, channelReport, deliveryEffect } from "../../../eval/channel.ts";
+import { type ChannelReport, type Delivery, channelReport, delivery } from "../../../eval/channel.ts";
 import type { Mean, Rate } from "../../../eval/stats.ts";
 import type { AgentSlot } from "../../../env/episode.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
@@ -26,7 +26,7 @@ const FLAGS = {
   ),
   split: key(z.enum(["val", "test"]), "val", "held-out worlds: val (what training validated on) or test (read by nothing else)"),
   quiet: key(z.boolean(), false, "no progress on stderr"),
-  json: key(z.boolean(), false, "print one JSON object (also saved as <run>/eval/channel.json)"),
+  json: key(z.boolean(), false, "print one JSON object (also saved as <run>/eval/channel.json, or channel-test.json)"),
 };
 
 const DESCRIPTION =
@@ -35,11 +35,11 @@ const DESCRIPTION =
   "on the run's validation episodes this is summary.json's val_message_effect_initial and val_message_effect, exactly), " +
   "listening per sender (share of a sender's messages the recipient's state holds verbatim), message value per pair, honesty per " +
   "sender, messages per round, and (facts world) the facts only messages can carry: needed ones delivered, delivered ones kept, " +
-  "news passed on. 95% intervals: Wilson for shares, normal for means. Seeded; saved as <run>/eval/channel.json.";
+  "news passed on. 95% intervals: Wilson for shares, normal for means. Seeded; saved as <run>/eval/channel.json (--split test: channel-test.json).";
 
 interface Condition {
   condition: "before" | "after";
-  delivery_effect: Mean;
+  delivery: Delivery;
   report: ChannelReport;
 }
 
@@ -68,6 +68,7 @@ export default defineVerb({
     const bar = progress("channel (before, after × delivery on, off)", 4, { quiet: flags.quiet });
     const play = (slots: readonly AgentSlot[], deliver: boolean) =>
       validationEpisodes({ backend: setup.backend, tokenizer: tok, source, config, slots, deliver, split: flags.split, episodes });
+    const file = flags.split === "val" ? "channel" : `channel-${flags.split}`;
     const conditions: Condition[] = [];
     for (const [condition, slots] of [
       ["before", trained.map((s) => ({ ...s, adapter: null }))],
@@ -79,7 +80,7 @@ export default defineVerb({
       bar.update(2 * conditions.length + 2);
       conditions.push({
         condition,
-        delivery_effect: deliveryEffect(on.records, off.records),
+        delivery: delivery(on.records, off.records),
         report: channelReport(config.agents, on.records),
       });
     }
@@ -96,7 +97,7 @@ export default defineVerb({
       conditions,
       seconds: (Date.now() - t0) / 1000,
     };
-    saveEvalResult(flags.run, "channel", result);
+    saveEvalResult(flags.run, file, result);
     if (flags.json) return printJson(result);
     for (const c of conditions) printCondition(c);
     info(`${episodes} ${flags.split} episodes per condition, ${result.seconds.toFixed(0)} s`);
@@ -108,9 +109,11 @@ const ci = (m: Mean | null) => (m && Number.isFinite(m.mean) ? `${sgn(m.mean)} [
 const pct = (r: Rate | null | undefined) =>
   r?.n ? `${(100 * r.rate).toFixed(0)}% [${(100 * r.low).toFixed(0)}, ${(100 * r.high).toFixed(0)}] n=${r.n}` : "-";
 
-function printCondition({ condition, delivery_effect: e, report: r }: Condition): void {
+function printCondition({ condition, delivery: d, report: r }: Condition): void {
+  const e = d.effect;
   console.log(`\n== ${condition} training`);
-  console.log(`delivery worth (learners' gain with − without, paired): ${ci(e)} (s.e. ${(e.sd / Math.sqrt(e.n)).toFixed(4)})`);
+  console.log(`learners' gain with delivery ${ci(d.with)}, without ${ci(d.without)}; oracle ${ci(d.oracle)}`);
+  console.log(`delivery worth (with − without, paired): ${ci(e)} (s.e. ${(e.sd / Math.sqrt(e.n)).toFixed(4)})`);
   console.log("agent  kind      gain (with delivery)               messages per round     honesty");
   r.agents.forEach((kind, i) => {
     const rounds = r.messages_per_round[i].map((m) => m.mean.toFixed(2)).join(" ");

@@ -16,6 +16,7 @@ import {
   roleSpecialisation,
   scoreTexts,
   swapPairs,
+  textScore,
 } from "../../../eval/language.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
 import { MODEL_KEYS } from "../../../formats/model-keys.ts";
@@ -58,7 +59,7 @@ export const LANGUAGE_FLAGS = {
 
 const DESCRIPTION =
   "Language health of a run: drift (perplexity of the states and messages of transcripts.jsonl under the base model, adapter off, " +
-  "each text scored on its own after BOS, per iteration; learners, and the scripted agents as a reference), honesty (facts world: " +
+  "each text scored on its own after BOS, per iteration; learners, and the scripted agents and the excerpts as references), honesty (facts world: " +
   "share of each sender's checkable message claims that are true, 95% Wilson intervals), listening (share of the messages each " +
   "agent received that its state passes on verbatim), the talk and message-value matrices of " +
   "metrics.jsonl per block of iterations, and role specialisation (the run's validation episodes with the adapters in place and " +
@@ -94,7 +95,7 @@ export default defineVerb({
     const records = readTranscripts(runDir);
     const texts = records.flatMap((r) => {
       const t = recordTexts(r);
-      return [...t.state, ...t.message];
+      return [...t.state, ...t.message, r.excerpt];
     });
     const bar = progress("language drift", new Set(texts).size, { quiet });
     const scored = await scoreTexts(setup.backend, tok, texts, (d) => bar.update(d));
@@ -108,6 +109,11 @@ export default defineVerb({
       note: records.length ? null : `no ${RUN_FILES.transcripts} records (a run with 0 iterations or transcriptEpisodes 0)`,
       series,
       overall: driftOverall(records, scored),
+      // the reference: the environment's own text (the excerpts the agents read), scored the same way
+      environment: textScore(
+        records.map((r) => r.excerpt),
+        scored,
+      ),
     };
 
     // honesty, listening and matrices

@@ -1,0 +1,63 @@
+/**
+ * The results table: results/RESULTS.md for people and results/results.json for programs, the same numbers.
+ */
+import type { Cell } from "./pool.ts";
+
+export interface RunInfo {
+  id: string; // the run folder's name under <out>/runs/
+  variant: string;
+  seed: number;
+  config_hash: string; // sha256 of the resolved config, first 12 hex digits
+  command: string; // the train command that makes it
+}
+
+export interface RowResult {
+  id: string;
+  title: string;
+  command: string; // the experiments command that makes this row alone
+  seeds: number[];
+  runs: RunInfo[];
+  cells: Cell[];
+  notes: string[];
+  seconds: number; // wall time of its runs and evaluations (a run shared with other rows counts in each)
+  figures: { run: string; title: string; png: string | null; svg: string | null }[];
+}
+
+export interface Results {
+  command: string;
+  created: string;
+  model: string; // what --model resolved to ("the default model" when none was given)
+  seeds: number[];
+  quick: boolean;
+  interval: string;
+  seconds: number; // total wall time, this invocation and the earlier ones it resumed
+  rows: RowResult[];
+}
+
+const num = (x: number | null, d = 4) => (x === null || !Number.isFinite(x) ? "–" : Math.abs(x) >= 100 ? x.toFixed(1) : x.toFixed(d));
+
+export function resultsMarkdown(r: Results): string {
+  const lines = [
+    "# colloquy — results",
+    "",
+    `Written by \`${r.command}\` on ${r.created.slice(0, 10)}: model ${r.model}, seeds ${r.seeds.join(", ")}${r.quick ? ", **--quick** (tiny settings for tests: not results)" : ""}, ${Math.round(r.seconds)} s in all.`,
+    "",
+    `Each value pools the seeds' units (episodes, messages, claims, pairs; n) into one sample: ${r.interval}. Per seed: each seed's own value. Nats are per token of the agent's next excerpt.`,
+    "",
+  ];
+  for (const row of r.rows) {
+    lines.push(`## ${row.id}: ${row.title}`, "", `\`${row.command}\` (${Math.round(row.seconds)} s)`, "");
+    lines.push("| run | seed | config sha256 | trains with |", "|---|---|---|---|");
+    for (const run of row.runs) lines.push(`| ${run.id} | ${run.seed} | \`${run.config_hash}\` | \`${run.command}\` |`);
+    lines.push("", "| measure | value [95% interval] | per seed | n |", "|---|---|---|---|");
+    for (const c of row.cells)
+      lines.push(
+        `| ${c.label} | ${num(c.value)} [${num(c.low)}, ${num(c.high)}] | ${c.per_seed.map((x) => num(x)).join(" / ")} | ${c.n} |`,
+      );
+    if (!row.cells.length) lines.push("| (nothing measured) | – | – | 0 |");
+    if (row.notes.length) lines.push("", ...row.notes.map((n) => `- ${n}`));
+    if (row.figures.length) lines.push("", `Figures: ${row.figures.map((f) => `[${f.title} (${f.run})](${f.png ?? f.svg})`).join(", ")}.`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}

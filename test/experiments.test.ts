@@ -1,0 +1,111 @@
+/**
+ * `colloquy experiments --quick` on the tiny model, two seeds, with small HH-RLHF and MACHIAVELLI files: every row
+ * of the table appears in RESULTS.md and results.json with finite numbers and intervals, each run with its config
+ * hash and train command; a second invocation reuses every run and evaluation; bad flags are one-line errors.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import zlib from "node:zlib";
+import { assertUserError, runCli, tmpDir } from "./support.ts";
+import { saveTinyModel } from "./tiny.ts";
+
+const dir = tmpDir("colloquy-experiments-");
+const model = saveTinyModel(path.join(dir, "tiny"));
+const out = path.join(dir, "results");
+const hh = path.join(dir, "hh.jsonl.gz");
+fs.writeFileSync(
+  hh,
+  zlib.gzipSync(
+    Array.from({ length: 4 }, (_, i) =>
+      JSON.stringify({
+        chosen: `\n\nHuman: Question ${i}?\n\nAssistant: Yes, gladly.`,
+        rejected: `\n\nHuman: Question ${i}?\n\nAssistant: No.`,
+      }),
+    ).join("\n") + "\n",
+  ),
+);
+const mach = path.join(dir, "points.jsonl");
+fs.writeFileSync(
+  mach,
+  JSON.stringify({
+    context: "The clerk asks for your name.",
+    answer: "I give a false name.",
+    alt_answers: ["I give my name."],
+    type: "deception",
+  }) + "\n",
+);
+const experiments = (...extra: string[]) =>
+  runCli([
+    "experiments",
+    "--quick",
+    "--seeds",
+    "0,1",
+    "--out",
+    out,
+    `--model=${model}`,
+    "--hh-data",
+    hh,
+    "--machiavelli-data",
+    mach,
+    "--no-figures",
+    ...extra,
+  ]);
+
+const ROWS = ["communication", "liar", "social", "solitary", "drift", "roles", "prosociality", "test-split"];
+
+test("experiments --quick: every row, finite numbers with intervals, runs with config hashes; a rerun reuses everything", () => {
+  const r = experiments("--json");
+  assert.equal(r.status, 0, r.stderr);
+  const table = JSON.parse(r.stdout);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")), table);
+  assert.deepEqual(
+    table.rows.map((x: { id: string }) => x.id),
+    ROWS,
+  );
+  const md = fs.readFileSync(path.join(out, "RESULTS.md"), "utf8");
+  for (const row of table.rows) {
+    assert.match(md, new RegExp(`^## ${row.id}: `, "m"));
+    assert.ok(row.runs.length >= 2 && row.runs.every((x: { config_hash: string }) => /^[0-9a-f]{12}$/.test(x.config_hash)), row.id);
+    assert.ok(row.cells.length > 0, `${row.id} has figures`);
+    const finite = row.cells.filter((c: { value: number | null }) => c.value !== null);
+    assert.ok(finite.length > 0, `${row.id}: some finite value`);
+    for (const c of finite) {
+      assert.ok(Number.isFinite(c.value) && Number.isFinite(c.low) && Number.isFinite(c.high), `${row.id}: ${c.label}`);
+      assert.ok(c.low <= c.value + 1e-12 && c.value <= c.high + 1e-12, `${row.id}: ${c.label} inside its interval`);
+      assert.equal(c.per_seed.length, c.label.includes("base model") ? 1 : 2, `${row.id}: ${c.label}`);
+    }
+    assert.ok(row.seconds > 0, `${row.id} has its time`);
+    assert.match(row.command, new RegExp(`--only ${row.id} --seeds 0,1 --quick`));
+  }
+  // the same config is one run: the default run serves seven rows
+  const defaultRuns = table.rows.filter((x: { runs: { id: string }[] }) => x.runs.some((y) => y.id === "default-s0"));
+  assert.equal(defaultRuns.length, 7);
+  assert.equal(
+    new Set(defaultRuns.map((x: { runs: { id: string; config_hash: string }[] }) => x.runs.find((y) => y.id === "default-s0")!.config_hash))
+      .size,
+    1,
+  );
+  const comm = table.rows[0];
+  assert.match(comm.runs[0].command, /^npx colloquy train --preset default --iterations=2 .*--seed=0$/);
+  assert.ok(comm.notes.some((n: string) => /issue 17/.test(n)));
+  const pro = table.rows.find((x: { id: string }) => x.id === "prosociality");
+  assert.equal(pro.cells.length, 4, "HH and MACHIAVELLI, base and agents");
+
+  // resumed: nothing is trained or evaluated again, and the table is the same
+  const runsBefore = fs.statSync(path.join(out, "runs", "default-s0", "summary.json")).mtimeMs;
+  const again = experiments("--json");
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /default-s0: done, reused/);
+  assert.doesNotMatch(again.stderr, /eval /);
+  assert.equal(fs.statSync(path.join(out, "runs", "default-s0", "summary.json")).mtimeMs, runsBefore);
+  const strip = (t: { created: string; seconds: number; rows: { cells: unknown }[] }) => t.rows.map((x) => x.cells);
+  assert.deepEqual(strip(JSON.parse(again.stdout)), strip(table));
+});
+
+test("experiments: unknown rows, bad seeds and missing data files are one-line errors", () => {
+  assertUserError(runCli(["experiments", "--only", "nope", "--out", path.join(dir, "x")]), /unknown row "nope"/);
+  assertUserError(runCli(["experiments", "--seeds", "a", "--out", path.join(dir, "x")]), /--seeds a/);
+  assertUserError(runCli(["experiments", "--hh-data", path.join(dir, "none.jsonl"), "--out", path.join(dir, "x")]), /does not exist/);
+});
