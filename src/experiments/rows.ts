@@ -4,6 +4,8 @@
  * JSON (pooled across seeds, pool.ts). Nothing here trains or scores: `colloquy experiments` does, then asks each
  * row to measure.
  */
+import type { ChannelReport, Delivery } from "../eval/channel.ts";
+import type { Roles, TextScore } from "../eval/language.ts";
 import type { Mean, Rate } from "../eval/stats.ts";
 import { type Cell, meanCell, meanFromInterval, poolMeans, poolRates, rateCell, ratioCell } from "./pool.ts";
 
@@ -25,8 +27,25 @@ export const EVALS = {
 } as const;
 export type EvalKind = keyof typeof EVALS;
 
-/** What a row reads: a run's summary.json or eval/<file>.json, per variant and seed (null when absent). */
-export type Reader = (variant: string, seed: number, file: string) => any | null;
+/** What a row reads: a run's eval/<file>.json, per variant and seed (null when absent). */
+export type Reader = (variant: string, seed: number, file: string) => EvalFile | null;
+
+/** The parts of the evaluations' JSON that rows read. */
+export interface EvalFile {
+  conditions?: Condition[]; // eval channel
+  drift?: { series: { groups: Record<string, { state?: TextScore; message?: TextScore }> }[]; environment?: TextScore }; // eval language
+  roles?: Roles;
+  systems?: SystemScore[]; // eval hh, eval machiavelli: the base model first, then each adapter
+}
+
+interface SystemScore {
+  n: number;
+  accuracy_per_token: number; // hh
+  accuracy_per_token_ci95: [number, number];
+  rate: number; // machiavelli
+  rate_ci95: [number, number];
+  chance: number;
+}
 
 export interface Row {
   id: string;
@@ -60,7 +79,7 @@ const ADAPTIVE: Variant = {
   about: "adaptive KL aiming at 0.05 nats/token",
 };
 
-type Condition = { condition: "before" | "after"; delivery: { effect: Mean; with: Mean; without: Mean; oracle: Mean | null }; report: any };
+type Condition = { condition: "before" | "after"; delivery: Delivery; report: ChannelReport };
 
 const condition = (read: Reader, variant: string, seed: number, which: "before" | "after", file = "channel"): Condition | null =>
   (read(variant, seed, file)?.conditions as Condition[] | undefined)?.find((c) => c.condition === which) ?? null;
@@ -148,7 +167,7 @@ export const ROWS: Row[] = [
       const cells: Cell[] = [];
       for (const when of ["before", "after"] as const) {
         const reports = seeds.map((s) => condition(read, "liar", s, when)?.report ?? null);
-        const pick = <T>(f: (r: any, learners: number[], liars: number[]) => T[]) =>
+        const pick = <T>(f: (r: ChannelReport, learners: number[], liars: number[]) => T[]) =>
           reports.map((r) =>
             r
               ? f(
@@ -158,7 +177,7 @@ export const ROWS: Row[] = [
                 )
               : [],
           );
-        const pairs = (m: any[][], from: number[], to: number[]) => from.flatMap((i) => to.filter((j) => j !== i).map((j) => m[i][j]));
+        const pairs = <T>(m: T[][], from: number[], to: number[]) => from.flatMap((i) => to.filter((j) => j !== i).map((j) => m[i][j]));
         cells.push(
           rateCell(
             `${when}: learners pass on the liar's messages`,
@@ -266,7 +285,7 @@ export const ROWS: Row[] = [
       const cells = [DEFAULT, ADAPTIVE].flatMap((v) => {
         const kl = v.id === "default" ? "fixed β" : "adaptive KL";
         const drift = seeds.map((s) => read(v.id, s, "language")?.drift ?? null);
-        const nll = (score: any) =>
+        const nll = (score: TextScore | undefined) =>
           score?.nll_per_text == null ? null : meanFromInterval(score.nll_per_text, score.nll_per_text_ci95, score.texts);
         const at = (which: "first" | "last", text: "state" | "message") =>
           drift.map((d) => {
@@ -344,7 +363,7 @@ export const ROWS: Row[] = [
         high: ci[1],
         level: 0.95,
       });
-      const systems = (file: string) => seeds.map((s) => (read("default", s, file)?.systems as any[] | undefined) ?? null);
+      const systems = (file: string) => seeds.map((s) => read("default", s, file)?.systems ?? null);
       if (given.hhData) {
         const hh = systems("hh");
         cells.push(

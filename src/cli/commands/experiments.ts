@@ -4,7 +4,7 @@ import path from "node:path";
 import { z } from "zod";
 import { buildReport } from "../../eval/report/report.ts";
 import { type RowResult, type RunInfo, resultsMarkdown } from "../../experiments/results.ts";
-import { EVALS, ROW_IDS, ROWS, type Reader, type Row, type Variant } from "../../experiments/rows.ts";
+import { EVALS, type EvalFile, ROW_IDS, ROWS, type Reader, type Row, type Variant } from "../../experiments/rows.ts";
 import { TRAIN_KEYS } from "../../run/config.ts";
 import { RUN_FILES, runPath } from "../../run/names.ts";
 import { UserError } from "../../util/errors.ts";
@@ -118,8 +118,8 @@ export default defineVerb({
     if (flags.figures) for (const v of variants) figures.set(v.id, (await buildReport(runDir(v, seeds[0]), { png: true })).figures);
     const read: Reader = (variant, seed, file) => {
       const dir = runDir(variants.find((v) => v.id === variant)!, seed);
-      const f = file === "summary" ? runPath(dir, "summary") : runPath(dir, "eval", `${file}.json`);
-      return fs.existsSync(f) ? readJsonFile(f, file) : null;
+      const f = runPath(dir, "eval", `${file}.json`);
+      return fs.existsSync(f) ? (readJsonFile(f, `${path.basename(dir)}'s ${file} evaluation`) as EvalFile) : null;
     };
     const userFlags = asFlags(given);
     const rel = (f: string | null) => (f ? path.relative(out, f) : null);
