@@ -390,7 +390,7 @@ function oracleGain(records: readonly AgentRound[]): number | null {
  * The curriculum's warm-up: one layout per learner slot, that learner with its adapter and `partner` agents in the
  * other learners' slots (scripted slots stay as they are).
  */
-export function warmupLayouts(slots: readonly AgentSlot[], partner: string): AgentSlot[][] {
+function warmupLayouts(slots: readonly AgentSlot[], partner: string): AgentSlot[][] {
   return slots.flatMap((own, i) =>
     own.kind === "learner" ? [slots.map((s, j) => (j === i || s.kind !== "learner" ? s : { kind: partner, adapter: null }))] : [],
   );
