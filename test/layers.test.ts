@@ -15,7 +15,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["env", "torch"],
   ["pretrain", "run"],
   ["rl", "eval"],
-  ["serve", "web"],
+  ["serve", "web", "experiments"],
   ["cli"],
 ];
 
