@@ -7,7 +7,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const SHARED = path.resolve(ROOT, "../shared");
@@ -125,4 +125,28 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Runs `colloquy <args>` (a train run writing into `runDir`) and kills it with SIGKILL as soon as its
+ * metrics.jsonl holds iteration `iteration`; rejects if the run ends first.
+ */
+export async function trainKilledAt(runDir: string, args: string[], iteration: number): Promise<void> {
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), ...args], { cwd: ROOT, stdio: "ignore" });
+  const exited = new Promise((r) => child.on("exit", r));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const f = path.join(runDir, "metrics.jsonl");
+      if (fs.existsSync(f) && fs.readFileSync(f, "utf8").includes(`"iteration":${iteration},`)) {
+        clearInterval(timer);
+        child.kill("SIGKILL");
+        resolve();
+      }
+    }, 20);
+    child.on("exit", () => {
+      clearInterval(timer);
+      reject(new Error("the run finished before it could be killed"));
+    });
+  });
+  await exited;
 }

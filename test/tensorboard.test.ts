@@ -7,14 +7,13 @@
  * wire format makes equivalent). Every non-null scalar of every metrics line must come back as its float32.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { crc32c } from "@node-rs/crc32";
 import protobuf from "protobufjs";
 import { TRACKERS } from "../src/run/trackers.ts";
-import { ROOT, assertUserError, runCli, tmpDir } from "./support.ts";
+import { assertUserError, runCli, tmpDir, trainKilledAt } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
 const EVENT_PROTO = `
@@ -205,25 +204,7 @@ test("a smoke run with --log tensorboard: the event files read back equal metric
 
 test("a run killed mid-way and resumed: its event files hold each iteration once, equal to metrics.jsonl", async (t) => {
   const out = path.join(dir, "killed");
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), ...smoke(out, ["--iterations=4"])], {
-    cwd: ROOT,
-    stdio: "ignore",
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const f = path.join(out, "metrics.jsonl");
-      if (fs.existsSync(f) && fs.readFileSync(f, "utf8").includes('"iteration":2,')) {
-        clearInterval(timer);
-        child.kill("SIGKILL");
-        resolve();
-      }
-    }, 20);
-    child.on("exit", () => {
-      clearInterval(timer);
-      reject(new Error("the run finished before it could be killed"));
-    });
-  });
-  await new Promise((r) => child.on("exit", r));
+  await trainKilledAt(out, smoke(out, ["--iterations=4"]), 2);
   let before = "a torn record";
   try {
     before = readTb(path.join(out, "tb"))

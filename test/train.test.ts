@@ -4,13 +4,12 @@
  * without a usable checkpoint (refused, or started over with --restart), and config errors.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { loadPeftAdapter } from "../src/formats/peft.ts";
 import { loadModel } from "../src/formats/load-model.ts";
-import { ROOT, assertUserError, runCli, tmpDir } from "./support.ts";
+import { assertUserError, runCli, tmpDir, trainKilledAt } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
 const dir = tmpDir("colloquy-train-");
@@ -169,22 +168,7 @@ test("a run killed mid-way resumes from its checkpoint: no gap, no repeat, same 
     killed = path.join(dir, "resume-killed");
   const args = (out: string) => smoke(out, ["--iterations=5"]);
   assert.equal(runCli(args(full)).status, 0);
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/colloquy.mjs"), ...args(killed)], { cwd: ROOT, stdio: "ignore" });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const f = path.join(killed, "metrics.jsonl");
-      if (fs.existsSync(f) && fs.readFileSync(f, "utf8").includes('"iteration":2,')) {
-        clearInterval(timer);
-        child.kill("SIGKILL");
-        resolve();
-      }
-    }, 20);
-    child.on("exit", () => {
-      clearInterval(timer);
-      reject(new Error("the run finished before it could be killed"));
-    });
-  });
-  await new Promise((r) => child.on("exit", r));
+  await trainKilledAt(killed, args(killed), 2);
   const r = runCli(["train", "--resume", killed, "--quiet"]);
   assert.equal(r.status, 0, r.stderr);
   const lines = metrics(killed);

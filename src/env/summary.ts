@@ -2,6 +2,7 @@
  * Per-agent aggregates of an episode run: what `colloquy rollout` prints and training logs.
  */
 import type { EpisodeRun } from "./episode.ts";
+import type { ChannelCheck } from "./sources/source.ts";
 
 export interface RunSummary {
   agents: string[]; // kind of each slot
@@ -46,7 +47,7 @@ export function summarize(run: EpisodeRun): RunSummary {
   const claims = Array.from({ length: K }, () => ({ t: 0, n: 0 }));
   const value = Array.from({ length: K }, () => acc());
   const channel = Array.from({ length: K }, () => ({
-    counts: { needed: 0, delivered: 0, kept: 0, garbled: 0, news: 0, passed: 0 },
+    counts: sumChannels([]),
     gainKept: { sum: 0, n: 0 },
     gainNot: { sum: 0, n: 0 },
     rewardKept: { sum: 0, n: 0 },
@@ -77,7 +78,7 @@ export function summarize(run: EpisodeRun): RunSummary {
         if (c) {
           const a = channel[r.agent];
           a.seen = true;
-          for (const k of ["needed", "delivered", "kept", "garbled", "news", "passed"] as const) a.counts[k] += c[k];
+          a.counts = sumChannels([a.counts, c]);
           if (c.delivered) {
             const [g, w] = c.kept ? [a.gainKept, a.rewardKept] : [a.gainNot, a.rewardNot];
             g.sum += r.information_gain;
@@ -115,4 +116,11 @@ export function summarize(run: EpisodeRun): RunSummary {
       };
     }),
   };
+}
+
+/** Channel checks added up, count by count. */
+export function sumChannels(checks: readonly ChannelCheck[]): ChannelCheck {
+  const out: ChannelCheck = { needed: 0, delivered: 0, kept: 0, garbled: 0, news: 0, passed: 0 };
+  for (const c of checks) for (const k of Object.keys(out) as (keyof ChannelCheck)[]) out[k] += c[k];
+  return out;
 }

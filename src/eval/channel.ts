@@ -5,6 +5,8 @@
  * Pure functions of episode records; `colloquy eval channel` runs the episodes.
  */
 import type { AgentRound } from "../env/episode.ts";
+import { sumChannels } from "../env/summary.ts";
+import { passesOn } from "./language.ts";
 import { type Mean, type Rate, mean, rate } from "./stats.ts";
 
 type Episode = readonly (readonly AgentRound[])[]; // [round − 1][agent]
@@ -37,7 +39,7 @@ export function channelReport(agents: readonly string[], episodes: readonly Epis
     for (const m of r.received) {
       const c = heard[r.agent][m.from]!;
       c.n++;
-      if (m.text.trim() !== "" && r.state.includes(m.text.trim())) c.kept++;
+      if (passesOn(r.state, m.text)) c.kept++;
     }
     for (const v of r.message_values) values[r.agent][v.to]!.push(v.value);
   }
@@ -79,12 +81,12 @@ export function channelReport(agents: readonly string[], episodes: readonly Epis
     facts: agents.map((_, i) => {
       const cs = of(i).flatMap((r) => (r.channel ? [r.channel] : []));
       if (!cs.length) return null;
-      const sum = (k: "needed" | "delivered" | "kept" | "garbled" | "news" | "passed") => cs.reduce((a, c) => a + c[k], 0);
+      const sum = sumChannels(cs);
       return {
-        delivered: rate(sum("delivered"), sum("needed")),
-        kept: rate(sum("kept"), sum("delivered")),
-        garbled: rate(sum("garbled"), sum("delivered")),
-        passed: rate(sum("passed"), sum("news")),
+        delivered: rate(sum.delivered, sum.needed),
+        kept: rate(sum.kept, sum.delivered),
+        garbled: rate(sum.garbled, sum.delivered),
+        passed: rate(sum.passed, sum.news),
       };
     }),
     information_gain: agents.map((_, i) => mean(of(i).map((r) => r.information_gain))),

@@ -237,6 +237,12 @@ export interface Listening {
   overall: ListeningCell[];
 }
 
+/** Whether a state passes a received message on: it holds the message's text verbatim. */
+export function passesOn(state: string, message: string): boolean {
+  const text = message.trim();
+  return text !== "" && state.includes(text);
+}
+
 function listeningCells(records: readonly TranscriptRecord[], agents: readonly string[]): ListeningCell[] {
   return agents.map((kind, agent) => {
     let received = 0,
@@ -244,7 +250,7 @@ function listeningCells(records: readonly TranscriptRecord[], agents: readonly s
     for (const r of records) {
       if (r.agent !== agent) continue;
       received += r.received.length;
-      kept += r.received.map((m) => m.text.trim()).filter((text) => text !== "" && r.state.includes(text)).length;
+      kept += r.received.filter((m) => passesOn(r.state, m.text)).length;
     }
     const w = rate(kept, received);
     return {

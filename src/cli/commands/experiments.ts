@@ -66,7 +66,7 @@ export default defineVerb({
       writeFileAtomic(timingsFile, JSON.stringify(timings, null, 2) + "\n");
     };
     const quiet = flags.quiet ? ["--quiet"] : [];
-    const runDir = (v: Variant, seed: number) => path.join(out, "runs", `${v.id}-s${seed}`);
+    const runDir = (variant: string, seed: number) => path.join(out, "runs", `${variant}-s${seed}`);
     // what a run sets over its preset: --quick's keys, then the user's, then the row's own, and the seed
     const runKeys = (v: Variant, seed: number) => ({ ...(flags.quick ? QUICK : {}), ...given, ...v.overrides, seed });
 
@@ -76,7 +76,7 @@ export default defineVerb({
     let k = 0;
     for (const v of variants) {
       for (const seed of seeds) {
-        const dir = runDir(v, seed);
+        const dir = runDir(v.id, seed);
         k++;
         if (fs.existsSync(runPath(dir, "summary"))) {
           log(flags.quiet, `[${k}/${total}] ${path.basename(dir)}: done, reused`);
@@ -99,7 +99,7 @@ export default defineVerb({
           const e = EVALS[kind];
           if ((kind === "hh" && !data.hhData) || (kind === "machiavelli" && !data.machiavelliData)) continue;
           for (const seed of seeds) {
-            const dir = runDir(variants.find((v) => v.id === variant)!, seed);
+            const dir = runDir(variant, seed);
             if (fs.existsSync(runPath(dir, "eval", `${e.file}.json`))) continue;
             const extra = kind === "hh" ? ["--data", data.hhData!] : kind === "machiavelli" ? ["--data", data.machiavelliData!] : [];
             const limit =
@@ -115,9 +115,9 @@ export default defineVerb({
 
     // 3. the figures, then the table
     const figures = new Map<string, Awaited<ReturnType<typeof buildReport>>["figures"]>();
-    if (flags.figures) for (const v of variants) figures.set(v.id, (await buildReport(runDir(v, seeds[0]), { png: true })).figures);
+    if (flags.figures) for (const v of variants) figures.set(v.id, (await buildReport(runDir(v.id, seeds[0]), { png: true })).figures);
     const read: Reader = (variant, seed, file) => {
-      const dir = runDir(variants.find((v) => v.id === variant)!, seed);
+      const dir = runDir(variant, seed);
       const f = runPath(dir, "eval", `${file}.json`);
       return fs.existsSync(f) ? (readJsonFile(f, `${path.basename(dir)}'s ${file} evaluation`) as EvalFile) : null;
     };
@@ -126,10 +126,10 @@ export default defineVerb({
     const results = rows.map((row): RowResult => {
       const runs: RunInfo[] = row.variants.flatMap((v) =>
         seeds.map((seed) => ({
-          id: path.basename(runDir(v, seed)),
+          id: path.basename(runDir(v.id, seed)),
           variant: v.id,
           seed,
-          config_hash: configHash(runDir(v, seed)),
+          config_hash: configHash(runDir(v.id, seed)),
           command: `npx colloquy train --preset ${v.preset}${asFlags(runKeys(v, seed))}`,
         })),
       );
@@ -150,7 +150,7 @@ export default defineVerb({
         figures: row.variants.flatMap((v) =>
           (figures.get(v.id) ?? [])
             .filter((f) => row.figures.includes(f.id))
-            .map((f) => ({ run: path.basename(runDir(v, seeds[0])), title: f.title, png: rel(f.png), svg: rel(f.svg) })),
+            .map((f) => ({ run: path.basename(runDir(v.id, seeds[0])), title: f.title, png: rel(f.png), svg: rel(f.svg) })),
         ),
       };
     });
