@@ -56,7 +56,7 @@ const experiments = (...extra: string[]) =>
 const ROWS = ["communication", "liar", "social", "solitary", "drift", "roles", "prosociality", "test-split"];
 
 test("experiments --quick: every row, finite numbers with intervals, runs with config hashes; a rerun reuses everything", () => {
-  const r = experiments("--json");
+  const r = experiments("--json", "--jobs", "2");
   assert.equal(r.status, 0, r.stderr);
   const table = JSON.parse(r.stdout);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")), table);
@@ -102,6 +102,14 @@ test("experiments --quick: every row, finite numbers with intervals, runs with c
   assert.equal(fs.statSync(path.join(out, "runs", "default-s0", "summary.json")).mtimeMs, runsBefore);
   const strip = (t: { created: string; seconds: number; rows: { cells: unknown }[] }) => t.rows.map((x) => x.cells);
   assert.deepEqual(strip(JSON.parse(again.stdout)), strip(table));
+  assert.ok(fs.existsSync(path.join(out, "logs", "default-s1.channel.log")), "--jobs 2 keeps each child's log");
+
+  // an evaluation made again in this process gives what the child process gave
+  fs.rmSync(path.join(out, "runs", "default-s1", "eval", "channel.json"));
+  const inProcess = experiments("--json");
+  assert.equal(inProcess.status, 0, inProcess.stderr);
+  assert.equal(inProcess.stderr.match(/eval /g)?.length, 1, inProcess.stderr);
+  assert.deepEqual(strip(JSON.parse(inProcess.stdout)), strip(table));
 });
 
 test("experiments: unknown rows, bad seeds and missing data files are one-line errors", () => {

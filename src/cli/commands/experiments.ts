@@ -10,6 +10,7 @@ import { RUN_FILES, runPath } from "../../run/names.ts";
 import { UserError } from "../../util/errors.ts";
 import { readJsonFile, writeFileAtomic } from "../../util/fs.ts";
 import { key } from "../../util/keys.ts";
+import { runAtMost, runVerbInChild } from "../child-verb.ts";
 import { runVerbQuietly } from "../in-process.ts";
 import { info, printJson } from "../output.ts";
 import { defineVerb } from "../verb.ts";
@@ -22,6 +23,12 @@ const FLAGS = {
   out: key(z.string(), "results", "the folder of the table: RESULTS.md, results.json, runs/ (its runs), configs/", { hint: "dir" }),
   quick: key(z.boolean(), false, "tiny settings (2 iterations of 2×2 episodes, 2 rounds, 4 validation episodes): for tests, not results"),
   figures: key(z.boolean(), true, "write each run's report with PNG and SVG figures (--no-figures: the tables only)"),
+  jobs: key(
+    z.number().int().min(1),
+    1,
+    "trainings and evaluations run at once, each in its own process with its log in <out>/logs/ (CPU: up to one per core; 1: in this process)",
+    { hint: "N" },
+  ),
   quiet: key(z.boolean(), false, "no progress on stderr"),
   json: key(z.boolean(), false, "print results.json's object"),
 };
@@ -70,9 +77,20 @@ export default defineVerb({
     // what a run sets over its preset: --quick's keys, then the user's, then the row's own, and the seed
     const runKeys = (v: Variant, seed: number) => ({ ...(flags.quick ? QUICK : {}), ...given, ...v.overrides, seed });
 
+    // a verb on one task: in this process, or (--jobs > 1) in a child process with its log in <out>/logs/
+    const exec = (what: string, verb: string[], args: string[], load: () => Promise<{ default: unknown }>) => async () => {
+      await timed(what, () =>
+        flags.jobs > 1
+          ? runVerbInChild([...verb, ...args, "--quiet"], path.join(out, "logs", `${what.replace("/", ".")}.log`))
+          : runVerbQuietly(load, [...args, ...quiet], "drop"),
+      );
+      if (flags.jobs > 1) log(flags.quiet, `${what}: done`);
+    };
+
     // 1. the runs, each once
     const variants = [...new Map(rows.flatMap((r) => r.variants).map((v) => [v.id, v])).values()];
     const total = variants.length * seeds.length;
+    const trainings: (() => Promise<void>)[] = [];
     let k = 0;
     for (const v of variants) {
       for (const seed of seeds) {
@@ -85,14 +103,21 @@ export default defineVerb({
         const configFile = path.join(out, "configs", `${v.id}-s${seed}.json`);
         fs.writeFileSync(configFile, JSON.stringify(runKeys(v, seed), null, 2) + "\n");
         const resume = fs.existsSync(runPath(dir, "config"));
-        log(flags.quiet, `[${k}/${total}] ${path.basename(dir)}: ${resume ? "resuming" : "training"} (${v.about})`);
+        const start = `[${k}/${total}] ${path.basename(dir)}: ${resume ? "resuming" : "training"} (${v.about})`;
         const args = resume ? ["--resume", dir] : ["--preset", v.preset, "--config", configFile, "--out", dir];
-        await timed(path.basename(dir), () => runVerbQuietly(() => import("./train.ts"), [...args, ...quiet], "drop"));
+        const run = exec(path.basename(dir), ["train"], args, TRAIN);
+        trainings.push(async () => {
+          log(flags.quiet, start);
+          await run();
+        });
       }
     }
+    await runAtMost(flags.jobs, trainings);
 
     // 2. the evaluations each row reads, each once per run
     const modelArgs = Object.entries(given).flatMap(([k, v]) => (k in MODEL_PASSED ? [`--${k}`, String(v)] : []));
+    const evaluations: (() => Promise<void>)[] = [];
+    const planned = new Set<string>();
     for (const row of rows) {
       for (const [variant, kinds] of Object.entries(row.evals)) {
         for (const kind of kinds ?? []) {
@@ -100,18 +125,22 @@ export default defineVerb({
           if ((kind === "hh" && !data.hhData) || (kind === "machiavelli" && !data.machiavelliData)) continue;
           for (const seed of seeds) {
             const dir = runDir(variant, seed);
-            if (fs.existsSync(runPath(dir, "eval", `${e.file}.json`))) continue;
+            const what = `${path.basename(dir)}/${e.file}`;
+            if (fs.existsSync(runPath(dir, "eval", `${e.file}.json`)) || planned.has(what)) continue;
+            planned.add(what);
             const extra = kind === "hh" ? ["--data", data.hhData!] : kind === "machiavelli" ? ["--data", data.machiavelliData!] : [];
             const limit =
               keys.finalEvalLimit !== null && (kind === "hh" || kind === "machiavelli") ? ["--limit", String(keys.finalEvalLimit)] : [];
-            log(flags.quiet, `eval ${e.verb} ${e.args.join(" ")} on ${path.basename(dir)}`);
-            await timed(`${path.basename(dir)}/${e.file}`, () =>
-              runVerbQuietly(EVAL_VERBS[e.verb], ["--run", dir, ...e.args, ...extra, ...limit, ...modelArgs, ...quiet], "drop"),
-            );
+            const run = exec(what, ["eval", e.verb], ["--run", dir, ...e.args, ...extra, ...limit, ...modelArgs], EVAL_VERBS[e.verb]);
+            evaluations.push(async () => {
+              log(flags.quiet, `eval ${e.verb} ${e.args.join(" ")} on ${path.basename(dir)}`);
+              await run();
+            });
           }
         }
       }
     }
+    await runAtMost(flags.jobs, evaluations);
 
     // 3. the figures, then the table
     const figures = new Map<string, Awaited<ReturnType<typeof buildReport>>["figures"]>();
@@ -189,6 +218,7 @@ const MODEL_PASSED = {
   tokenFile: 1,
 };
 
+const TRAIN = () => import("./train.ts");
 const EVAL_VERBS: Record<string, () => Promise<{ default: unknown }>> = {
   channel: () => import("./eval/channel.ts"),
   language: () => import("./eval/language.ts"),
