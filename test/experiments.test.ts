@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import zlib from "node:zlib";
+import { README_BEGIN, README_END, replaceBetweenMarkers, resultsMarkdown, resultsSummary } from "../src/experiments/results.ts";
 import { assertUserError, runCli, tmpDir } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
@@ -56,7 +57,13 @@ const experiments = (...extra: string[]) =>
 const ROWS = ["communication", "liar", "social", "solitary", "drift", "roles", "prosociality", "test-split"];
 
 test("experiments --quick: every row, finite numbers with intervals, runs with config hashes; a rerun reuses everything", () => {
-  const r = experiments("--json", "--jobs", "2");
+  const readme = path.join(dir, "README.md");
+  fs.writeFileSync(readme, `# A README\n\n## Results\n\n${README_BEGIN}\nold numbers\n${README_END}\n\n## After\n`);
+  // one row first with --jobs 2 (its runs and evaluations in child processes), then the whole table in this process
+  const byChildren = experiments("--json", "--only", "communication", "--jobs", "2");
+  assert.equal(byChildren.status, 0, byChildren.stderr);
+  assert.ok(fs.existsSync(path.join(out, "logs", "default-s1.channel.log")), "--jobs 2 keeps each child's log");
+  const r = experiments("--json", "--readme", readme);
   assert.equal(r.status, 0, r.stderr);
   const table = JSON.parse(r.stdout);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")), table);
@@ -65,6 +72,17 @@ test("experiments --quick: every row, finite numbers with intervals, runs with c
     ROWS,
   );
   const md = fs.readFileSync(path.join(out, "RESULTS.md"), "utf8");
+  assert.equal(md, resultsMarkdown(table));
+  const written = fs.readFileSync(readme, "utf8");
+  assert.equal(
+    written,
+    replaceBetweenMarkers(
+      `# A README\n\n## Results\n\n${README_BEGIN}\n${README_END}\n\n## After\n`,
+      resultsSummary(table, "results/RESULTS.md"),
+    ),
+  );
+  assert.doesNotMatch(written, /old numbers/);
+  assert.match(written, /#### liar: [\s\S]*\| after: learners pass on the liar's messages \|/);
   for (const row of table.rows) {
     assert.match(md, new RegExp(`^## ${row.id}: `, "m"));
     assert.ok(row.runs.length >= 2 && row.runs.every((x: { config_hash: string }) => /^[0-9a-f]{12}$/.test(x.config_hash)), row.id);
@@ -102,18 +120,20 @@ test("experiments --quick: every row, finite numbers with intervals, runs with c
   assert.equal(fs.statSync(path.join(out, "runs", "default-s0", "summary.json")).mtimeMs, runsBefore);
   const strip = (t: { created: string; seconds: number; rows: { cells: unknown }[] }) => t.rows.map((x) => x.cells);
   assert.deepEqual(strip(JSON.parse(again.stdout)), strip(table));
-  assert.ok(fs.existsSync(path.join(out, "logs", "default-s1.channel.log")), "--jobs 2 keeps each child's log");
 
   // an evaluation made again in this process gives what the child process gave
   fs.rmSync(path.join(out, "runs", "default-s1", "eval", "channel.json"));
-  const inProcess = experiments("--json");
+  const inProcess = experiments("--json", "--only", "communication");
   assert.equal(inProcess.status, 0, inProcess.stderr);
   assert.equal(inProcess.stderr.match(/eval /g)?.length, 1, inProcess.stderr);
-  assert.deepEqual(strip(JSON.parse(inProcess.stdout)), strip(table));
+  assert.deepEqual(strip(JSON.parse(inProcess.stdout)), strip(JSON.parse(byChildren.stdout)));
 });
 
 test("experiments: unknown rows, bad seeds and missing data files are one-line errors", () => {
   assertUserError(runCli(["experiments", "--only", "nope", "--out", path.join(dir, "x")]), /unknown row "nope"/);
   assertUserError(runCli(["experiments", "--seeds", "a", "--out", path.join(dir, "x")]), /--seeds a/);
   assertUserError(runCli(["experiments", "--hh-data", path.join(dir, "none.jsonl"), "--out", path.join(dir, "x")]), /does not exist/);
+  const noMarkers = path.join(dir, "plain.md");
+  fs.writeFileSync(noMarkers, "# no markers\n");
+  assertUserError(experiments("--readme", noMarkers), /no results markers/);
 });

@@ -6,10 +6,9 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { UserError } from "../util/errors.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/colloquy.mjs", import.meta.url));
+const BIN = path.resolve(import.meta.dirname, "../../bin", "colloquy.mjs");
 
 export function runVerbInChild(args: string[], logFile: string): Promise<void> {
   fs.mkdirSync(path.dirname(logFile), { recursive: true });

@@ -3,7 +3,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { buildReport } from "../../eval/report/report.ts";
-import { type RowResult, type RunInfo, resultsMarkdown } from "../../experiments/results.ts";
+import {
+  README_BEGIN,
+  README_END,
+  type Results,
+  type RowResult,
+  type RunInfo,
+  replaceBetweenMarkers,
+  resultsMarkdown,
+  resultsSummary,
+} from "../../experiments/results.ts";
 import { EVALS, type EvalFile, ROW_IDS, ROWS, type Reader, type Row, type Variant } from "../../experiments/rows.ts";
 import { TRAIN_KEYS } from "../../run/config.ts";
 import { RUN_FILES, runPath } from "../../run/names.ts";
@@ -28,6 +37,14 @@ const FLAGS = {
     1,
     "trainings and evaluations run at once, each in its own process with its log in <out>/logs/ (CPU: up to one per core; 1: in this process)",
     { hint: "N" },
+  ),
+  readme: key(
+    z.string().nullable(),
+    null as string | null,
+    "also write the table (without the runs' commands) into this Markdown file, between its results markers",
+    {
+      hint: "README.md",
+    },
   ),
   quiet: key(z.boolean(), false, "no progress on stderr"),
   json: key(z.boolean(), false, "print results.json's object"),
@@ -60,6 +77,7 @@ export default defineVerb({
     for (const [k, file] of Object.entries(data))
       if (file && !fs.existsSync(file))
         throw new UserError("E_NOT_FOUND", `--${k} ${file} does not exist`, "give an existing file or leave it out");
+    if (flags.readme) writeIntoReadme(flags.readme, null, ""); // its markers checked before any work
     fs.mkdirSync(path.join(out, "runs"), { recursive: true });
     fs.mkdirSync(path.join(out, "configs"), { recursive: true });
     const timingsFile = path.join(out, "timings.json");
@@ -186,7 +204,7 @@ export default defineVerb({
     timings["experiments (this and earlier invocations)"] =
       (timings["experiments (this and earlier invocations)"] ?? 0) + (Date.now() - t0) / 1000;
     writeFileAtomic(timingsFile, JSON.stringify(timings, null, 2) + "\n");
-    const table = {
+    const table: Results = {
       command: `npx colloquy experiments${flags.only ? ` --only ${flags.only}` : ""} --seeds ${seeds.join(",")}${flags.quick ? " --quick" : ""}${userFlags}`,
       created: new Date().toISOString(),
       model: keys.model ?? "the default model",
@@ -199,10 +217,26 @@ export default defineVerb({
     };
     writeFileAtomic(path.join(out, "results.json"), JSON.stringify(table, null, 2) + "\n");
     writeFileAtomic(path.join(out, "RESULTS.md"), resultsMarkdown(table));
+    if (flags.readme) writeIntoReadme(flags.readme, table, path.join(out, "RESULTS.md"));
     if (flags.json) return printJson(table);
     info(`${path.join(out, "RESULTS.md")} and results.json: ${results.length} rows, ${Math.round(table.seconds)} s`);
   },
 });
+
+/** The table's summary between the results markers of a Markdown file (the README's results section); null: check only. */
+function writeIntoReadme(file: string, table: Results | null, resultsFile: string): void {
+  if (!fs.existsSync(file))
+    throw new UserError("E_NOT_FOUND", `--readme ${file} does not exist`, "give the README to write the table into");
+  const link = path.relative(path.dirname(file), resultsFile).split(path.sep).join("/");
+  const text = replaceBetweenMarkers(fs.readFileSync(file, "utf8"), table ? resultsSummary(table, link) : "");
+  if (text === null)
+    throw new UserError(
+      "E_BAD_FLAG",
+      `--readme ${file}: no results markers in it`,
+      `put the lines ${README_BEGIN} and ${README_END} where the table goes`,
+    );
+  if (table) writeFileAtomic(file, text);
+}
 
 /** The model keys an evaluation needs to score where training ran. */
 const MODEL_PASSED = {
