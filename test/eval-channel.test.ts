@@ -20,6 +20,14 @@ const channel = (run: string) => runCli(["eval", "channel", "--run", run, "--epi
 test("eval channel: before and after, per sender and per pair, with intervals; saved in the run", () => {
   const run = path.join(dir, "trained");
   assert.equal(train(run, ["--lr=0.05"]).status, 0);
+  // train saves its own first and last validations as eval channel's result: the same as evaluating again
+  const byTrain = JSON.parse(fs.readFileSync(path.join(run, "eval", "channel.json"), "utf8"));
+  assert.match(byTrain.written_by, /^train/);
+  const again = runCli(["eval", "channel", "--run", run, "--quiet", "--json"]);
+  assert.equal(again.status, 0, again.stderr);
+  const byEval = JSON.parse(again.stdout);
+  assert.deepEqual(byTrain.conditions, byEval.conditions);
+  assert.equal(byTrain.episodes, byEval.episodes);
   const r = channel(run);
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
@@ -30,7 +38,7 @@ test("eval channel: before and after, per sender and per pair, with intervals; s
   );
   // the run's own validation episodes and seeds: training's paired delivery effects, exactly
   const summary = JSON.parse(fs.readFileSync(path.join(run, "summary.json"), "utf8"));
-  const all = JSON.parse(runCli(["eval", "channel", "--run", run, "--quiet", "--json"]).stdout);
+  const all = byEval;
   assert.equal(all.episodes, summary.val_message_effect.episodes);
   assert.equal(all.conditions[0].delivery.effect.mean, summary.val_message_effect_initial.mean);
   assert.equal(all.conditions[1].delivery.effect.mean, summary.val_message_effect.mean);

@@ -60,10 +60,11 @@ test("experiments --quick: every row, finite numbers with intervals, runs with c
   const readme = path.join(dir, "README.md");
   fs.writeFileSync(readme, `# A README\n\n## Results\n\n${README_BEGIN}\nold numbers\n${README_END}\n\n## After\n`);
   // one row first with --jobs 2 (its runs and evaluations in child processes), then the whole table in this process
-  const byChildren = experiments("--json", "--only", "communication", "--jobs", "2");
+  const byChildren = experiments("--json", "--only", "test-split", "--jobs", "2");
   assert.equal(byChildren.status, 0, byChildren.stderr);
-  assert.ok(fs.existsSync(path.join(out, "logs", "default-s1.channel.log")), "--jobs 2 keeps each child's log");
+  assert.ok(fs.existsSync(path.join(out, "logs", "default-s1.channel-test.log")), "--jobs 2 keeps each child's log");
   const r = experiments("--json", "--readme", readme);
+  assert.doesNotMatch(r.stderr, /eval channel {2}on/, "train saved each run's eval/channel.json itself");
   assert.equal(r.status, 0, r.stderr);
   const table = JSON.parse(r.stdout);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")), table);
@@ -122,8 +123,8 @@ test("experiments --quick: every row, finite numbers with intervals, runs with c
   assert.deepEqual(strip(JSON.parse(again.stdout)), strip(table));
 
   // an evaluation made again in this process gives what the child process gave
-  fs.rmSync(path.join(out, "runs", "default-s1", "eval", "channel.json"));
-  const inProcess = experiments("--json", "--only", "communication");
+  fs.rmSync(path.join(out, "runs", "default-s1", "eval", "channel-test.json"));
+  const inProcess = experiments("--json", "--only", "test-split");
   assert.equal(inProcess.status, 0, inProcess.stderr);
   assert.equal(inProcess.stderr.match(/eval /g)?.length, 1, inProcess.stderr);
   assert.deepEqual(strip(JSON.parse(inProcess.stdout)), strip(JSON.parse(byChildren.stdout)));

@@ -93,6 +93,26 @@ export function channelReport(agents: readonly string[], episodes: readonly Epis
   };
 }
 
+/** Episodes with delivery and without, on the same worlds and sampling seeds. */
+export interface PairedEpisodes {
+  on: readonly Episode[];
+  off: readonly Episode[];
+}
+
+export interface ChannelCondition {
+  condition: "before" | "after";
+  delivery: Delivery;
+  report: ChannelReport;
+}
+
+/** The report before training (adapters off, or still at their initialisation) and after, each with delivery on and off. */
+export function channelConditions(agents: readonly string[], before: PairedEpisodes, after: PairedEpisodes): ChannelCondition[] {
+  return (["before", "after"] as const).map((condition) => {
+    const { on, off } = condition === "before" ? before : after;
+    return { condition, delivery: delivery(on, off), report: channelReport(agents, on) };
+  });
+}
+
 export interface Delivery {
   effect: Mean; // per episode: the learners' mean information gain with delivery minus without (paired)
   with: Mean; // the learners' gain per episode, with delivery

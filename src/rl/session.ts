@@ -85,6 +85,8 @@ export interface RunOptions {
   modelPath: string;
   onLine?: (line: MetricsLine) => void;
   onStart?: (resumedAfter: number | null) => void;
+  /** Called at the end with the episodes of the validations before and after training, when this process ran both. */
+  onValidations?: (v: NonNullable<Trainer["validations"]["before"]>, after: NonNullable<Trainer["validations"]["after"]>) => void;
 }
 
 /** Trains from the run's last checkpoint (or from scratch) to `config.iterations`, evaluates, writes summary.json. */
@@ -132,6 +134,8 @@ export async function trainRun(o: RunOptions): Promise<RunSummary> {
     adapters: trainer.adapters.map((a) => run.file(RUN_FILES.adapters, a)),
   };
   run.writeSummary(summary);
+  const { before, after } = trainer.validations;
+  if (before && after) o.onValidations?.(before, after);
   return summary;
 }
 

@@ -61,6 +61,9 @@ export class Trainer {
   initial: Evaluation | null = null; // the validation before training, with messages
   initialOff: Evaluation | null = null; // and without
   final: { on: Evaluation; off: Evaluation } | null = null; // the last iteration's validation, with and without messages
+  /** The episodes of the validation before training and of the last iteration's (this process's only: not checkpointed). */
+  validations: Record<"before" | "after", { on: EpisodeRun["records"]; off: EpisodeRun["records"] } | null> = { before: null, after: null };
+  private lastValidation: EpisodeRun["records"] = [];
 
   constructor(setup: TrainerSetup) {
     this.s = setup;
@@ -96,6 +99,7 @@ export class Trainer {
       slots: this.slots,
       deliver,
     });
+    this.lastValidation = run.records;
     const learners = run.records.flat(2).filter((r) => r.kind === "learner");
     const episode_gain = run.records.map((episode) =>
       mean(
@@ -195,8 +199,12 @@ export class Trainer {
     const t3 = performance.now();
 
     const val = this.shouldEvaluate() ? await this.evaluate(true) : null;
+    const valOn = this.lastValidation;
     const valOff = val ? await this.evaluate(false) : null;
-    if (val && this.iteration === this.c.iterations) this.final = { on: val, off: valOff! };
+    if (val && this.iteration === this.c.iterations) {
+      this.final = { on: val, off: valOff! };
+      this.validations.after = { on: valOn, off: this.lastValidation };
+    }
     const summary = summarize(run);
     const learnerRecords = run.records.flat(2).filter((r) => r.kind === "learner");
     const line: MetricsLine = {
@@ -273,9 +281,11 @@ export class Trainer {
   /** The iteration-0 line: the validation score before any training. */
   async initialEvaluation(): Promise<MetricsLine> {
     this.initial = await this.evaluate(true);
+    const on = this.lastValidation;
     const line = emptyLine(0, this.kl.beta);
     line.val_information_gain = this.initial.learner_gain;
     this.initialOff = await this.evaluate(false);
+    this.validations.before = { on, off: this.lastValidation };
     line.val_information_gain_no_messages = this.initialOff.learner_gain;
     line.val_oracle_gain = this.initial.oracle_gain;
     line.information_gain = this.initial.information_gain;

@@ -13,6 +13,9 @@ import { progress } from "../../util/progress.ts";
 import { openBackend } from "../open-model.ts";
 import { info, printJson } from "../output.ts";
 import { checkFinalEvals, runFinalEvals } from "../final-evals.ts";
+import { saveEvalResult } from "../eval-args.ts";
+import { channelResult } from "./eval/channel.ts";
+import { channelConditions } from "../../eval/channel.ts";
 import { configFileLayer, defineVerb } from "../verb.ts";
 
 const TRAIN_FLAGS = {
@@ -110,6 +113,13 @@ export default defineVerb({
         if (!quiet) info(formatLine(l, config.iterations));
         bar.update(l.iteration);
       },
+      // the first and last validations are eval channel's four conditions on the same episodes: saved as its result
+      onValidations: (before, after) =>
+        saveEvalResult(
+          folder.dir,
+          "channel",
+          channelResult(folder.dir, modelPath, config, "val", channelConditions(config.agents, before, after), null),
+        ),
     });
     bar.stop();
     await backend.close?.();

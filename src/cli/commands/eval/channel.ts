@@ -1,10 +1,11 @@
 import { z } from "zod";
-import { type ChannelReport, type Delivery, channelReport, delivery } from "../../../eval/channel.ts";
+import { type ChannelCondition, type PairedEpisodes, channelConditions } from "../../../eval/channel.ts";
 import type { Mean, Rate } from "../../../eval/stats.ts";
 import type { AgentSlot } from "../../../env/episode.ts";
 import { requireTokenizer } from "../../../formats/load-model.ts";
 import { slotsFromConfig, sourceFromConfig, validationEpisodes } from "../../../run/episodes.ts";
 import { RunFolder } from "../../../run/folder.ts";
+import type { TrainConfig } from "../../../run/config.ts";
 import { RUN_FILES } from "../../../run/names.ts";
 import { UserError } from "../../../util/errors.ts";
 import { key } from "../../../util/keys.ts";
@@ -37,12 +38,6 @@ const DESCRIPTION =
   "sender, messages per round, and (facts world) the facts only messages can carry: needed ones delivered, delivered ones kept, " +
   "news passed on. 95% intervals: Wilson for shares, normal for means. Seeded; saved as <run>/eval/channel.json (--split test: channel-test.json).";
 
-interface Condition {
-  condition: "before" | "after";
-  delivery: Delivery;
-  report: ChannelReport;
-}
-
 export default defineVerb({
   name: "eval channel",
   description: DESCRIPTION,
@@ -69,47 +64,60 @@ export default defineVerb({
     const play = (slots: readonly AgentSlot[], deliver: boolean) =>
       validationEpisodes({ backend: setup.backend, tokenizer: tok, source, config, slots, deliver, split: flags.split, episodes });
     const file = flags.split === "val" ? "channel" : `channel-${flags.split}`;
-    const conditions: Condition[] = [];
-    for (const [condition, slots] of [
-      ["before", trained.map((s) => ({ ...s, adapter: null }))],
-      ["after", trained],
-    ] as const) {
+    const paired: PairedEpisodes[] = [];
+    for (const slots of [trained.map((s) => ({ ...s, adapter: null })), trained]) {
       const on = await play(slots, true);
-      bar.update(2 * conditions.length + 1);
+      bar.update(2 * paired.length + 1);
       const off = await play(slots, false);
-      bar.update(2 * conditions.length + 2);
-      conditions.push({
-        condition,
-        delivery: delivery(on.records, off.records),
-        report: channelReport(config.agents, on.records),
-      });
+      bar.update(2 * paired.length + 2);
+      paired.push({ on: on.records, off: off.records });
     }
     bar.stop();
-    const result = {
-      eval: "channel",
-      run: flags.run,
-      model: setup.loaded.path,
-      source: config.source,
-      agents: config.agents,
-      split: flags.split,
-      episodes,
-      seed: config.seed,
-      conditions,
-      seconds: (Date.now() - t0) / 1000,
-    };
+    const result = channelResult(
+      flags.run,
+      setup.loaded.path,
+      config,
+      flags.split,
+      channelConditions(config.agents, paired[0], paired[1]),
+      (Date.now() - t0) / 1000,
+    );
     saveEvalResult(flags.run, file, result);
     if (flags.json) return printJson(result);
-    for (const c of conditions) printCondition(c);
-    info(`${episodes} ${flags.split} episodes per condition, ${result.seconds.toFixed(0)} s`);
+    for (const c of result.conditions) printCondition(c);
+    info(`${episodes} ${flags.split} episodes per condition, ${(result.seconds ?? 0).toFixed(0)} s`);
   },
 });
+
+/** eval/channel.json: what `eval channel` writes, and `train` from its own first and last validations. */
+export function channelResult(
+  run: string,
+  model: string,
+  config: TrainConfig,
+  split: "val" | "test",
+  conditions: ChannelCondition[],
+  seconds: number | null, // null: train's own validations (their time is in the run's)
+) {
+  return {
+    eval: "channel",
+    written_by: seconds === null ? "train (its validations before and after)" : "eval channel",
+    run,
+    model,
+    source: config.source,
+    agents: config.agents,
+    split,
+    episodes: conditions[0].delivery.effect.n,
+    seed: config.seed,
+    conditions,
+    seconds,
+  };
+}
 
 const sgn = (x: number) => (x >= 0 ? "+" : "") + x.toFixed(4);
 const ci = (m: Mean | null) => (m && Number.isFinite(m.mean) ? `${sgn(m.mean)} [${sgn(m.low)}, ${sgn(m.high)}]` : "-");
 const pct = (r: Rate | null | undefined) =>
   r?.n ? `${(100 * r.rate).toFixed(0)}% [${(100 * r.low).toFixed(0)}, ${(100 * r.high).toFixed(0)}] n=${r.n}` : "-";
 
-function printCondition({ condition, delivery: d, report: r }: Condition): void {
+function printCondition({ condition, delivery: d, report: r }: ChannelCondition): void {
   const e = d.effect;
   console.log(`\n== ${condition} training`);
   console.log(`learners' gain with delivery ${ci(d.with)}, without ${ci(d.without)}; oracle ${ci(d.oracle)}`);
