@@ -199,7 +199,7 @@ test("--resume without a usable checkpoint is refused, keeping the run's files; 
   // started over on purpose: the same run from its saved config, so the same numbers as the first time
   const r = runCli(["train", "--resume", out, "--restart"]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /--restart: removed metrics\.jsonl, transcripts\.jsonl, adapters, checkpoint, summary\.json from/);
+  assert.match(r.stderr, /--restart: removed metrics\.jsonl, transcripts\.jsonl, adapters, checkpoint, summary\.json, eval from/);
   assert.deepEqual(
     withoutTimings(metrics(out)),
     withoutTimings(
