@@ -53,7 +53,7 @@ test("report: a self-contained page with every metric, the evaluations and escap
   assert.equal(r.stdout.trim().split("\n").length, 1);
   const out = JSON.parse(r.stdout);
   assert.equal(out.html, path.join(run, "report.html"));
-  assert.deepEqual(out.evals, ["hh", "language"]);
+  assert.deepEqual(out.evals, ["channel", "hh", "language"], "channel: written by train itself");
   assert.deepEqual(out.sections, ["run", "training", "matrices", "evaluations", "transcripts"]);
   const html = fs.readFileSync(out.html, "utf8");
 

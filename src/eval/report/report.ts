@@ -160,7 +160,7 @@ function evalParts(runDir: string, agents: readonly string[]): EvalPart[] {
 function evalBody(parts: readonly EvalPart[]): string {
   if (!parts.length)
     return para(
-      "No evaluations yet: run `colloquy eval <kind> --run <run>` (language, hh, machiavelli, judge) and make the report again.",
+      "No evaluations yet: run `colloquy eval <kind> --run <run>` (channel, language, hh, machiavelli, judge) and make the report again.",
       "note",
     );
   return parts
