@@ -182,7 +182,7 @@ export default defineVerb({
       );
       const { cells, notes } = row.measure(read, seeds, { hhData: !!data.hhData, machiavelliData: !!data.machiavelliData });
       const seconds = runs.reduce(
-        (a, r) => a + (timings[r.id] ?? 0) + Object.values(EVALS).reduce((b, e) => b + (timings[`${r.id}/${e.file}`] ?? 0), 0),
+        (a, r) => a + (timings[r.id] ?? 0) + EVAL_FILES.reduce((b, file) => b + (timings[`${r.id}/${file}`] ?? 0), 0),
         0,
       );
       return {
@@ -253,6 +253,7 @@ const MODEL_PASSED = {
 };
 
 const TRAIN = () => import("./train.ts");
+const EVAL_FILES = [...new Set(Object.values(EVALS).map((e) => e.file))];
 const EVAL_VERBS: Record<string, () => Promise<{ default: unknown }>> = {
   channel: () => import("./eval/channel.ts"),
   language: () => import("./eval/language.ts"),
