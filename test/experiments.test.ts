@@ -134,6 +134,10 @@ test("experiments: unknown rows, bad seeds and missing data files are one-line e
   assertUserError(runCli(["experiments", "--only", "nope", "--out", path.join(dir, "x")]), /unknown row "nope"/);
   assertUserError(runCli(["experiments", "--seeds", "a", "--out", path.join(dir, "x")]), /--seeds a/);
   assertUserError(runCli(["experiments", "--hh-data", path.join(dir, "none.jsonl"), "--out", path.join(dir, "x")]), /does not exist/);
+  const busy = path.join(dir, "busy");
+  fs.mkdirSync(busy);
+  fs.writeFileSync(path.join(busy, ".lock"), String(process.pid)); // a live process holds it
+  assertUserError(runCli(["experiments", "--quick", "--out", busy]), /being written by another colloquy experiments \(pid \d+\)/);
   const noMarkers = path.join(dir, "plain.md");
   fs.writeFileSync(noMarkers, "# no markers\n");
   assertUserError(experiments("--readme", noMarkers), /no results markers/);

@@ -80,15 +80,22 @@ export default defineVerb({
     if (flags.readme) writeIntoReadme(flags.readme, null, ""); // its markers checked before any work
     fs.mkdirSync(path.join(out, "runs"), { recursive: true });
     fs.mkdirSync(path.join(out, "configs"), { recursive: true });
+    lockOut(out);
     const timingsFile = path.join(out, "timings.json");
     const timings: Record<string, number> = fs.existsSync(timingsFile)
       ? (readJsonFile(timingsFile, "timings") as Record<string, number>)
       : {};
+    // each task's wall time, and this invocation's so far on top of the earlier ones' (kept if it is interrupted)
+    const earlier = timings[TOTAL] ?? 0;
+    const saveTimings = () => {
+      timings[TOTAL] = earlier + (Date.now() - t0) / 1000;
+      writeFileAtomic(timingsFile, JSON.stringify(timings, null, 2) + "\n");
+    };
     const timed = async (what: string, work: () => Promise<unknown>) => {
       const t = Date.now();
       await work();
       timings[what] = (timings[what] ?? 0) + (Date.now() - t) / 1000;
-      writeFileAtomic(timingsFile, JSON.stringify(timings, null, 2) + "\n");
+      saveTimings();
     };
     const quiet = flags.quiet ? ["--quiet"] : [];
     const runDir = (variant: string, seed: number) => path.join(out, "runs", `${variant}-s${seed}`);
@@ -201,9 +208,7 @@ export default defineVerb({
         ),
       };
     });
-    timings["experiments (this and earlier invocations)"] =
-      (timings["experiments (this and earlier invocations)"] ?? 0) + (Date.now() - t0) / 1000;
-    writeFileAtomic(timingsFile, JSON.stringify(timings, null, 2) + "\n");
+    saveTimings();
     const table: Results = {
       command: `npx colloquy experiments${flags.only ? ` --only ${flags.only}` : ""} --seeds ${seeds.join(",")}${flags.quick ? " --quick" : ""}${userFlags}`,
       created: new Date().toISOString(),
@@ -212,7 +217,7 @@ export default defineVerb({
       quick: flags.quick,
       interval:
         "95%: normal for means (over every pooled unit), Wilson for shares; a share of the oracle divides the measure's interval by the pooled oracle",
-      seconds: timings["experiments (this and earlier invocations)"],
+      seconds: timings[TOTAL],
       rows: results,
     };
     writeFileAtomic(path.join(out, "results.json"), JSON.stringify(table, null, 2) + "\n");
@@ -252,6 +257,7 @@ const MODEL_PASSED = {
   tokenFile: 1,
 };
 
+const TOTAL = "experiments (this and earlier invocations)";
 const TRAIN = () => import("./train.ts");
 const EVAL_FILES = [...new Set(Object.values(EVALS).map((e) => e.file))];
 const EVAL_VERBS: Record<string, () => Promise<{ default: unknown }>> = {
@@ -260,6 +266,29 @@ const EVAL_VERBS: Record<string, () => Promise<{ default: unknown }>> = {
   hh: () => import("./eval/hh.ts"),
   machiavelli: () => import("./eval/machiavelli.ts"),
 };
+
+/** One invocation at a time writes a table's folder: <out>/.lock holds its pid until it exits. */
+function lockOut(out: string): void {
+  const lock = path.join(out, ".lock");
+  const holder = fs.existsSync(lock) ? Number(fs.readFileSync(lock, "utf8")) : null;
+  if (holder && holder !== process.pid && alive(holder))
+    throw new UserError(
+      "E_BUSY",
+      `${out} is being written by another colloquy experiments (pid ${holder})`,
+      "wait for it to end, or give another --out",
+    );
+  fs.writeFileSync(lock, String(process.pid));
+  process.on("exit", () => fs.rmSync(lock, { force: true }));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 /** Keys as command-line flags: " --key=value", lists comma-separated. */
 function asFlags(keys: Record<string, unknown>): string {
