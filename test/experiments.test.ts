@@ -111,6 +111,8 @@ test("experiments --quick: every row, finite numbers with intervals, runs with c
   assert.ok(comm.notes.some((n: string) => /issue 17/.test(n)));
   const pro = table.rows.find((x: { id: string }) => x.id === "prosociality");
   assert.equal(pro.cells.length, 4, "HH and MACHIAVELLI, base and agents");
+  assert.ok(pro.command.endsWith(` --hh-data ${hh} --machiavelli-data ${mach}`), pro.command);
+  assert.match(table.command, / --hh-data .* --machiavelli-data /);
 
   // resumed: nothing is trained or evaluated again, and the table is the same
   const runsBefore = fs.statSync(path.join(out, "runs", "default-s0", "summary.json")).mtimeMs;

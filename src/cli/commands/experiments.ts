@@ -176,6 +176,7 @@ export default defineVerb({
       return fs.existsSync(f) ? (readJsonFile(f, `${path.basename(dir)}'s ${file} evaluation`) as EvalFile) : null;
     };
     const userFlags = asFlags(given);
+    const dataFlags = `${data.hhData ? ` --hh-data ${data.hhData}` : ""}${data.machiavelliData ? ` --machiavelli-data ${data.machiavelliData}` : ""}`;
     const rel = (f: string | null) => (f ? path.relative(out, f) : null);
     const results = rows.map((row): RowResult => {
       const runs: RunInfo[] = row.variants.flatMap((v) =>
@@ -195,7 +196,7 @@ export default defineVerb({
       return {
         id: row.id,
         title: row.title,
-        command: `npx colloquy experiments --only ${row.id} --seeds ${seeds.join(",")}${flags.quick ? " --quick" : ""}${userFlags}`,
+        command: `npx colloquy experiments --only ${row.id} --seeds ${seeds.join(",")}${flags.quick ? " --quick" : ""}${userFlags}${row.id === "prosociality" ? dataFlags : ""}`,
         seeds,
         runs,
         cells,
@@ -210,7 +211,7 @@ export default defineVerb({
     });
     saveTimings();
     const table: Results = {
-      command: `npx colloquy experiments${flags.only ? ` --only ${flags.only}` : ""} --seeds ${seeds.join(",")}${flags.quick ? " --quick" : ""}${userFlags}`,
+      command: `npx colloquy experiments${flags.only ? ` --only ${flags.only}` : ""} --seeds ${seeds.join(",")}${flags.quick ? " --quick" : ""}${userFlags}${dataFlags}`,
       created: new Date().toISOString(),
       model: keys.model ?? "the default model",
       seeds,
