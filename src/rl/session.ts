@@ -86,7 +86,7 @@ export interface RunOptions {
   onLine?: (line: MetricsLine) => void;
   onStart?: (resumedAfter: number | null) => void;
   /** Called at the end with the episodes of the validations before and after training, when this process ran both. */
-  onValidations?: (v: NonNullable<Trainer["validations"]["before"]>, after: NonNullable<Trainer["validations"]["after"]>) => void;
+  onValidations?: (before: NonNullable<Trainer["validations"]["before"]>, after: NonNullable<Trainer["validations"]["after"]>) => void;
 }
 
 /** Trains from the run's last checkpoint (or from scratch) to `config.iterations`, evaluates, writes summary.json. */
