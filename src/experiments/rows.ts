@@ -274,7 +274,15 @@ export const ROWS: Row[] = [
           ),
         ];
       });
-      return { cells, notes: ["alone: its partner never writes a state or a message, so it has only its own text to predict from"] };
+      const [alone, among] = [cells[1], cells[3]]; // the gains after training
+      const notes = ["alone: its partner never writes a state or a message, so it has only its own text to predict from"];
+      if (alone.value !== null && among.value !== null)
+        notes.push(
+          alone.high !== null && among.low !== null && alone.high < among.low
+            ? "after training the solitary learner predicts its text worse than a learner among three, as the proposal expects"
+            : `does not show yet: after training the solitary learner's gain (${alone.value.toFixed(4)}) is not below a learner's among three (${among.value.toFixed(4)}), as the proposal expects it to be`,
+        );
+      return { cells, notes };
     },
   },
   {
