@@ -32,3 +32,15 @@ export function readJsonFile(file: string, what: string): unknown {
     throw new UserError("E_BAD_JSON", `${what} ${file} is not valid JSON: ${(e as Error).message}`);
   }
 }
+
+/** Whether a pid lock file (its owner's pid as text) is stale: its owner is gone, or it holds no pid and is older than 10 s. */
+export function lockIsStale(lockPath: string): boolean {
+  try {
+    const owner = Number(fs.readFileSync(lockPath, "utf8"));
+    if (!Number.isInteger(owner) || owner <= 0) return Date.now() - fs.statSync(lockPath).mtimeMs > 10_000;
+    process.kill(owner, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== "EPERM"; // ESRCH: the owner is gone; ENOENT: released meanwhile
+  }
+}

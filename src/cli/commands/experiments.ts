@@ -17,7 +17,7 @@ import { EVALS, type EvalFile, ROW_IDS, ROWS, type Reader, type Row, type Varian
 import { TRAIN_KEYS } from "../../run/config.ts";
 import { RUN_FILES, runPath } from "../../run/names.ts";
 import { UserError } from "../../util/errors.ts";
-import { readJsonFile, writeFileAtomic } from "../../util/fs.ts";
+import { lockIsStale, readJsonFile, writeFileAtomic } from "../../util/fs.ts";
 import { key } from "../../util/keys.ts";
 import { runAtMost, runVerbInChild } from "../child-verb.ts";
 import { runVerbQuietly } from "../in-process.ts";
@@ -271,24 +271,14 @@ const EVAL_VERBS: Record<string, () => Promise<{ default: unknown }>> = {
 /** One invocation at a time writes a table's folder: <out>/.lock holds its pid until it exits. */
 function lockOut(out: string): void {
   const lock = path.join(out, ".lock");
-  const holder = fs.existsSync(lock) ? Number(fs.readFileSync(lock, "utf8")) : null;
-  if (holder && holder !== process.pid && alive(holder))
+  if (fs.existsSync(lock) && !lockIsStale(lock) && Number(fs.readFileSync(lock, "utf8")) !== process.pid)
     throw new UserError(
       "E_BUSY",
-      `${out} is being written by another colloquy experiments (pid ${holder})`,
+      `${out} is being written by another colloquy experiments (pid ${fs.readFileSync(lock, "utf8").trim()})`,
       "wait for it to end, or give another --out",
     );
   fs.writeFileSync(lock, String(process.pid));
   process.on("exit", () => fs.rmSync(lock, { force: true }));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Keys as command-line flags: " --key=value", lists comma-separated. */

@@ -12,7 +12,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { writeFileAtomic } from "../../util/fs.ts";
+import { lockIsStale, writeFileAtomic } from "../../util/fs.ts";
 import { COMMIT_HASH, type HubRef } from "./id.ts";
 
 export type HubKind = "model" | "adapter";
@@ -88,16 +88,5 @@ export async function withBlobLock<T>(lockPath: string, fn: () => Promise<T>): P
     return await fn();
   } finally {
     fs.rmSync(lockPath, { force: true });
-  }
-}
-
-function lockIsStale(lockPath: string): boolean {
-  try {
-    const owner = Number(fs.readFileSync(lockPath, "utf8"));
-    if (!Number.isInteger(owner) || owner <= 0) return Date.now() - fs.statSync(lockPath).mtimeMs > 10_000;
-    process.kill(owner, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== "EPERM"; // ESRCH: the owner is gone; ENOENT: released meanwhile
   }
 }
