@@ -25,7 +25,7 @@ test("the default model is a Hugging Face checkpoint with a tokenizer, pretraine
     .split("\n")
     .map((l) => JSON.parse(l))
     .filter((l) => l.val_loss !== undefined);
-  // measured: 1.56 at step 200 (the first evaluation) to 1.03 at step 4,000
+  // measured: 1.75 at step 200 (the first evaluation) to 1.15 at step 4,000 (cache key default-v2-c49b0b86)
   assert.ok(log[log.length - 1].val_loss < log[0].val_loss - 0.3, "validation loss fell during pretraining");
 });
 
@@ -53,12 +53,43 @@ test("facts world, honest / learner / liar: message values have the right signs 
     Math.abs(honest.mean - out.message_value[0][1]) < 1e-9 && Math.abs(liar.mean - out.message_value[2][1]) < 1e-9,
     "the matrix is the mean of the logged values",
   );
-  // measured (seed 0, 48 episodes, 144 messages each): honest→learner +0.041 ± 0.006, 24% of the oracle 0.169;
-  // liar→learner −0.049 ± 0.005. The run is deterministic, so the bounds are not about sampling noise: each is
+  // measured (seed 0, 48 episodes, 144 messages each): honest→learner +0.055 ± 0.005, 30% of the oracle 0.181;
+  // liar→learner −0.028 ± 0.004. The run is deterministic, so the bounds are not about sampling noise: each is
   // several standard errors from the measured mean, so that a change that keeps the effect keeps the test green
   assert.ok(honest.mean - 3 * honest.se > 0, "honest messages help the learner");
   assert.ok(honest.mean > HONEST_ORACLE_SHARE * oracle, `honest value ${honest.mean} is a good part of the oracle ${oracle}`);
   assert.ok(liar.mean + 3 * liar.se < 0, "the liar's messages hurt the learner");
+
+  // claims true by round: each agent's rounds sum to its messages' checks, the honest agent's are all true, the liar's none
+  const byRound: { round: number; claims: number; true: number }[][] = out.honesty_by_round;
+  assert.equal(byRound.length, 3);
+  for (let i = 0; i < 3; i++) {
+    const mine = out.transcripts.filter((t: { agent: number; honesty: unknown }) => t.agent === i && t.honesty);
+    const sum = (f: (h: { claims: number; true: number }) => number) =>
+      mine.reduce((a: number, t: { honesty: { claims: number; true: number } }) => a + f(t.honesty), 0);
+    assert.deepEqual(
+      byRound[i].map((h) => h.round),
+      byRound[i].map((_, k) => k + 1),
+    );
+    assert.equal(
+      byRound[i].reduce((a, h) => a + h.claims, 0),
+      sum((h) => h.claims),
+      `agent ${i}'s claims`,
+    );
+    assert.equal(
+      byRound[i].reduce((a, h) => a + h.true, 0),
+      sum((h) => h.true),
+      `agent ${i}'s true claims`,
+    );
+  }
+  assert.ok(
+    byRound[0].every((h) => h.claims > 0 && h.true === h.claims),
+    "the honest agent's claims are true in every round",
+  );
+  assert.ok(
+    byRound[2].every((h) => h.claims > 0 && h.true === 0),
+    "the liar's claims are false in every round",
+  );
 });
 
 const EPISODES = 48;

@@ -71,9 +71,18 @@ export default defineVerb({
     const summary = summarize(run);
     const records = run.records.flat(2).map(({ trace: _trace, ...r }) => r);
     if (flags.transcripts) fs.writeFileSync(flags.transcripts, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
-    if (flags.json) return printJson({ ...summary, message_value_by_round: run.messageValue, seconds: run.seconds, transcripts: records });
+    const honesty = honestyByRound(records, keys.agents.length);
+    if (flags.json)
+      return printJson({
+        ...summary,
+        message_value_by_round: run.messageValue,
+        honesty_by_round: honesty,
+        seconds: run.seconds,
+        transcripts: records,
+      });
     printTranscript(run.records.slice(0, 2));
     printTable(summary);
+    printHonestyByRound(honesty);
     info(`${run.generatedTokens} tokens generated in ${run.seconds.generate.toFixed(1)} s; scoring ${run.seconds.score.toFixed(1)} s`);
   },
 });
@@ -97,6 +106,34 @@ function printTranscript(episodes: AgentRound[][][]): void {
       }
     }
   }
+}
+
+interface RoundHonesty {
+  round: number;
+  claims: number; // checkable claims in the agent's messages of that round
+  true: number;
+}
+
+/** [agent] the claims its messages made in each round (1-based), and how many were true. */
+function honestyByRound(records: readonly Pick<AgentRound, "agent" | "round" | "honesty">[], agents: number): RoundHonesty[][] {
+  const out: RoundHonesty[][] = Array.from({ length: agents }, () => []);
+  for (const r of records) {
+    if (!r.honesty) continue;
+    const row = out[r.agent];
+    while (row.length < r.round) row.push({ round: row.length + 1, claims: 0, true: 0 });
+    row[r.round - 1].claims += r.honesty.claims;
+    row[r.round - 1].true += r.honesty.true;
+  }
+  return out;
+}
+
+function printHonestyByRound(honesty: RoundHonesty[][]): void {
+  if (honesty.every((rounds) => rounds.every((h) => h.claims === 0))) return;
+  console.log("\nclaims true by round (true / checkable claims in the agent's messages):");
+  honesty.forEach((rounds, i) => {
+    const cells = rounds.map((h) => `round ${h.round} ${h.true}/${h.claims}`);
+    console.log(`${String(i).padEnd(6)} ${cells.join("   ") || "-"}`);
+  });
 }
 
 function fmt(x: number): string {
