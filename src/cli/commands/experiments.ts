@@ -271,10 +271,11 @@ const EVAL_VERBS: Record<string, () => Promise<{ default: unknown }>> = {
 /** One invocation at a time writes a table's folder: <out>/.lock holds its pid until it exits. */
 function lockOut(out: string): void {
   const lock = path.join(out, ".lock");
-  if (fs.existsSync(lock) && !lockIsStale(lock) && Number(fs.readFileSync(lock, "utf8")) !== process.pid)
+  const holder = fs.existsSync(lock) && !lockIsStale(lock) ? Number(fs.readFileSync(lock, "utf8")) : null;
+  if (holder !== null && holder !== process.pid)
     throw new UserError(
       "E_BUSY",
-      `${out} is being written by another colloquy experiments (pid ${fs.readFileSync(lock, "utf8").trim()})`,
+      `${out} is being written by another colloquy experiments (pid ${holder})`,
       "wait for it to end, or give another --out",
     );
   fs.writeFileSync(lock, String(process.pid));
