@@ -8,7 +8,7 @@
 import { alignedShared } from "./kernels/native.ts";
 
 const MIN_BYTES = 4096;
-const MAX_POOLED_BYTES = 2 ** 31; // beyond this much idle memory, given-back buffers are dropped
+const MAX_POOLED_BYTES = 2 ** 32; // beyond this much idle memory, given-back buffers are dropped
 
 /** n bytes rounded up to 2^e · (8 + i)/8: at most 12.5% slack. */
 function bucketBytes(n: number): number {
@@ -23,13 +23,19 @@ export class Workspace {
   private readonly mine = new WeakMap<SharedArrayBuffer, { bucket: number; offset: number }>();
   private pooledBytes = 0;
 
-  /** A buffer of n floats, contents undefined. */
+  /**
+   * A buffer of n floats, contents undefined: an idle one of n's size class, else the smallest idle one up to twice
+   * that size, else a fresh one. Steps whose token counts differ by a few percent fall into neighbouring classes;
+   * without the look upwards each such step allocated (and page-faulted) its activations afresh.
+   */
   take(n: number): Float32Array {
     const bucket = bucketBytes(Math.max(1, n) * 4);
-    let sab = this.free.get(bucket)?.pop();
-    if (sab) {
-      this.pooledBytes -= bucket;
-    } else {
+    let sab: SharedArrayBuffer | undefined;
+    for (let b = bucket; b <= 2 * bucket && !sab; b = bucketBytes(b + 1)) {
+      sab = this.free.get(b)?.pop();
+      if (sab) this.pooledBytes -= b;
+    }
+    if (!sab) {
       const fresh = alignedShared(bucket);
       sab = fresh.sab;
       this.mine.set(sab, { bucket, offset: fresh.offset });
