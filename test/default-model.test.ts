@@ -25,7 +25,7 @@ test("the default model is a Hugging Face checkpoint with a tokenizer, pretraine
     .split("\n")
     .map((l) => JSON.parse(l))
     .filter((l) => l.val_loss !== undefined);
-  // measured: 1.50 at step 200 (the first evaluation) to 0.96 at step 4,000 (cache key default-v2-f6dab6fd)
+  // measured: 1.50 at step 200 (the first evaluation) to 0.96 at step 4,000 (cache key default-v2-017c22f7)
   assert.ok(log[log.length - 1].val_loss < log[0].val_loss - 0.3, "validation loss fell during pretraining");
 });
 
@@ -53,9 +53,10 @@ test("facts world, honest / learner / liar: message values have the right signs 
     Math.abs(honest.mean - out.message_value[0][1]) < 1e-9 && Math.abs(liar.mean - out.message_value[2][1]) < 1e-9,
     "the matrix is the mean of the logged values",
   );
-  // measured (seed 0, 48 episodes, 144 messages each; cache key default-v2-f6dab6fd): honest→learner
-  // +0.042 ± 0.004, 25% of the oracle 0.163; liar→learner −0.030 ± 0.003. The run is deterministic, so the bounds are not about sampling noise: each is
-  // several standard errors from the measured mean, so that a change that keeps the effect keeps the test green
+  // measured (seed 0, 48 episodes, 144 messages each; cache key default-v2-017c22f7): honest→learner
+  // +0.042 ± 0.004, 25% of the oracle 0.163; liar→learner −0.030 ± 0.003. The run is deterministic, so the bounds
+  // are not about sampling noise: each is several standard errors from the measured mean, so that a change that
+  // keeps the effect keeps the test green
   assert.ok(honest.mean - 3 * honest.se > 0, "honest messages help the learner");
   assert.ok(honest.mean > HONEST_ORACLE_SHARE * oracle, `honest value ${honest.mean} is a good part of the oracle ${oracle}`);
   assert.ok(liar.mean + 3 * liar.se < 0, "the liar's messages hurt the learner");
