@@ -10,7 +10,8 @@ import path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
-export const SHARED = path.resolve(ROOT, "../shared");
+// the team's shared fixtures: ../shared beside the checkout, or $COLLOQUY_SHARED (as worker/tests/helpers.py reads it)
+export const SHARED = path.resolve(ROOT, process.env.COLLOQUY_SHARED || "../shared");
 
 /** Path inside ../shared, and a skip reason (string) when it is absent, for `test(name, { skip }, fn)`. */
 export function shared(rel: string): { path: string; skip: string | false } {
@@ -101,6 +102,24 @@ export function assertUserError(r: CliResult, pattern: RegExp): void {
 
 /** The Python the torch tests run the worker with: $COLLOQUY_PYTHON, else Debian's, else python3 on PATH. */
 export const PYTHON = process.env.COLLOQUY_PYTHON || (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+
+/**
+ * The device the torch tests run the worker on: $COLLOQUY_TEST_DEVICE (cpu, cuda, cuda:N), cpu by default;
+ * scripts/device/check.sh sets cuda on a GPU machine. The parity tests keep float32 whatever the device.
+ */
+export const TORCH_DEVICE = process.env.COLLOQUY_TEST_DEVICE || "cpu";
+
+/** The CLI flags of a torch-backend verb on TORCH_DEVICE, with the base weights in `dtype`. */
+export const torchFlags = (dtype = "float32"): string[] => [
+  "--backend",
+  "torch",
+  "--device",
+  TORCH_DEVICE,
+  "--dtype",
+  dtype,
+  "--python",
+  PYTHON,
+];
 
 /** Why the torch tests must skip here (false: PYTHON imports torch). */
 export const NO_TORCH: string | false =

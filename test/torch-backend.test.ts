@@ -1,10 +1,10 @@
 /**
- * TorchBackend against the real worker (worker/colloquy_worker, CPU torch) and the CPU backend on the same model
- * (../shared/fixtures/hf-llama/tiny-llama-gqa and its PEFT adapter): score (base, LoRA, temperature, from),
- * top log-probs, last hidden states, backward gradients (one SGD step with lr 1 from identical weights), clip
- * norms, AdamW steps with their moments, greedy samples, stop strings; the seam's errors; a llama2.c model
- * converted on the way (stories260K); no worker left after close. Skipped, saying why, without the worker package
- * or without a Python that imports torch.
+ * TorchBackend against the real worker (worker/colloquy_worker, float32, on the CPU or on $COLLOQUY_TEST_DEVICE)
+ * and the CPU backend on the same model (../shared/fixtures/hf-llama/tiny-llama-gqa and its PEFT adapter): score
+ * (base, LoRA, temperature, from), top log-probs, last hidden states, backward gradients (one SGD step with lr 1
+ * from identical weights), clip norms, AdamW steps with their moments, greedy samples, stop strings; the seam's
+ * errors; a llama2.c model converted on the way (stories260K); no worker left after close. Skipped, saying why,
+ * without the worker package or without a Python that imports torch.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -21,7 +21,7 @@ import { ADAPTER_TENSORS_FIELD } from "../src/torch/adapters.ts";
 import { type TorchBackend, openTorchBackend } from "../src/torch/backend.ts";
 import { UserError } from "../src/util/errors.ts";
 import { Rng } from "../src/util/rng.ts";
-import { NO_TORCH, PYTHON, ROOT, alive, assertClose, shared } from "./support.ts";
+import { NO_TORCH, PYTHON, ROOT, TORCH_DEVICE, alive, assertClose, shared } from "./support.ts";
 
 const FIXTURE = shared("fixtures/hf-llama/tiny-llama-gqa");
 const STORIES = shared("data/models/stories260K/stories260K.bin");
@@ -29,6 +29,7 @@ const TOL = 1e-5;
 // another copy of the worker package (its parent folder), e.g. one being worked on
 const WORKER_DIR = process.env.COLLOQUY_TEST_WORKER_DIR || path.join(ROOT, "worker");
 const WORKER = { workerDir: WORKER_DIR, onStderr: () => {} };
+const ON = { device: TORCH_DEVICE, dtype: "float32" } as const;
 
 function skipReason(): string | false {
   if (!fs.existsSync(path.join(WORKER_DIR, "colloquy_worker/__main__.py")))
@@ -68,7 +69,7 @@ before(async () => {
   if (SKIP) return;
   const m = loadModel(FIXTURE.path);
   cpu = new CpuBackend(new Transformer(m.config, m.weights));
-  torch = await openTorchBackend({ modelPath: FIXTURE.path, config: m.config, python: PYTHON, worker: WORKER });
+  torch = await openTorchBackend({ modelPath: FIXTURE.path, config: m.config, python: PYTHON, worker: WORKER, ...ON });
   peft = readPeftAdapter(path.join(FIXTURE.path, "adapter"), m.config);
   await cpu.importAdapter("peft", peft);
   try {
@@ -353,7 +354,14 @@ test("a llama2.c model (stories260K): converted for the worker, scores as the CP
 }, async () => {
   const m = loadModel(STORIES.path);
   const c = new CpuBackend(new Transformer(m.config, m.weights));
-  const t = await openTorchBackend({ modelPath: STORIES.path, config: m.config, weights: m.weights, python: PYTHON, worker: WORKER });
+  const t = await openTorchBackend({
+    modelPath: STORIES.path,
+    config: m.config,
+    weights: m.weights,
+    python: PYTHON,
+    worker: WORKER,
+    ...ON,
+  });
   try {
     assert.equal(t.config.ropeStyle, "interleaved");
     // text the model itself writes (random ids give log-probs near −15, where float32 rounding alone reaches 1e-5)

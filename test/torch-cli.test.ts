@@ -1,7 +1,8 @@
 /**
- * The verbs on `--backend torch` (a PyTorch worker, here on the CPU) against the same references as the CPU
- * engine: transformers' log-probs and greedy ids, llama2.c's 200 golden ids, PEFT's gradient for one SGD step;
- * and a smoke training run that writes its folder, resumes after a kill and repeats itself for a seed.
+ * The verbs on `--backend torch` (a PyTorch worker on the CPU, or on $COLLOQUY_TEST_DEVICE) against the same
+ * references as the CPU engine: transformers' log-probs and greedy ids, llama2.c's 200 golden ids, PEFT's gradient
+ * for one SGD step; and a smoke training run that writes its folder, resumes after a kill and repeats itself for a
+ * seed.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -9,10 +10,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { SafetensorsFile } from "../src/formats/safetensors.ts";
-import { NO_TORCH, PYTHON, ROOT, assertClose, maxAbs, runCli, shared, tmpDir, tokenLogprobs } from "./support.ts";
+import { NO_TORCH, ROOT, TORCH_DEVICE, assertClose, maxAbs, runCli, shared, tmpDir, tokenLogprobs, torchFlags } from "./support.ts";
 import { saveTinyModel } from "./tiny.ts";
 
-const TORCH = ["--backend", "torch", "--device", "cpu", "--python", PYTHON];
+const TORCH = torchFlags();
+// the smoke runs' base dtype: float32, or $COLLOQUY_TEST_DTYPE (scripts/device/check.sh repeats them in bfloat16 on CUDA)
+const SMOKE = torchFlags(process.env.COLLOQUY_TEST_DTYPE || "float32");
 const HF = shared("fixtures/hf-llama/tiny-llama-gqa");
 const STORIES = shared("data/models/stories260K");
 const dir = tmpDir("colloquy-torch-cli-");
@@ -123,7 +126,7 @@ test("finetune --backend torch, SGD lr 1, one step: the adapter moves by −(PEF
 });
 
 const model = saveTinyModel(path.join(dir, "tiny"));
-const smoke = (out: string) => ["train", "--preset", "smoke", `--model=${model}`, "--out", out, "--quiet", ...TORCH];
+const smoke = (out: string) => ["train", "--preset", "smoke", `--model=${model}`, "--out", out, "--quiet", ...SMOKE];
 const metrics = (run: string) =>
   fs
     .readFileSync(path.join(run, "metrics.jsonl"), "utf8")
@@ -153,7 +156,7 @@ test("train --preset smoke --backend torch: a full run folder, the same metrics 
   }
   const saved = JSON.parse(fs.readFileSync(path.join(a, "config.json"), "utf8")).config;
   assert.equal(saved.backend, "torch");
-  assert.equal(saved.device, "cpu");
+  assert.equal(saved.device, TORCH_DEVICE);
   assert.deepEqual(metrics(b), metrics(a));
 
   // kill -9 once the first iteration's line is written, then resume

@@ -16,6 +16,8 @@ from colloquy_worker.checkpoint import SafetensorsFile  # noqa: E402
 from colloquy_worker.state import Worker, open_model  # noqa: E402
 
 SHARED = Path(os.environ.get("COLLOQUY_SHARED", WORKER.parent.parent / "shared"))
+# where open_worker puts the model: cpu, or cuda on a GPU machine (scripts/device/check.sh); results come back on the CPU
+DEVICE = os.environ.get("COLLOQUY_TEST_DEVICE", "cpu")
 TINY = SHARED / "fixtures" / "hf-llama" / "tiny-llama-gqa"
 ALL = ["q", "k", "v", "o", "gate", "up", "down"]
 ADAMW = {"kind": "adamw", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
@@ -119,7 +121,7 @@ def synthetic_model(name="plain", **kw) -> Path:
 
 def open_worker(folder, budget=4096, dtype="float32") -> Worker:
     w = Worker()
-    open_model(w, {"model": str(folder), "device": "cpu", "dtype": dtype, "max_tokens_per_pass": budget})
+    open_model(w, {"model": str(folder), "device": DEVICE, "dtype": dtype, "max_tokens_per_pass": budget})
     return w
 
 
@@ -133,7 +135,7 @@ def f64(xs) -> torch.Tensor:
 
 def assert_close(label: str, got: torch.Tensor, want: torch.Tensor, tol: float, relative_to_max: bool = False) -> float:
     """Max |got − want| (divided by max |want| when relative_to_max) ≤ tol; the failure names the worst element."""
-    got, want = got.double().reshape(-1), want.double().reshape(-1)
+    got, want = got.detach().cpu().double().reshape(-1), want.detach().cpu().double().reshape(-1)
     if got.shape != want.shape:
         raise AssertionError(f"{label}: {got.numel()} values, expected {want.numel()}")
     nan_g, nan_w = torch.isnan(got), torch.isnan(want)
