@@ -126,7 +126,35 @@ test("report: a self-contained page with every metric, the evaluations and escap
   assert.equal(fs.readFileSync(path.join(dir, "again.html"), "utf8").replace(/ \(not written this time: --no-png\)/, ""), html);
 });
 
+test("report --averages N: the training metrics' means over the first and the last N iterations, from metrics.jsonl", () => {
+  const lines = fs
+    .readFileSync(path.join(run, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.iteration >= 1);
+  const last = lines.at(-1).iteration;
+  const r = runCli(["report", run, "--averages", "2", "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const a = JSON.parse(r.stdout);
+  assert.deepEqual(
+    [a.first, a.last],
+    [
+      [1, 2],
+      [last - 1, last],
+    ],
+  );
+  const reward = (it: number) => lines.find((l) => l.iteration === it).reward;
+  assert.ok(Math.abs(a.metrics.reward.first - (reward(1) + reward(2)) / 2) < 1e-12);
+  assert.ok(Math.abs(a.metrics.reward.last - (reward(last - 1) + reward(last)) / 2) < 1e-12);
+  assert.equal(a.metrics.reward.at_last, reward(last));
+  const text = runCli(["report", run, "--averages", "2"]);
+  assert.match(text.stdout, new RegExp(`^metric +it\\. 1–2 +it\\. ${last - 1}–${last} +at ${last}\n`));
+  assertUserError(runCli(["report", run, "--averages", "0"]), /averages/);
+});
+
 test("report: one-line errors for a folder that is not a run", () => {
   assertUserError(runCli(["report", path.join(dir, "missing")]), /no run in/);
+  assertUserError(runCli(["report", path.join(dir, "missing"), "--averages", "5"]), /no .*metrics\.jsonl/);
   assertUserError(runCli(["report"]), /missing required positional argument: RUN/i);
 });

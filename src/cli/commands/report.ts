@@ -1,5 +1,6 @@
 import path from "node:path";
 import { defineCommand } from "citty";
+import { formatAverages, runAverages } from "../../eval/report/averages.ts";
 import { buildReport } from "../../eval/report/report.ts";
 import { RUN_FILES } from "../../run/names.ts";
 import { int, optStr, str } from "../args.ts";
@@ -18,7 +19,13 @@ export const reportArgs = {
     description: "iterations per block of the talk and message-value matrices (default: at most 5 blocks)",
     valueHint: "N",
   },
-  json: { type: "boolean", description: "print one JSON object: the files written and the figures" },
+  averages: {
+    type: "string",
+    description:
+      "print the scalar training metrics' means over the first and the last N training iterations (and their values at the last) instead of writing the report",
+    valueHint: "N",
+  },
+  json: { type: "boolean", description: "print one JSON object: the files written and the figures (with --averages: the averages)" },
 } as const;
 
 const DESCRIPTION =
@@ -32,6 +39,10 @@ export default defineCommand({
   args: reportArgs,
   async run({ args }) {
     const runDir = str(args.run, "run");
+    if (args.averages !== undefined) {
+      const a = runAverages(runDir, int(args.averages, "averages", 1, { min: 1 }));
+      return args.json ? printJson(a) : console.log(formatAverages(a));
+    }
     const r = await buildReport(runDir, {
       out: optStr(args.out),
       png: args.png !== false,
