@@ -1,8 +1,9 @@
 /**
  * The torch worker's memory estimate (src/torch/memory.ts): hand-computed numbers for the tiny GQA fixture, the
  * weights term equal to the bytes of the tensors the worker loads, the saved-activation term against the bytes
- * autograd really keeps (saved-tensor hooks, PyTorch 1.13 on the CPU), and the whole estimate above the worker's
- * measured peak resident memory over one training step and one sample call (worker/tests/measure_memory.py).
+ * autograd really keeps (saved-tensor hooks), and the whole estimate above the worker's measured peak over one
+ * training step and one sample call (worker/tests/measure_memory.py: resident memory on the CPU, the allocator's
+ * peak on $COLLOQUY_TEST_DEVICE=cuda, where the estimate assumes PyTorch 2's fused attention).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -24,7 +25,7 @@ import {
   savedPerTokenLayer,
   workerNeed,
 } from "../src/torch/memory.ts";
-import { NO_TORCH, PYTHON, ROOT, shared } from "./support.ts";
+import { NO_TORCH, PYTHON, ROOT, TORCH_DEVICE, shared } from "./support.ts";
 import { tinyGqaConfig } from "./tiny.ts";
 
 const TINY = shared("fixtures/hf-llama/tiny-llama-gqa");
@@ -32,6 +33,8 @@ const TINY = shared("fixtures/hf-llama/tiny-llama-gqa");
 const SDPA =
   !NO_TORCH && spawnSync(PYTHON, ["-c", "import torch.nn.functional as F; assert hasattr(F, 'scaled_dot_product_attention')"]).status === 0;
 const ALL = [...LINEAR_KINDS];
+/** The estimate's attention on the device the worker runs on (src/torch/memory.ts fusedAttention): fused on CUDA with PyTorch 2. */
+const FUSED = SDPA && TORCH_DEVICE.startsWith("cuda");
 
 const TINY_CONFIG = tinyGqaConfig();
 
@@ -233,6 +236,7 @@ function estimate(dtype: TorchDtype, targets: LinearKind[], o: Partial<RunMemory
       maxTokensPerPass: BUDGET,
       training: true,
       rowTokens: 256,
+      fusedAttention: FUSED,
       ...o,
     },
   );

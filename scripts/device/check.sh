@@ -9,9 +9,10 @@
 #
 #   worker  the worker's own tests (worker/tests) on the device: transformers' log-probs, PEFT's gradients,
 #           batching, sampling, the optimizers, the TypeScript engine's numbers
-#   cli     test/torch-cli.test.ts and test/torch-backend.test.ts on the device in float32: score, generate and
-#           finetune against transformers / PEFT / llama2.c, the CPU engine against the worker to 1e-5, the smoke
-#           run repeated with one seed, resumed after a kill of the CLI and of the worker
+#   cli     test/torch-cli.test.ts, test/torch-backend.test.ts and test/torch-memory.test.ts on the device in
+#           float32: score, generate and finetune against transformers / PEFT / llama2.c, the CPU engine against the
+#           worker to 1e-5, the smoke run repeated with one seed, resumed after a kill of the CLI and of the worker;
+#           the memory estimate against the bytes autograd keeps and the allocator's peak
 #   bf16    the smoke-run tests again with the base weights in bfloat16
 #   hf      bench/hf_bench.py: the worker against transformers + peft on SmolLM2-135M's and Llama-3.2-1B's shapes
 #   bench   colloquy bench --backend torch --quick: the engine's cases beside the torch backend on the device
@@ -86,7 +87,7 @@ TESTS="node --import tsx --test --test-reporter=spec"
 for s in $STEPS; do
   case $s in
     worker) step worker 180 'cd worker && "$COLLOQUY_PYTHON" -m unittest discover -s tests -v' ;;
-    cli) step cli 300 "$TESTS test/torch-cli.test.ts test/torch-backend.test.ts" ;;
+    cli) step cli 300 "$TESTS test/torch-cli.test.ts test/torch-backend.test.ts test/torch-memory.test.ts" ;;
     bf16) step bf16 180 "COLLOQUY_TEST_DTYPE=bfloat16 $TESTS --test-name-pattern='^train' test/torch-cli.test.ts" ;;
     hf) step hf 300 '"$COLLOQUY_PYTHON" bench/hf_bench.py --device "$COLLOQUY_TEST_DEVICE" --json >"$OUT/hf.json"' ;;
     bench) step bench 300 'node bin/colloquy.mjs bench --backend torch --device "$COLLOQUY_TEST_DEVICE" --quick --json --python "$COLLOQUY_PYTHON" >"$OUT/bench.json"' ;;

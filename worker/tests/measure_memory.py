@@ -13,7 +13,8 @@ null), "dtype", "budget", "adapters", "rank", "targets", "phase": "weights" | "s
 - train / sample: the growth of the process's peak resident memory (VmHWM, reset through /proc/self/clear_refs)
   over one backward / one sample call, after a small warm-up call: an honest, if coarse, peak (the C allocator may
   reuse memory freed by the warm-up, so it can only read low by that much). One such spec per process: memory freed
-  by an earlier spec would be reused.
+  by an earlier spec would be reused. On CUDA ($COLLOQUY_TEST_DEVICE, helpers.py) it is the growth of the caching
+  allocator's peak of allocated bytes over the call instead: exact.
 """
 import json
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import ADAMW, f64, i32, open_worker, random_checkpoint  # noqa: E402
+from helpers import ADAMW, DEVICE, f64, i32, open_worker, random_checkpoint  # noqa: E402
 from colloquy_worker import adapters, sample, train  # noqa: E402
 
 
@@ -35,6 +36,13 @@ def status(key: str) -> int:
 
 
 def peak_growth(fn) -> int:
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # the peak resident size starts again from the current one
     before = status("VmRSS")
