@@ -4,6 +4,7 @@
  * hash and train command; a second invocation reuses every run and evaluation; bad flags are one-line errors.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
@@ -140,6 +141,13 @@ test("experiments: unknown rows, bad seeds and missing data files are one-line e
   fs.mkdirSync(busy);
   fs.writeFileSync(path.join(busy, ".lock"), String(process.pid)); // a live process holds it
   assertUserError(runCli(["experiments", "--quick", "--out", busy]), /being written by another colloquy experiments \(pid \d+\)/);
+  // a lock left by a process that is gone is taken over (here the run then stops at a corrupt timings.json) and
+  // released at exit
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid;
+  fs.writeFileSync(path.join(busy, ".lock"), String(dead));
+  fs.writeFileSync(path.join(busy, "timings.json"), "{ torn");
+  assertUserError(runCli(["experiments", "--quick", "--out", busy]), /timings/);
+  assert.ok(!fs.existsSync(path.join(busy, ".lock")), "the taken-over lock is released at exit");
   const noMarkers = path.join(dir, "plain.md");
   fs.writeFileSync(noMarkers, "# no markers\n");
   assertUserError(experiments("--readme", noMarkers), /no results markers/);

@@ -268,17 +268,36 @@ const EVAL_VERBS: Record<string, () => Promise<{ default: unknown }>> = {
   machiavelli: () => import("./eval/machiavelli.ts"),
 };
 
-/** One invocation at a time writes a table's folder: <out>/.lock holds its pid until it exits. */
+/**
+ * One invocation at a time writes a table's folder: <out>/.lock, created only if it is not there, holds its pid until
+ * it exits; a lock whose process is gone is taken over.
+ */
 function lockOut(out: string): void {
   const lock = path.join(out, ".lock");
-  const holder = fs.existsSync(lock) && !lockIsStale(lock) ? Number(fs.readFileSync(lock, "utf8")) : null;
-  if (holder !== null && holder !== process.pid)
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: "wx" });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let holder: string;
+    try {
+      holder = fs.readFileSync(lock, "utf8").trim();
+    } catch {
+      continue; // released meanwhile
+    }
+    if (holder === String(process.pid)) break;
+    if (lockIsStale(lock)) {
+      fs.rmSync(lock, { force: true });
+      continue;
+    }
     throw new UserError(
       "E_BUSY",
       `${out} is being written by another colloquy experiments (pid ${holder})`,
       "wait for it to end, or give another --out",
     );
-  fs.writeFileSync(lock, String(process.pid));
+  }
   process.on("exit", () => fs.rmSync(lock, { force: true }));
 }
 
