@@ -31,7 +31,6 @@ STEPS=${*:-worker cli bf16 hf bench}
 PY=${COLLOQUY_PYTHON:-$(command -v python3)}
 export COLLOQUY_PYTHON=$PY COLLOQUY_TEST_DEVICE=${COLLOQUY_TEST_DEVICE:-cuda} COLLOQUY_SHARED=$KIT/shared
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-DEVICE=$COLLOQUY_TEST_DEVICE
 [ -f "$KIT/node.tar.xz" ] || { echo "check.sh: $KIT is missing: run scripts/device/pack.sh where Node is, and carry .device-kit" >&2; exit 2; }
 mkdir -p "$OUT"
 : >"$OUT/summary.txt"
@@ -50,7 +49,7 @@ EOF
 export PATH=$KIT/node/bin:$PATH
 node scripts/build-native.mjs --force --quiet # the engine's kernels for this CPU, or its TypeScript kernels without a compiler
 
-say "colloquy device check, $(date -u +%FT%TZ), device $DEVICE, steps: $STEPS"
+say "colloquy device check, $(date -u +%FT%TZ), device $COLLOQUY_TEST_DEVICE, steps: $STEPS"
 say "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo none)"
 say "node $(node --version); native kernels: $([ -f build/colloquy_native.node ] && echo built here || echo 'not built (TypeScript kernels)')"
 "$PY" - <<'EOF' 2>&1 | tee -a "$OUT/summary.txt"

@@ -54,12 +54,16 @@ export function metricAverages(metrics: readonly Line[], n: number): Averages {
     );
   const head = training.slice(0, n),
     tail = training.slice(-n),
-    end = training.slice(-1);
+    end = training[training.length - 1];
   const it = (l: Line) => l.iteration as number;
   const out: Averages = { n, first: [it(head[0]), it(head.at(-1)!)], last: [it(tail[0]), it(tail.at(-1)!)], metrics: {} };
   for (const key of AVERAGED) {
     if (!values(training, key).length) continue;
-    out.metrics[key] = { first: mean(values(head, key)), last: mean(values(tail, key)), at_last: mean(values(end, key)) };
+    out.metrics[key] = {
+      first: mean(values(head, key)),
+      last: mean(values(tail, key)),
+      at_last: typeof end[key] === "number" ? end[key] : null,
+    };
   }
   return out;
 }
