@@ -9,9 +9,11 @@
  */
 import os from "node:os";
 import { loadModel } from "../src/formats/load-model.ts";
+import { refuseTorchKeys } from "../src/formats/model-keys.ts";
 import { loadNativeAddon } from "../src/engine/kernels/native.ts";
 import { defaultKernels } from "../src/engine/kernels/select.ts";
 import { openTorchBackend } from "../src/torch/backend.ts";
+import { defaultPython } from "../src/torch/process.ts";
 import { type BenchCase, type Timing, backendRun, colloquyRun, timeOnce, timeOnceAsync, timing } from "./cases.ts";
 import { DEFAULT_BASE_STANDIN, SHAPE_A, defaultBaseShape } from "./default-model.ts";
 import { type GemmRow, type Peak, measureGemm, measurePeak } from "./gemm.ts";
@@ -22,7 +24,7 @@ export interface BenchOptions {
   quick: boolean; // fewer repetitions
   json: boolean; // one JSON object on stdout
   model?: string; // shape (b): "default" (the default base model's shape), "standin", or a Hugging Face model folder
-  python: string; // the interpreter that has torch
+  python: string | null; // the interpreter with torch, for the reference, the torch backend and hf_bench.py (default $COLLOQUY_PYTHON, else python3)
   torch: boolean; // false: colloquy only
   backend?: "cpu" | "torch"; // torch: also time each case through the torch backend (its worker), beside the engine
   device?: string | null; // the torch backend's device and dtype (defaults as --backend torch has them)
@@ -117,16 +119,18 @@ function torchSpec(c: BenchCase, warmup: number): Record<string, unknown> {
 const log = (s: string) => process.stderr.write(s + "\n");
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  if (o.backend !== "torch") refuseTorchKeys({ device: o.device, dtype: o.dtype });
   const kernels = defaultKernels();
   const { addon, reason } = loadNativeAddon();
   if (kernels.name !== "native")
     log(`bench: WARNING: colloquy runs on its ${kernels.name} kernels (${reason || "COLLOQUY_KERNELS"}): expect it to be far slower`);
+  const python = o.python ?? defaultPython();
   const warmup = o.quick ? 1 : 2,
     reps = o.quick ? 3 : 7;
   let torch: TorchRef | null = null;
   let torchReason: string | null = null;
   if (o.torch) {
-    const started = await TorchRef.start(o.python);
+    const started = await TorchRef.start(python);
     torch = started.ref;
     torchReason = started.reason || null;
     if (!torch) log(`bench: no PyTorch reference (${started.reason}); colloquy only`);
@@ -159,7 +163,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const viaBackend =
         o.backend === "torch"
           ? await backendRun(c, (config, weights) =>
-              openTorchBackend({ modelPath: `bench case ${c.id}`, config, weights, device: o.device, dtype: o.dtype, python: o.python }),
+              openTorchBackend({ modelPath: `bench case ${c.id}`, config, weights, device: o.device, dtype: o.dtype, python }),
             )
           : null;
       try {
@@ -194,8 +198,6 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     torch?.close();
   }
   if (o.backend === "torch") {
-    // the interpreter: $COLLOQUY_PYTHON (where transformers + peft live, e.g. a GPU machine's), else --python
-    const python = process.env.COLLOQUY_PYTHON || o.python;
     log(`bench: the torch backend's worker against transformers + peft (${python} bench/hf_bench.py) ...`);
     const { out, reason } = await runHfBench({ python, device: o.device, dtype: o.dtype, quick: o.quick });
     report.hf = out?.hf ?? null;

@@ -125,4 +125,17 @@ test("bad input: one line naming the file and the problem, exit 2", { skip: HF.s
   );
   assertUserError(runCli(["generate", "--model", HF.path, "--prompt", "hi", "--max-tokens", "3"]), /no tokenizer/);
   assertUserError(runCli(["frobnicate"]), /unknown command "frobnicate"/);
+  // the torch backend's keys on the CPU engine are refused, not ignored
+  for (const [flag, value] of [
+    ["--device", "cuda"],
+    ["--dtype", "bfloat16"],
+    ["--python", "/usr/bin/python3"],
+    ["--nproc", "2"],
+  ]) {
+    assertUserError(
+      runCli(["generate", "--model", HF.path, "--ids", "1,2", "--max-tokens", "3", flag, value]),
+      new RegExp(`^error\\[E_BAD_FLAG\\]: ${flag} ${value} is for the torch backend; .* \\(hint: add --backend torch\\)$`),
+    );
+  }
+  assertUserError(runCli(["bench", "--quick", "--no-torch", "--dtype", "bfloat16"]), /--dtype bfloat16 is for the torch backend/);
 });

@@ -157,6 +157,10 @@ test("train --preset smoke --backend torch: a full run folder, the same metrics 
   const saved = JSON.parse(fs.readFileSync(path.join(a, "config.json"), "utf8")).config;
   assert.equal(saved.backend, "torch");
   assert.equal(saved.device, TORCH_DEVICE);
+  const { placement } = JSON.parse(fs.readFileSync(path.join(a, "summary.json"), "utf8"));
+  assert.equal(placement.backend, "torch");
+  assert.ok(placement.device.startsWith(TORCH_DEVICE), placement.device); // cuda opens as cuda:0
+  assert.equal(placement.dtype, process.env.COLLOQUY_TEST_DTYPE || "float32");
   assert.deepEqual(metrics(b), metrics(a));
 
   // kill -9 once the first iteration's line is written, then resume

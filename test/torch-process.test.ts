@@ -204,6 +204,11 @@ test("start-up failures: no Python, no torch, no worker package, a stray print o
     e.oneLine(),
     "error[E_NO_PYTHON]: no Python at /nonexistent/python (hint: apt-get install python3-torch, or pip install torch; or set --python / $COLLOQUY_PYTHON)",
   );
+  const notPython = (await rejectsOneLine(
+    WorkerProcess.start({ python: "/bin/true", ...quiet }),
+    /^the torch worker exited with code 0 during start-up; no stderr$/,
+  )) as UserError;
+  assert.match(notPython.hint!, /^is \/bin\/true a Python 3\.8\+ with PyTorch\? apt-get install python3-torch/);
   const t = (await rejectsOneLine(fake({ FAKE_NO_TORCH: "1" }), /cannot import torch/)) as UserError;
   assert.equal(t.code, "E_NO_TORCH");
   assert.match(t.hint!, /apt-get install python3-torch/);

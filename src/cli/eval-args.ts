@@ -62,16 +62,13 @@ export function runBaseModel(runDir: string): string | null {
   return cfg.config?.model ?? null;
 }
 
-export async function evalSetup(t: EvalTarget): Promise<EvalSetup> {
+export async function evalSetup(t: EvalTarget, o: { quiet?: boolean } = {}): Promise<EvalSetup> {
   const runDir = t.run ?? null;
   const adapterDir = t.adapter ?? null;
   if (runDir && adapterDir) throw new UserError("E_BAD_FLAG", "give --adapter or --run, not both");
   if (runDir && !fs.existsSync(runPath(runDir, "config")))
     throw new UserError("E_NOT_FOUND", `no run in ${runDir} (${RUN_FILES.config} missing)`);
-  const { loaded, backend } = await openBackend({
-    ...t,
-    model: t.model ?? (runDir ? runBaseModel(runDir) : null),
-  });
+  const { loaded, backend } = await openBackend({ ...t, model: t.model ?? (runDir ? runBaseModel(runDir) : null) }, o);
   const systems: EvalSystem[] = [{ name: "base", adapter: null }];
   const dirs: [string, string][] = [];
   if (adapterDir) dirs.push([path.basename(path.resolve(adapterDir)), adapterDir]);

@@ -6,7 +6,7 @@ import { type Backend, CpuBackend } from "../engine/backend.ts";
 import { Transformer } from "../engine/transformer.ts";
 import { type LoadedModel, loadModel, requireTokenizer } from "../formats/load-model.ts";
 import { resolveModelSource } from "../formats/hub/resolve.ts";
-import type { ModelKeys } from "../formats/model-keys.ts";
+import { type ModelKeys, refuseTorchKeys } from "../formats/model-keys.ts";
 import { readPeftAdapter } from "../formats/peft.ts";
 import { ensureDefaultModel } from "../pretrain/default-model.ts";
 import { openTorchBackend } from "../torch/backend.ts";
@@ -16,8 +16,7 @@ import { UserError } from "../util/errors.ts";
 /** The backends by the name the `backend` key takes. */
 const BACKENDS: Record<ModelKeys["backend"], (loaded: LoadedModel, k: ModelKeys, o: OpenOptions) => Promise<Backend>> = {
   cpu: async (loaded, k) => {
-    const torchOnly = k.nproc > 1 ? `--nproc ${k.nproc}` : k.worker ? `--worker ${k.worker}` : null;
-    if (torchOnly) throw new UserError("E_BAD_FLAG", `${torchOnly} runs PyTorch workers`, "add --backend torch");
+    refuseTorchKeys(k);
     return new CpuBackend(new Transformer(loaded.config, loaded.weights));
   },
   torch: (loaded, k, o) =>

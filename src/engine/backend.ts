@@ -120,9 +120,19 @@ export interface AdapterState {
   optimizer: AdapterOptimizerState | null; // null: no optimizer (an adapter loaded for inference), or none given
 }
 
+/** Where a backend runs the model: colloquy's engine ("cpu", float32) or a PyTorch worker with its device and base dtype. */
+export interface Placement {
+  backend: "cpu" | "torch";
+  device: string; // cpu, or the worker's device as it opened it (cuda:0, ...)
+  dtype: string; // the base weights' dtype
+}
+
 export interface Backend {
   /** The base model's configuration (dim, vocabSize, maxSeqLen, eosIds, ...); fixed for the backend's life. */
   readonly config: ModelConfig;
+
+  /** Where the model runs, as opened (a run's summary records it). */
+  readonly placement: Placement;
 
   /**
    * Generates a continuation of each request's prompt; request i draws from `seeds[i]` only (seeds.length ===
@@ -206,6 +216,7 @@ const SCORE_TOKENS_PER_PASS = 16384;
  */
 export class CpuBackend implements Backend {
   readonly model: Transformer;
+  readonly placement: Placement = { backend: "cpu", device: "cpu", dtype: "float32" };
   readonly adapters = new Map<string, Adapter>();
   private readonly optimizers = new Map<string, Optimizer>();
 

@@ -4,6 +4,7 @@
  * type lives here.
  */
 import { z } from "zod";
+import { UserError } from "../util/errors.ts";
 import { type KeyDef, type Values, key } from "../util/keys.ts";
 
 export const MODEL_KEYS = {
@@ -72,6 +73,25 @@ export const MODEL_KEYS = {
 };
 
 export type ModelKeys = Values<typeof MODEL_KEYS>;
+
+/** The keys that only the torch backend reads, refused on the CPU engine rather than silently ignored. */
+export function refuseTorchKeys(k: Partial<Pick<ModelKeys, "device" | "dtype" | "python" | "nproc" | "worker" | "tokenFile">>): void {
+  const given: [string, unknown][] = [
+    ["device", k.device],
+    ["dtype", k.dtype],
+    ["python", k.python],
+    ["nproc", (k.nproc ?? 1) > 1 ? k.nproc : null],
+    ["worker", k.worker],
+    ["token-file", k.tokenFile],
+  ];
+  const found = given.find(([, v]) => v !== null && v !== undefined);
+  if (found)
+    throw new UserError(
+      "E_BAD_FLAG",
+      `--${found[0]} ${found[1]} is for the torch backend; the cpu backend (colloquy's engine) has no such setting`,
+      "add --backend torch",
+    );
+}
 
 /** A verb's adapter flag: PEFT LoRA adapter folders, repeatable; `about` says what the verb does with them. */
 export function adapterKey(about: string, hint = "dir"): KeyDef<z.ZodArray<z.ZodString>> {

@@ -3,9 +3,10 @@
  * outcome written to summary.json (the validation gain before and after, and what message delivery is worth,
  * paired over the same validation episodes).
  */
-import type { Backend } from "../engine/backend.ts";
+import type { Backend, Placement } from "../engine/backend.ts";
 import type { Tokenizer } from "../formats/tokenizer.ts";
 import { UserError } from "../util/errors.ts";
+import { kebab } from "../util/keys.ts";
 import { mean, sampleSd } from "../util/stats.ts";
 import { VERSION } from "../util/version.ts";
 import { type TrainConfig, resolveConfig } from "../run/config.ts";
@@ -50,15 +51,18 @@ export function resumeRun(
   opts: { restart?: boolean } = {},
 ): { run: RunFolder; config: TrainConfig; discarded: string[] } {
   const run = new RunFolder(dir);
-  for (const k of Object.keys(changes)) {
-    if (!RESUMABLE_KEYS.has(k))
+  const saved = run.trainConfig();
+  const was = (k: string) => (saved as Record<string, unknown>)[k];
+  for (const [k, v] of Object.entries(changes)) {
+    if (!RESUMABLE_KEYS.has(k) && JSON.stringify(v) !== JSON.stringify(was(k)))
       throw new UserError(
         "E_BAD_FLAG",
-        `--${k} cannot change when resuming (only ${[...RESUMABLE_KEYS].map((r) => `--${r}`).join(", ")} can)`,
+        `--${kebab(k)} cannot change when resuming (only ${[...RESUMABLE_KEYS].map((r) => `--${kebab(r)}`).join(", ")} can)`,
+        `the run has ${kebab(k)} ${JSON.stringify(was(k))}`,
       );
   }
   const config = resolveConfig([
-    { values: run.trainConfig(), where: run.file(RUN_FILES.config) },
+    { values: saved, where: run.file(RUN_FILES.config) },
     { values: changes, where: "flags" },
   ]);
   const { files, lastIteration } = run.results();
@@ -120,6 +124,7 @@ export async function trainRun(o: RunOptions): Promise<RunSummary> {
     algorithm: config.algorithm,
     agents: config.agents,
     model: o.modelPath,
+    placement: o.backend.placement,
     val_information_gain_initial: trainer.initial?.learner_gain ?? null,
     val_information_gain_final: final.learner_gain,
     val_information_gain_final_no_messages: noMessages.learner_gain,
@@ -151,6 +156,7 @@ export interface RunSummary {
   algorithm: TrainConfig["algorithm"];
   agents: string[];
   model: string;
+  placement: Placement; // where this session ran the model (config.json holds what was asked: null is a default)
   val_information_gain_initial: number | null;
   val_information_gain_final: number;
   val_information_gain_final_no_messages: number;

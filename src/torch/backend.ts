@@ -18,6 +18,7 @@ import type {
   LoraConfig,
   ObjectiveResult,
   OptimizerConfig,
+  Placement,
   PositionLogprobs,
   SampleRequest,
   ScoreRequest,
@@ -47,7 +48,7 @@ export interface TorchBackendOptions {
   python?: string; // the interpreter (default $COLLOQUY_PYTHON, else python3)
   maxTokensPerPass?: number; // token budget of one forward pass (default 16384, the CPU backend's)
   plan?: RunPlan; // the adapters the caller will hold and whether they train, for the memory check (default: none)
-  quiet?: boolean; // no start-up line on stderr
+  quiet?: boolean; // no start-up lines on stderr (colloquy's, the worker's "opened")
   nproc?: number; // worker processes in one torch.distributed group on this machine (default 1)
   remote?: RemoteOptions; // connect to a worker group the user started instead (the model path is read there)
   worker?: Omit<WorkerOptions, "python">; // where the worker is, its environment, its log
@@ -79,7 +80,14 @@ export async function openTorchBackend(o: TorchBackendOptions): Promise<TorchBac
     const group = (worker.info.world_size ?? 1) > 1 ? ` × ${worker.info.world_size} processes` : "";
     if (!o.quiet)
       process.stderr.write(`colloquy: torch worker on ${device}${group} in ${dtype}: needs ${describeMemory(need)} per device\n`);
-    const reply = await worker.call("open", { model: dir, device, dtype, max_tokens_per_pass: maxTokensPerPass, ...needFields(need) });
+    const reply = await worker.call("open", {
+      model: dir,
+      device,
+      dtype,
+      max_tokens_per_pass: maxTokensPerPass,
+      quiet: o.quiet ?? false,
+      ...needFields(need),
+    });
     checkConfig(reply.config as Record<string, unknown>, o.config, dir);
     return new TorchBackend(worker, o.config, String(reply.device ?? device), String(reply.dtype ?? dtype));
   } catch (e) {
@@ -126,6 +134,10 @@ export class TorchBackend implements Backend {
     this.device = device;
     this.dtype = dtype;
     this.adapters = new AdapterTable(config);
+  }
+
+  get placement(): Placement {
+    return { backend: "torch", device: this.device, dtype: this.dtype };
   }
 
   /** The worker's hello: its version, torch's, Python's, CUDA. */
@@ -243,6 +255,7 @@ export class TorchBackend implements Backend {
   createAdapter(name: string, lora: LoraConfig, seed: number, optimizer: OptimizerConfig): Promise<void> {
     return this.run(async () => {
       this.adapters.checkCreate(name);
+      if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`createAdapter: seed ${seed} is not an integer in [0, 2^53)`);
       await this.call("create_adapter", { name, lora: loraFields(lora), seed, optimizer: optimizerFields(optimizer) });
       this.adapters.added(name, lora, { ...optimizer });
     });

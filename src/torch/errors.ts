@@ -56,13 +56,19 @@ export function workerError(op: string, e: WorkerErrorReply): Error {
 }
 
 /** The worker exited (a signal, OOM, kill -9, a crash) while `what` was in flight. */
-export function workerExited(what: string, code: number | null, signal: string | null, stderrTail: readonly string[]): UserError {
+export function workerExited(
+  what: string,
+  code: number | null,
+  signal: string | null,
+  stderrTail: readonly string[],
+  hint?: string,
+): UserError {
   const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
   const tail = stderrTail.length ? `; last stderr: ${stderrTail.map(oneLine).join(" | ")}` : "; no stderr";
   return new UserError(
     "E_WORKER_EXITED",
     `the torch worker ${how} during ${what}${tail}`,
-    signal === "SIGKILL" ? "out of memory? (the kernel's OOM killer sends SIGKILL)" : undefined,
+    hint ?? (signal === "SIGKILL" ? "out of memory? (the kernel's OOM killer sends SIGKILL)" : undefined),
   );
 }
 

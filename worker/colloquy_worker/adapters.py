@@ -2,9 +2,10 @@
 Adapters in and out, as plain PEFT-named float32 tensors (src/engine/adapter-state.ts): create_adapter (PEFT's
 initialisation from a seed), import_adapter (checked completely before anything is written), export_adapter.
 """
+from __future__ import annotations
 import torch
 
-from .errors import UserError, need, need_int
+from .errors import MAX_SEED, UserError, need, need_int
 from .lora import Adapter, LoraConfig
 from .optim import Optimizer
 
@@ -22,7 +23,7 @@ def create_adapter(w, req: dict) -> dict:
     if name in w.adapters:
         raise UserError("E_ADAPTER_EXISTS", f"an adapter named {name} exists already")
     lora = LoraConfig.parse(need(req, "lora", dict))
-    seed = need_int(req, "seed", 0)
+    seed = need_int(req, "seed", 0, hi=MAX_SEED)
     opt = Optimizer.parse(need(req, "optimizer", dict))
     a = Adapter(name, lora, w.config, w.model.device, trainable=True)
     # PEFT: A ~ kaiming_uniform(a=√5) = U(−1/√in, 1/√in), B = 0; drawn on the CPU in canonical order, so that a

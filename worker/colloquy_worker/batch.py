@@ -3,6 +3,7 @@ Rows → padded batches. Rows are checked (integer ids inside the vocabulary), g
 (rows × longest row) fits the token budget of one forward, and ordered inside a chunk by adapter so that each
 adapter's rows are contiguous (lora.LoraBatch). Callers put results back by the rows' original indices.
 """
+from __future__ import annotations
 import torch
 
 from .errors import UserError

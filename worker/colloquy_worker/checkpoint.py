@@ -4,6 +4,7 @@ model.safetensors or the shards of model.safetensors.index.json, read directly: 
 length, a JSON header {name: {dtype, shape, data_offsets}}, then raw little-endian data (torch.frombuffer over a
 private memory map; no safetensors package).
 """
+from __future__ import annotations
 import json
 import mmap
 import os

@@ -12,6 +12,7 @@ objective's normaliser comes with the request), so a result does not depend on N
 Every verb ends with the ranks agreeing on success: if any rank failed, every rank fails it (rank 0 answers with the
 first real error), an `open` is undone everywhere, and a backward's gradients are left as they were before it.
 """
+from __future__ import annotations
 import datetime
 import os
 import socket

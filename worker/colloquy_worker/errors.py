@@ -1,4 +1,7 @@
-"""The worker's two kinds of error: a UserError (bad input; the worker stays usable) and everything else (a bug)."""
+"""The worker's two kinds of error: a UserError (bad input; the worker stays usable) and everything else (a bug, or
+a TornUpdate: state changed part-way, so the worker cannot go on)."""
+from __future__ import annotations
+from contextlib import contextmanager
 
 
 class UserError(Exception):
@@ -8,6 +11,23 @@ class UserError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class TornUpdate(Exception):
+    """An in-place update of several tensors failed after it had begun (out of memory): they are in an unknown state."""
+
+    code = "E_TORN_UPDATE"
+
+
+@contextmanager
+def torn_on_failure(what: str):
+    """Any failure inside becomes a TornUpdate naming `what` and the cause."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 — whatever stopped it, the tensors are half updated
+        lines = str(e).strip().splitlines()
+        raise TornUpdate(f"{what} failed part-way, the adapters are in an unknown state: {type(e).__name__}: "
+                         f"{lines[0] if lines else ''}") from e
 
 
 def need(req: dict, key: str, kind=None, default=...):
@@ -24,8 +44,11 @@ def need(req: dict, key: str, kind=None, default=...):
     return v
 
 
-def need_int(req: dict, key: str, lo: int | None = None, default=..., code: str = "E_BAD_ARG") -> int:
-    """An integer field (JSON numbers like 3.0 count), at least `lo`."""
+MAX_SEED = (1 << 64) - 1  # torch.Generator.manual_seed takes 64 bits
+
+
+def need_int(req: dict, key: str, lo: int | None = None, default=..., code: str = "E_BAD_ARG", hi: int | None = None) -> int:
+    """An integer field (JSON numbers like 3.0 count), in [lo, hi]."""
     v = need(req, key, (int, float), default)
     if isinstance(v, float):
         if not v.is_integer():
@@ -33,6 +56,8 @@ def need_int(req: dict, key: str, lo: int | None = None, default=..., code: str 
         v = int(v)
     if lo is not None and v < lo:
         raise UserError(code, f"{key} must be ≥ {lo}, got {v}")
+    if hi is not None and v > hi:
+        raise UserError(code, f"{key} must be ≤ {hi}, got {v}")
     return v
 
 

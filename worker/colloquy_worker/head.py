@@ -6,6 +6,7 @@ and for training  dL/dz = w (p − onehot(target)) + e p (log p + H)  for  L = �
 rounded to float32 and scaled by 1/τ, then dL/dh = dL/dlogits · W_head. Logits are made a chunk of positions at a
 time, so that no (P, V) matrix exists and nothing of the head is kept for autograd.
 """
+from __future__ import annotations
 import torch
 
 ELEMENTS_PER_CHUNK = 1 << 22  # float64 logits of one chunk: 32 MB

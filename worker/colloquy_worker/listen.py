@@ -5,6 +5,8 @@ torchrun). One client at a time. A client's first frame must be a small header-o
 without reading anything more from that client. Off loopback a token is required (server.main checks at start).
 Then the session is the protocol of PROTOCOL.md over the socket, hello first.
 """
+from __future__ import annotations
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -56,6 +58,10 @@ def listen(addr: str, token: str | None, run_session) -> int:
                     run_session(fin, fout)
                 except OSError as e:
                     print(f"colloquy-worker: client {peer[0]}:{peer[1]}: {e}", file=sys.stderr, flush=True)
+                finally:  # the socket closes only when its file objects have closed too: then the client sees the end
+                    for f in (fout, fin):
+                        with contextlib.suppress(OSError):  # a client that has gone: nothing left to flush to
+                            f.close()
                 print(f"colloquy-worker: client {peer[0]}:{peer[1]} left", file=sys.stderr, flush=True)
 
 

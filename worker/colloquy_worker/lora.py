@@ -6,6 +6,7 @@ the branch is computed in float32 and added to the base output.
 A batch may mix rows of different adapters and of the base (adapter None): the caller orders rows so that each
 adapter's rows are contiguous, and LoraBatch adds one low-rank product per (segment, linear).
 """
+from __future__ import annotations
 from dataclasses import dataclass
 
 import torch

@@ -10,6 +10,7 @@ allocator has reserved; on the CPU, MemAvailable of /proc/meminfo, or the room l
 memory limit when that is lower. Processes of one group on this machine (LOCAL_WORLD_SIZE) share the CPU's memory,
 so on the CPU each needs its share.
 """
+from __future__ import annotations
 import math
 import os
 

@@ -9,6 +9,7 @@ The base is frozen: its weights are parameters without gradient, in one dtype (f
 linear layer of a block goes through `Pass.lora` (lora.py), which adds the low-rank branches of the batch's
 adapters. Module names equal the checkpoint's tensor names (model.layers.0.self_attn.q_proj.weight, …).
 """
+from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass

@@ -5,11 +5,12 @@ clipping by global norm. Parameters and moments are float32; each update is comp
 rounded once per stored value, as the TS engine's loop does, so that both engines agree to the bit on the CPU.
 (torch.optim's float32 kernels — lerp, addcdiv — round differently in the last bit.)
 """
+from __future__ import annotations
 import math
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, torn_on_failure
 
 MOMENTS = {"adamw": ("exp_avg", "exp_avg_sq"), "sgd": ("momentum_buffer",)}
 
@@ -47,26 +48,27 @@ class Optimizer:
     @torch.no_grad()
     def update(self, lr: float) -> None:
         """One step from the parameters' .grad (left as it is)."""
-        self.step += 1
         b1, b2, eps, wd = self.beta1, self.beta2, self.eps, self.weight_decay
-        for i, p in enumerate(self.params):
-            g = p.grad.double()
-            if self.kind == "adamw":
-                step_size = lr / (1 - b1 ** self.step)
-                sqrt_bc2 = math.sqrt(1 - b2 ** self.step)
-                m, v = self.moments["exp_avg"][i], self.moments["exp_avg_sq"][i]
-                if wd:
-                    p.copy_(p.double() * (1 - lr * wd))
-                m.copy_(b1 * m.double() + (1 - b1) * g)
-                v.copy_(b2 * v.double() + (1 - b2) * g * g)
-                p.copy_(p.double() - (step_size * m.double()) / (v.double().sqrt() / sqrt_bc2 + eps))
-            else:
-                d = g + wd * p.double()
-                if b1 > 0:
-                    buf = self.moments["momentum_buffer"][i]
-                    buf.copy_(d if self.step == 1 else b1 * buf.double() + d)
-                    d = buf.double()
-                p.copy_(p.double() - lr * d)
+        with torn_on_failure("the optimizer step"):
+            self.step += 1
+            for i, p in enumerate(self.params):
+                g = p.grad.double()
+                if self.kind == "adamw":
+                    step_size = lr / (1 - b1 ** self.step)
+                    sqrt_bc2 = math.sqrt(1 - b2 ** self.step)
+                    m, v = self.moments["exp_avg"][i], self.moments["exp_avg_sq"][i]
+                    if wd:
+                        p.copy_(p.double() * (1 - lr * wd))
+                    m.copy_(b1 * m.double() + (1 - b1) * g)
+                    v.copy_(b2 * v.double() + (1 - b2) * g * g)
+                    p.copy_(p.double() - (step_size * m.double()) / (v.double().sqrt() / sqrt_bc2 + eps))
+                else:
+                    d = g + wd * p.double()
+                    if b1 > 0:
+                        buf = self.moments["momentum_buffer"][i]
+                        buf.copy_(d if self.step == 1 else b1 * buf.double() + d)
+                        d = buf.double()
+                    p.copy_(p.double() - lr * d)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -80,6 +82,7 @@ def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> float:
     norm = math.sqrt(ss)
     if max_norm > 0 and norm > max_norm:
         k = max_norm / (norm + 1e-6)
-        for p in params:
-            p.grad.copy_(p.grad.double() * k)
+        with torn_on_failure("clipping the gradients"):
+            for p in params:
+                p.grad.copy_(p.grad.double() * k)
     return norm

@@ -11,6 +11,7 @@ A tensor inside the header is {"$t": i}, entry i of the header's "tensors" list
 Decoded requests hold CPU torch tensors in place of these references;
 replies may hold torch tensors anywhere (any device), which `encode` lays out in the payload.
 """
+from __future__ import annotations
 import json
 import math
 import struct
@@ -27,6 +28,7 @@ NAMES = {v: k for k, v in DTYPES.items()}
 PREFIX = struct.Struct("<IQ")  # J, P
 SPECS = "tensors"  # the key of the tensor table
 MAX_HEADER = 1 << 30
+MAX_PAYLOAD = 1 << 40  # no single frame's tensors come near 1 TiB: a larger length means the stream is out of step
 
 
 class FrameError(Exception):
@@ -53,19 +55,27 @@ def read_frame(f) -> dict | None:
     if prefix is None:
         return None
     j, p = PREFIX.unpack(prefix)
-    if j > MAX_HEADER:
-        raise FrameError(f"a frame header of {j} bytes is implausible: the stream is out of step")
+    if j > MAX_HEADER or p > MAX_PAYLOAD:
+        raise FrameError(f"a frame of {j} header and {p} payload bytes is implausible: the stream is out of step")
     header = read_exact(f, j) if j else b""
-    payload = bytearray(read_exact(f, p) or b"") if p else bytearray()
+    try:
+        payload = bytearray(read_exact(f, p) or b"") if p else bytearray()
+    except MemoryError:
+        raise FrameError(f"a frame payload of {p} bytes does not fit in memory") from None
     if len(header) != j or len(payload) != p:
         raise FrameError("the stream ended inside a frame")
-    return decode(header, payload)
+    try:
+        return decode(header, payload)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 — whatever a header can do to the decoder (nesting, huge numbers): the frame was read whole, so the stream is still in step
+        raise UserError("E_BAD_FRAME", f"frame header cannot be decoded: {type(e).__name__}: {e}") from None
 
 
 def decode(header: bytes, payload: bytearray) -> dict:
     """A header and its payload → the message, every {"$t": i} replaced by a CPU tensor (a copy)."""
     try:
-        msg = json.loads(header.decode("utf-8"))
+        msg = json.loads(header.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError("E_BAD_FRAME", f"frame header is not JSON: {e}") from None
     if not isinstance(msg, dict):
@@ -75,6 +85,10 @@ def decode(header: bytes, payload: bytearray) -> dict:
         raise UserError("E_BAD_FRAME", "frame header's tensors is not a list")
     tensors = [_tensor_from(payload, s, i) for i, s in enumerate(specs)]
     return _resolve(msg, tensors)
+
+
+def _no_constant(name: str):
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
 def _tensor_from(payload: bytearray, spec, i: int) -> torch.Tensor:

@@ -12,12 +12,13 @@ prefix of the ids sorted by probability, ties by lower id, whose mass reaches to
 draw u from the row's own torch.Generator (seeded with the row's seed) picks the first id, in id order, whose
 cumulative probability exceeds u. `logprobs` are log p(id) at temperature 1 without truncation.
 """
+from __future__ import annotations
 import math
 
 import torch
 
 from .batch import adapter_key, pad, token_tensor
-from .errors import UserError, need
+from .errors import MAX_SEED, UserError, need
 from .head import chunk_rows, log_softmax64
 from .lora import LoraBatch
 from .model import KVCache
@@ -33,13 +34,13 @@ def _row(r: dict, i: int, V: int) -> dict:
     temp = 1 if temp is None else temp
     seed = 0 if seed is None else seed
 
-    def integer(v, key, code="E_BAD_ARG"):
+    def integer(v, key, hi=None):
         v = int(v) if isinstance(v, float) and v.is_integer() else v
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise UserError(code, f"row {i}: {key} must be an integer ≥ 0, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or (hi is not None and v > hi):
+            raise UserError("E_BAD_ARG", f"row {i}: {key} must be an integer ≥ 0{f' and ≤ {hi}' if hi else ''}, got {v!r}")
         return v
 
-    max_tokens, top_k, seed = integer(max_tokens, "max_tokens"), integer(top_k, "top_k"), integer(seed, "seed")
+    max_tokens, top_k, seed = integer(max_tokens, "max_tokens"), integer(top_k, "top_k"), integer(seed, "seed", MAX_SEED)
     if not isinstance(temp, (int, float)) or isinstance(temp, bool) or not (temp >= 0) or math.isinf(temp):
         raise UserError("E_BAD_TEMPERATURE", f"row {i}: temperature must be ≥ 0 (0 = greedy), got {temp!r}")
     if not isinstance(top_p, (int, float)) or isinstance(top_p, bool) or top_p != top_p:

@@ -2,6 +2,7 @@
 The forward-only verbs: score (log-probs and entropies of given tokens), top_logprobs (the k most likely ids per
 position) and last_hidden (the final hidden state of each row's last token).
 """
+from __future__ import annotations
 import math
 
 import torch

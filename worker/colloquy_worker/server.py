@@ -1,8 +1,10 @@
 """
 The request loop: say hello, then read a request, dispatch it by `op`, write the reply, until stdin ends or a
 shutdown. Every exception is answered: its traceback goes to a file under the temp folder and the reply carries a
-one-line message; a UserError (or running out of memory) leaves the worker usable, anything else is "internal".
+one-line message; a UserError (or running out of memory) leaves the worker usable, anything else (a TornUpdate too)
+is "internal".
 """
+from __future__ import annotations
 import argparse
 import os
 import platform
@@ -15,7 +17,7 @@ import torch
 
 from . import PROTOCOL_VERSION, __version__
 from .adapters import create_adapter, export_adapter, import_adapter
-from .errors import UserError
+from .errors import TornUpdate, UserError
 from .protocol import FrameError, read_frame, write_frame
 from .sample import sample
 from .score import last_hidden, score, top_logprobs
@@ -116,7 +118,7 @@ class Server:
 
     def error_body(self, e: BaseException) -> dict:
         user = isinstance(e, UserError) or _is_oom(e)
-        code = e.code if isinstance(e, UserError) else "E_OOM" if _is_oom(e) else "E_INTERNAL"
+        code = e.code if isinstance(e, (UserError, TornUpdate)) else "E_OOM" if _is_oom(e) else "E_INTERNAL"
         lines = str(e).strip().splitlines()
         message = lines[0] if lines else type(e).__name__
         if not isinstance(e, UserError):

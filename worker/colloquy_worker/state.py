@@ -1,5 +1,7 @@
 """What an open worker holds: the frozen base model, its config, the named adapters and the token budget."""
+from __future__ import annotations
 import os
+import re
 import sys
 import time
 
@@ -83,14 +85,15 @@ def open_model(w: Worker, req: dict) -> dict:
     w.model = Transformer.from_weights(c, weights)
     w.config = c
     w.max_tokens_per_pass = budget
-    print(f"colloquy-worker: opened {folder} on {device} in {dtype_name} ({time.time() - t0:.1f}s)", file=sys.stderr, flush=True)
+    if not need(req, "quiet", bool, False):
+        print(f"colloquy-worker: opened {folder} on {device} in {dtype_name} ({time.time() - t0:.1f}s)", file=sys.stderr, flush=True)
     return {"config": c.wire(), "device": str(device), "dtype": dtype_name}
 
 
 def _device(name: str, w: Worker) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
+    if re.fullmatch(r"cuda(:\d+)?", name):
         if not torch.cuda.is_available():
             raise UserError("E_NO_DEVICE", f"device {name}: CUDA is not available to this PyTorch ({torch.__version__})")
         if w.world > 1:  # one GPU per process of the group: this machine's LOCAL_RANK-th

@@ -5,7 +5,9 @@ The training verbs. backward: one forward and backward of
 carries it through the trunk into the LoRA tensors of the trainable adapters, whose .grad accumulates until
 zero_grad. Then zero_grad, clip_grad_norm and step over named adapters (optim.py).
 """
+from __future__ import annotations
 import math
+from contextlib import contextmanager
 
 import torch
 
@@ -45,30 +47,49 @@ def backward(w, req: dict) -> dict:
             "entropies": torch.full((t.numel(),), math.nan, dtype=torch.float64)} for t in tokens]
     loss = 0.0
     dev = m.device
-    for idx, h in forward_chunks(w, w.own(tokens), adapters, names, grad=True):
-        b_idx, t_idx, tgt, spans = gather_targets(tokens, idx, starts)
-        if tgt.numel() == 0:
-            continue
-        wv = torch.cat([weights[i][starts[i]:] for i in idx]) / normaliser  # (P) w_t / normaliser
-        ev = torch.cat([(eweights[i][starts[i]:] if eweights[i] is not None else torch.zeros(max(0, tokens[i].numel() - starts[i]),
-                        dtype=torch.float64)) for i in idx]) / normaliser if any_entropy else None
-        tau = torch.tensor([temps[i] for i in idx for _ in range(spans[i][1] - spans[i][0])], dtype=torch.float64)
-        use_tau = bool((tau != 1).any())
-        bd, td = b_idx.to(dev), t_idx.to(dev)
-        lp, ent, dh = head_stats(m, h[bd, td].detach(), tgt.to(dev), tau.to(dev) if use_tau else None,
-                                 wv.to(dev), ev.to(dev) if ev is not None else None)
-        if h.requires_grad:
-            dhidden = torch.zeros_like(h)  # (B, T, C)
-            dhidden[bd, td] = dh
-            h.backward(dhidden)
-        del h
-        lp, ent = lp.cpu(), ent.cpu()
-        loss -= float((wv * lp).sum()) + (float((ev * ent).sum()) if ev is not None else 0.0)
-        for i in idx:
-            s, e = spans[i]
-            out[i]["logprobs"][starts[i]:] = lp[s:e]
-            out[i]["entropies"][starts[i]:] = ent[s:e]
+    with _all_or_no_gradients(adapters):
+        for idx, h in forward_chunks(w, w.own(tokens), adapters, names, grad=True):
+            b_idx, t_idx, tgt, spans = gather_targets(tokens, idx, starts)
+            if tgt.numel() == 0:
+                continue
+            wv = torch.cat([weights[i][starts[i]:] for i in idx]) / normaliser  # (P) w_t / normaliser
+            ev = torch.cat([(eweights[i][starts[i]:] if eweights[i] is not None else torch.zeros(max(0, tokens[i].numel() - starts[i]),
+                            dtype=torch.float64)) for i in idx]) / normaliser if any_entropy else None
+            tau = torch.tensor([temps[i] for i in idx for _ in range(spans[i][1] - spans[i][0])], dtype=torch.float64)
+            use_tau = bool((tau != 1).any())
+            bd, td = b_idx.to(dev), t_idx.to(dev)
+            lp, ent, dh = head_stats(m, h[bd, td].detach(), tgt.to(dev), tau.to(dev) if use_tau else None,
+                                     wv.to(dev), ev.to(dev) if ev is not None else None)
+            if h.requires_grad:
+                dhidden = torch.zeros_like(h)  # (B, T, C)
+                dhidden[bd, td] = dh
+                h.backward(dhidden)
+            del h
+            lp, ent = lp.cpu(), ent.cpu()
+            loss -= float((wv * lp).sum()) + (float((ev * ent).sum()) if ev is not None else 0.0)
+            for i in idx:
+                s, e = spans[i]
+                out[i]["logprobs"][starts[i]:] = lp[s:e]
+                out[i]["entropies"][starts[i]:] = ent[s:e]
     return {"loss": loss, "rows": out}
+
+
+@contextmanager
+def _all_or_no_gradients(adapters):
+    """This call's gradients go to fresh .grad tensors, added to the ones before it only if the whole call succeeds:
+    a failure part-way (out of memory in a later chunk) leaves the gradients as they were."""
+    params = [p for a in dict.fromkeys(a for a in adapters if a is not None and a.trainable) for p in a.params]
+    before = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    try:
+        yield
+    except BaseException:
+        for p, g in zip(params, before):
+            p.grad = g
+        raise
+    for p, g in zip(params, before):
+        p.grad = g if p.grad is None else p.grad.add_(g)
 
 
 def zero_grad(w, req: dict) -> dict:

@@ -164,6 +164,13 @@ class Listening(unittest.TestCase):
                     c = Client(fin, fout)
                     c.call("open", model=str(synthetic_model()), device="cpu", dtype="float32")
                     self.assertEqual(len(c.call("score", rows=[{"tokens": i32([1, 2, 3])}])["rows"]), 1)
+                    c.call("shutdown")
+                    self.assertEqual(s.recv(1), b"")  # the worker closes the connection after a shutdown (then serves the next)
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as s:  # an unreadable frame: the end, too
+                    s.sendall(auth_frame("s3cret-token") + PREFIX.pack(1 << 31, 0))
+                    fin = s.makefile("rb")
+                    self.assertEqual(read_frame(fin)["op"], "hello")
+                    self.assertIsNone(read_frame(fin))
             finally:
                 p.kill()
                 p.wait()

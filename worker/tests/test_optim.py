@@ -1,5 +1,6 @@
 """The optimizers and clipping against hand computations and torch.optim; adapters in and out."""
 import math
+import os
 import struct
 import unittest
 
@@ -10,6 +11,7 @@ from colloquy_worker import adapters, train
 from colloquy_worker.errors import UserError
 from colloquy_worker.lora import LoraConfig
 from colloquy_worker.optim import Optimizer, clip_grad_norm
+from colloquy_worker.server import Server
 
 
 def fround(x):
@@ -164,6 +166,71 @@ class Adapters(unittest.TestCase):
         for a, b in zip(q0["weights"], q1["weights"]):
             self.assertTrue(torch.equal(a["data"], b["data"]))
         self.assertEqual(train.clip_grad_norm(w, {"names": ["q"], "max_norm": 1})["norm"], 0.0)
+
+
+class Failures(unittest.TestCase):
+    """What a request that fails part-way leaves behind, through the server's replies."""
+
+    def setUp(self):
+        self.server = Server(None, None)
+        self.server.worker = open_worker(synthetic_model(), budget=8)  # 8 tokens a pass: two rows, two chunks
+        self.lora = {"rank": 2, "alpha": 4, "rslora": False, "targets": ALL}
+        self.rows = [{"tokens": torch.tensor([1, 5, 7, 9, 3, 4], dtype=torch.int32), "adapter": "a",
+                      "weights": torch.tensor([0, 1, 1, 1, 1, 1], dtype=torch.float64)} for _ in range(2)]
+
+    def reply(self, op, **req):
+        r = self.server.handle(1, op, req)
+        if not r["ok"] and r["error"]["traceback"]:
+            os.unlink(r["error"]["traceback"])
+        return r
+
+    def grads(self):
+        return [p.grad.clone() for p in self.server.worker.adapters["a"].params]
+
+    def test_failed_backward_keeps_the_gradients(self):
+        self.assertTrue(self.reply("create_adapter", name="a", lora=self.lora, seed=1, optimizer=ADAMW)["ok"])
+        self.assertTrue(self.reply("backward", rows=self.rows, normaliser=1)["ok"])
+        once = self.grads()
+        self.assertGreater(sum(float(g.abs().sum()) for g in once), 0)
+        real, calls = train.head_stats, [0]
+
+        def second_chunk_runs_out(*a, **k):
+            calls[0] += 1
+            if calls[0] == 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+            return real(*a, **k)
+
+        train.head_stats = second_chunk_runs_out
+        try:
+            r = self.reply("backward", rows=self.rows, normaliser=1)
+        finally:
+            train.head_stats = real
+        self.assertEqual((calls[0], r["ok"], r["error"]["kind"], r["error"]["code"]), (2, False, "user", "E_OOM"))
+        for g, g0 in zip(self.grads(), once):
+            self.assertTrue(torch.equal(g, g0))  # the first chunk's gradients were not added
+        self.assertTrue(self.reply("backward", rows=self.rows, normaliser=1)["ok"])
+        for g, g0 in zip(self.grads(), once):
+            assert_close("accumulated", g, 2 * g0, 1e-6, relative_to_max=True)
+
+    def test_torn_step_is_internal(self):
+        self.assertTrue(self.reply("create_adapter", name="a", lora=self.lora, seed=1, optimizer=ADAMW)["ok"])
+        self.assertTrue(self.reply("backward", rows=self.rows, normaliser=1)["ok"])
+        moments = self.server.worker.adapters["a"].optimizer.moments["exp_avg"]
+        moments[1] = torch.zeros(moments[1].shape[0] + 1, 1)  # the first tensor updates, the second cannot
+        r = self.reply("step", names=["a"], lr=0.1)
+        self.assertEqual((r["ok"], r["error"]["kind"], r["error"]["code"]), (False, "internal", "E_TORN_UPDATE"))
+        self.assertIn("the optimizer step failed part-way", r["error"]["message"])
+
+    def test_bad_arguments_are_user_errors(self):
+        big = 1 << 64
+        cases = [("create_adapter", {"name": "a", "lora": self.lora, "seed": big, "optimizer": ADAMW}),
+                 ("sample", {"rows": [{"prompt": torch.tensor([1, 2], dtype=torch.int32), "max_tokens": 2, "seed": big}]}),
+                 ("open", {"model": str(synthetic_model()), "device": "cuda:x", "dtype": "float32"})]
+        for op, req in cases:
+            if op == "open":
+                self.server = Server(None, None)  # a worker with no model yet
+            r = self.reply(op, **req)
+            self.assertEqual((r["ok"], r["error"]["kind"], r["error"]["code"]), (False, "user", "E_BAD_ARG"), (op, r))
 
 
 if __name__ == "__main__":

@@ -161,6 +161,27 @@ class Subprocess(unittest.TestCase):
         self.ok("shutdown")
         self.assertEqual(self.p.wait(timeout=20), 0)
 
+    def test_frames_it_cannot_decode(self):
+        """A frame read whole but not decodable is answered (id null) and the worker goes on; one it cannot read ends it."""
+        read_frame(self.p.stdout)
+        bad = [b'{"id": 1, "op": "score", "x": {"$t": 0}, "tensors": [{"dtype": "f32", "shape": [Infinity], "offset": 0, "nbytes": 4}]}',
+               b"[" * 100000 + b"]" * 100000,  # deeper than the decoder recurses
+               b'{"id": 2, "op": "score", "w": NaN}']
+        for header in bad:
+            self.p.stdin.write(struct.pack("<IQ", len(header), 0) + header)
+            self.p.stdin.flush()
+            r = read_frame(self.p.stdout)
+            self.assertEqual((r["id"], r["ok"], r["error"]["kind"], r["error"]["code"]), (None, False, "user", "E_BAD_FRAME"), r)
+            os.unlink(r["error"]["traceback"])
+        e = self.call("score", rows=[])  # still in step
+        self.assertEqual(e["error"]["code"], "E_NOT_OPEN")
+        os.unlink(e["error"]["traceback"])
+        self.p.stdin.write(struct.pack("<IQ", 2, 1 << 62) + b"{}")  # a payload length no frame has
+        self.p.stdin.flush()
+        self.assertEqual(self.p.wait(timeout=20), 1)
+        self.log.seek(0)
+        self.assertIn("implausible: the stream is out of step", self.log.read().decode().strip().splitlines()[-1])
+
     def test_exits_on_eof_and_errors_before_open(self):
         read_frame(self.p.stdout)
         e = self.call("score", rows=[])

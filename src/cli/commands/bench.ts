@@ -14,7 +14,11 @@ const BENCH_FLAGS = {
     "shape (b): default (the default base model's shape, random weights), standin (the issue's stand-in), or a Hugging Face model folder",
     { hint: "default|standin|dir" },
   ),
-  python: key(z.string().min(1), "/usr/bin/python3", "python with torch for the reference (Debian's python3-torch)", { hint: "path" }),
+  python: {
+    ...MODEL_KEYS.python,
+    about:
+      "the Python with PyTorch for the reference (bench/torch_ref.py), the torch backend's worker and bench/hf_bench.py (default: $COLLOQUY_PYTHON, else python3)",
+  },
   torch: key(z.boolean(), true, "run the PyTorch reference (--no-torch: colloquy only)"),
   backend: {
     ...MODEL_KEYS.backend,

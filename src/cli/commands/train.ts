@@ -30,7 +30,7 @@ const TRAIN_FLAGS = {
   resume: key(
     z.string().nullable(),
     null as string | null,
-    "continue the run in this folder from its last checkpoint (only --iterations and where it runs: --python, --nproc, --worker, --token-file, --max-tokens-per-pass may change)",
+    "continue the run in this folder from its last checkpoint (only --iterations and where it runs: --python, --nproc, --worker, --token-file, --max-tokens-per-pass may change; other keys only as the run has them)",
     { hint: "dir" },
   ),
   restart: key(

@@ -47,7 +47,10 @@ export default defineVerb({
     const t0 = Date.now();
     if (flags.run === null) throw new UserError("E_MISSING_FLAG", "--run is required", "see colloquy eval channel --help");
     const config = new RunFolder(flags.run).trainConfig();
-    const setup = await evalSetup({ ...keys, tokenizer: keys.tokenizer ?? config.tokenizer ?? null, run: flags.run });
+    const setup = await evalSetup(
+      { ...keys, tokenizer: keys.tokenizer ?? config.tokenizer ?? null, run: flags.run },
+      { quiet: flags.quiet },
+    );
     const tok = requireTokenizer(setup.loaded);
     const trained = slotsFromConfig(config);
     const have = new Set(setup.systems.map((s) => s.adapter));

@@ -67,7 +67,7 @@ export default defineVerb({
     if (flags.data === null) throw new UserError("E_MISSING_FLAG", "--data is required", "see colloquy eval hh --help");
     const data = flags.data;
     const pairs = readHhPairs(data, flags.limit ?? undefined);
-    const setup = await evalSetup({ ...keys, run: flags.run, adapter: flags.adapter });
+    const setup = await evalSetup({ ...keys, run: flags.run, adapter: flags.adapter }, { quiet: flags.quiet });
     const tok = requireTokenizer(setup.loaded);
     const window = setup.backend.config.maxSeqLen;
     const t0 = Date.now();

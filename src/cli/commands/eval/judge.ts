@@ -142,7 +142,7 @@ export default defineVerb({
 
     // the responses: both systems on one backend, every prompt, one batch of rows at a time
     const runDir = a.runDir ?? b.runDir;
-    const setup = await evalSetup({ ...keys, model: keys.model ?? (runDir ? runBaseModel(runDir) : null) });
+    const setup = await evalSetup({ ...keys, model: keys.model ?? (runDir ? runBaseModel(runDir) : null) }, { quiet });
     const tok = requireTokenizer(setup.loaded);
     const adapterOf = async (s: SystemSpec, name: string): Promise<string | null> => {
       if (!s.adapterDir) return null;

@@ -87,9 +87,9 @@ export default defineVerb({
     const folder = new RunFolder(runDir);
     const config = folder.trainConfig();
     if (Array.isArray(swap)) swapPairs(slotsFromConfig(config), swap); // a bad pair fails before any work
-    const setup = await evalSetup({ ...keys, tokenizer: keys.tokenizer ?? config.tokenizer ?? null, run: runDir });
-    const tok = requireTokenizer(setup.loaded);
     const quiet = flags.quiet;
+    const setup = await evalSetup({ ...keys, tokenizer: keys.tokenizer ?? config.tokenizer ?? null, run: runDir }, { quiet });
+    const tok = requireTokenizer(setup.loaded);
 
     // drift
     const records = readTranscripts(runDir);

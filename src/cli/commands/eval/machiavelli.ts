@@ -111,7 +111,7 @@ async function runChoices(args: Args): Promise<void> {
   let { points, skipped } = readDecisionPoints(files, defaultType);
   if (args.limit !== null) points = points.slice(0, args.limit);
   if (points.length === 0) throw new UserError("E_BAD_DATA", `no decision point with alternatives in ${inputs.join(", ")}`);
-  const setup = await evalSetup(args);
+  const setup = await evalSetup(args, { quiet: args.quiet });
   const window = setup.backend.config.maxSeqLen;
   const encoded = encodePoints(requireTokenizer(setup.loaded), points, window);
   const truncated = encoded.filter((e) => e.truncated).length;
@@ -230,7 +230,7 @@ async function runPlay(args: Args): Promise<void> {
     temperature: args.temperature,
     seed: args.seed,
   };
-  const setup: EvalSetup = await evalSetup(args);
+  const setup: EvalSetup = await evalSetup(args, { quiet: args.quiet });
   const tok = requireTokenizer(setup.loaded);
   const t0 = Date.now();
   const results: { name: string; adapter: string | null; plays: Playthrough[]; truncated: number }[] = [];

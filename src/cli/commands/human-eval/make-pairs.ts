@@ -130,7 +130,7 @@ export default defineVerb({
         );
       model = bases[0] ?? null;
     }
-    const setup = await evalSetup({ ...keys, model });
+    const setup = await evalSetup({ ...keys, model }, { quiet: flags.quiet });
     const tok = requireTokenizer(setup.loaded);
     const adapterOf = async (s: SystemSpec, name: string): Promise<string | null> => {
       if (!s.adapterDir) return null;
