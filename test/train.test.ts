@@ -242,6 +242,24 @@ test("config errors are one line: unknown key, wrong type, unknown preset, a res
   const bad = path.join(dir, "bad.json");
   fs.writeFileSync(bad, JSON.stringify({ iterations: "many" }));
   assertUserError(runCli(["train", "--config", bad, "--out", path.join(dir, "x5")]), /iterations/);
+  assertUserError(
+    runCli(["train", "--preset", "smoke", "--group=1", "--out", path.join(dir, "x6")]),
+    /baseline rloo compares the one sample of a group with each other: with group 1 every advantage is 0 and nothing trains \(hint: give --group 2 or more/,
+  );
+  assert.equal(
+    runCli([
+      "train",
+      "--preset",
+      "smoke",
+      "--group=1",
+      "--baseline=batch",
+      `--model=${model}`,
+      "--iterations=0",
+      "--out",
+      path.join(dir, "x7"),
+    ]).status,
+    0,
+  );
   assertUserError(runCli(["train", "--resume", path.join(dir, "run-a"), "--lr=0.1"]), /cannot change when resuming/);
   assertUserError(
     runCli(["train", "--resume", path.join(dir, "run-a"), "--warmupIterations=7"]),

@@ -154,3 +154,26 @@ test("klMode=loss adds −β (log π − log π_base) to each token's weight; kl
   const reward = await run({ klMode: "reward" });
   assert.deepEqual(reward, { 100: [3 / 4, 3 / 4], 101: [1 / 2] });
 });
+
+test("PPO steps its value head on every minibatch of every epoch, its loss clipped around the rollout's values", async () => {
+  // one sample, value 0 at rollout, return 100; 4 epochs × 1 minibatch: the head takes 4 steps
+  const h = Float32Array.from([1, 0]);
+  const trained = async (valueClip: number) => {
+    const samples = [sample({ episode: 0, promptIds: [100], completionIds: [5], behaviourLogprobs: [-1], reward: 100 })];
+    const { backend } = recordingBackend(() => [NaN, -1]);
+    const ctx = context(backend, { algorithm: "ppo", ppoEpochs: 4, minibatches: 1, valueClip, valueLr: 1, whitenAdvantages: false });
+    await ALGORITHMS.ppo.train(ctx, samples);
+    return ctx.valueHeads.get("a")!.predict(h);
+  };
+  const byHand = (valueClip: number) => {
+    const head = new ValueHead(2);
+    for (let step = 0; step < 4; step++) head.fit([h], [100], 1, valueClip > 0 ? [0] : undefined, valueClip);
+    return head.predict(h);
+  };
+  const clipped = await trained(0.2),
+    free = await trained(0);
+  close(clipped, byHand(0.2), 1e-12);
+  close(free, byHand(0), 1e-12);
+  // past 0.2 the clipped term wins and has no gradient: only Adam's momentum moves the head on
+  assert.ok(free > clipped + 1, `unclipped ${free}, clipped ${clipped}`);
+});

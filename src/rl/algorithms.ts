@@ -178,7 +178,8 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
         tokens = 0,
         entropy = 0,
         gradNorm = 0,
-        updates = 0;
+        updates = 0,
+        valueLoss = 0;
       for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
         const order = ctx.rng.shuffle(samples.map((_, i) => i));
         const size = Math.ceil(order.length / c.minibatches);
@@ -201,17 +202,18 @@ export const ALGORITHMS: Record<TrainConfig["algorithm"], Algorithm> = {
             return t.weight;
           };
           const u = await update(ctx, policyRows(ctx, batch, pg, current), sftRows(ctx, batch));
+          // the value head takes a step on every minibatch too, its loss clipped around the rollout's values
+          valueLoss += await fitValues(ctx, batch, c.valueClip);
           entropy += u.entropy;
           gradNorm += u.gradNorm;
           updates++;
         }
       }
-      const valueLoss = await fitValues(ctx, samples, c.valueClip);
       return {
         entropy: entropy / Math.max(1, updates),
         gradNorm: gradNorm / Math.max(1, updates),
         clipFraction: tokens ? clipped / tokens : 0,
-        valueLoss,
+        valueLoss: valueLoss / Math.max(1, updates),
       };
     },
   },

@@ -64,7 +64,11 @@ export const TRAIN_KEYS = {
   ppoClip: key(z.number().positive(), 0.2, "PPO ratio clip ε"),
   ppoEpochs: key(z.number().int().positive(), 2, "PPO epochs per iteration"),
   minibatches: key(z.number().int().positive(), 2, "PPO minibatches per epoch"),
-  valueClip: key(z.number().nonnegative(), 0.2, "PPO's clipped value loss (0 = off)"),
+  valueClip: key(
+    z.number().nonnegative(),
+    0.2,
+    "PPO's clipped value loss: the value head takes a step on every minibatch of every epoch, kept within this of its rollout values (0 = off)",
+  ),
   valueLr: key(z.number().positive(), 1e-2, "the value head's learning rate (A2C, PPO; the head is detached from the adapter)"),
   // regularisers
   klCoef: key(z.number().nonnegative(), 0.02, "β, initial β when adaptive"),
@@ -149,6 +153,13 @@ export function checkTrainConfig(c: TrainConfig): TrainConfig {
       "E_BAD_VALUE",
       `episodes × group = ${c.episodes} × ${c.group} = ${c.episodes * c.group} episodes per iteration, more than ${MAX_EPISODES}`,
       "lower --episodes or --group",
+    );
+  }
+  if (c.algorithm === "reinforce" && (c.baseline === "rloo" || c.baseline === "group") && c.group < 2) {
+    throw new UserError(
+      "E_BAD_VALUE",
+      `baseline ${c.baseline} compares the ${c.group === 1 ? "one sample" : "samples"} of a group with each other: with group ${c.group} every advantage is 0 and nothing trains`,
+      "give --group 2 or more, or --baseline batch|moving|none",
     );
   }
   return c;

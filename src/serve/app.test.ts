@@ -279,6 +279,64 @@ test("logprobs: completions (top-k, echo, offsets) and chat (top_logprobs)", asy
   }
 });
 
+test("logprobs on characters split over tokens: offsets land on the text, streaming adds up to the same text", async () => {
+  // the tiny tokenizer writes é and ï as two byte tokens each
+  const req = { model: "base", prompt: "café naïve", max_tokens: 6, logprobs: 1, echo: true, seed: 2 };
+  const plain = (await post("/v1/completions", req)).json.choices[0];
+  const lp = plain.logprobs!;
+  assert.ok(lp.tokens.includes(""), "a byte token that does not finish its character adds no text");
+  for (let i = 0; i < lp.tokens.length; i++) {
+    assert.ok(plain.text.startsWith(lp.tokens[i], lp.text_offset[i]), `token ${i} ${JSON.stringify(lp.tokens[i])} at ${lp.text_offset[i]}`);
+    if (i > 0) assert.ok(lp.text_offset[i] >= lp.text_offset[i - 1]);
+  }
+  const streamed = events<CompletionChunk>((await post("/v1/completions", { ...req, stream: true })).text);
+  assert.equal(streamed.map((c) => c.choices[0].text).join(""), plain.text);
+  assert.deepEqual(
+    streamed.flatMap((c) => c.choices[0].logprobs?.text_offset ?? []),
+    lp.text_offset,
+  );
+});
+
+test("logprobs with a stop string: the stream stops where the text does (the token that crosses the cut is cut too)", async () => {
+  /** A stop string that starts inside a generated token of `text` (the token's offsets from logprobs), seen nowhere before. */
+  const stopInsideToken = (text: string, tokens: string[], start: number): string => {
+    let at = start;
+    for (const t of tokens) {
+      const stop = text.slice(at + 1, at + 3);
+      if (t.length >= 2 && stop.length === 2 && text.indexOf(stop) === at + 1) return stop;
+      at += t.length;
+    }
+    throw new Error(`no token of ${JSON.stringify(text)} to cut inside`);
+  };
+  const req = { model: "base", prompt: "Alice has", max_tokens: 16, seed: 11, logprobs: 1 };
+  const full = (await post("/v1/completions", req)).json.choices[0];
+  const stop = stopInsideToken(full.text, full.logprobs!.tokens, 0);
+  const plain = (await post("/v1/completions", { ...req, stop })).json.choices[0];
+  assert.equal(plain.finish_reason, "stop");
+  const streamed = events<CompletionChunk>((await post("/v1/completions", { ...req, stop, stream: true })).text);
+  assert.equal(streamed.map((c) => c.choices[0].text).join(""), plain.text);
+
+  const chatReq = { model: "base", messages: [{ role: "user", content: "Alice has" }], max_tokens: 16, seed: 4, logprobs: true };
+  const chatFull = (await post<ChatCompletion>("/v1/chat/completions", chatReq)).json.choices[0];
+  const chatStop = stopInsideToken(
+    chatFull.message.content,
+    chatFull.logprobs!.content.map((t) => t.token),
+    0,
+  );
+  const chatPlain = (await post<ChatCompletion>("/v1/chat/completions", { ...chatReq, stop: chatStop })).json.choices[0];
+  const chatStream = events<ChatChunk>((await post("/v1/chat/completions", { ...chatReq, stop: chatStop, stream: true })).text);
+  assert.equal(chatStream.map((c) => c.choices[0].delta.content ?? "").join(""), chatPlain.message.content);
+});
+
+test("seeds: each integer draws its own stream (-1 is not 0)", async () => {
+  const text = async (seed: number) =>
+    (await post("/v1/completions", { model: "base", prompt: "Alice has", max_tokens: 8, seed })).json.choices[0].text;
+  const [minus, zero, big] = [await text(-1), await text(0), await text(2 ** 32)];
+  assert.notEqual(minus, zero);
+  assert.notEqual(big, zero);
+  assert.equal(await text(-1), minus);
+});
+
 test("max_tokens is capped by the context; a prompt longer than it is a 400", async () => {
   const r = await post("/v1/completions", { model: "base", prompt: "a", max_tokens: 100000, temperature: 0, stop: [] });
   assert.equal(r.status, 200);
@@ -351,6 +409,11 @@ test("a wrong type is named as such; a missing field as missing", async () => {
     [missing.error.param, missing.error.code, missing.error.message],
     ["model", "missing_required_parameter", "you must provide 'model'"],
   );
+  const noPrompt = (await post("/v1/completions", { model: "base" })).json as unknown as ErrorBody;
+  assert.deepEqual([noPrompt.error.param, noPrompt.error.code], ["prompt", "missing_required_parameter"]);
+  const numberPrompt = (await post("/v1/completions", { model: "base", prompt: 5 })).json as unknown as ErrorBody;
+  assert.deepEqual([numberPrompt.error.param, numberPrompt.error.code], ["prompt", "invalid_type"]);
+  assert.match(numberPrompt.error.message, /^invalid type for 'prompt': expected string or array, got an integer$/);
   const nested = (await post<ChatCompletion>("/v1/chat/completions", { model: "base", messages: [{ role: "user", content: 5 }] }))
     .json as unknown as ErrorBody;
   assert.equal(nested.error.param, "messages[0].content");

@@ -5,7 +5,7 @@
 import type { TokenInfo } from "./engine.ts";
 import type { Service } from "./service.ts";
 import { parseChat } from "./schema.ts";
-import { SseStream, TextStream } from "./sse.ts";
+import { SseStream, TextStream, tokenPieces } from "./sse.ts";
 
 interface ChatLogprob {
   token: string;
@@ -76,7 +76,7 @@ export async function chatCompletions(svc: Service, body: unknown, signal: Abort
     .then((results) => {
       results.forEach((r, k) => {
         if (params.logprobs !== null) {
-          for (const t of r.tokens ?? []) chunk(k, { content: t.text }, chatLogprobs([t]), null);
+          for (const [t, piece] of tokenPieces(r.tokens ?? [], r.text)) chunk(k, { content: piece }, chatLogprobs([t]), null);
         } else {
           const rest = streams[k].finish(r.text);
           if (rest) chunk(k, { content: rest }, null, null);

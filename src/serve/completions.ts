@@ -5,7 +5,7 @@
 import type { RowResult, TokenInfo } from "./engine.ts";
 import type { Prompt, Service } from "./service.ts";
 import { parseCompletion } from "./schema.ts";
-import { SseStream, TextStream } from "./sse.ts";
+import { SseStream, TextStream, tokenPieces } from "./sse.ts";
 
 interface LegacyLogprobs {
   tokens: string[];
@@ -89,12 +89,12 @@ export async function completions(svc: Service, body: unknown, signal: AbortSign
     .then((results) => {
       results.forEach((r, k) => {
         if (params.logprobs !== null) {
-          // not streamed as it was generated (the top-k pass runs after generation): one chunk per token now
-          let offset = 0;
-          for (const t of [...(params.echo ? (r.promptTokens ?? []) : []), ...(r.tokens ?? [])]) {
-            chunk(k, t.text, legacyLogprobs([t], offset), null);
-            offset += t.width;
-          }
+          // not streamed as it was generated (the top-k pass runs after generation): one chunk per token now, each
+          // carrying its piece of the choice's text (what the stream adds up to is the text the reply would have)
+          if (params.echo)
+            for (const [t, piece] of tokenPieces(r.promptTokens ?? [], echoText(k))) chunk(k, piece, legacyLogprobs([t], t.offset), null);
+          for (const [t, piece] of tokenPieces(r.tokens ?? [], r.text))
+            chunk(k, piece, legacyLogprobs([t], echoText(k).length + t.offset), null);
         } else {
           const rest = streams[k].finish(r.text);
           if (rest) chunk(k, rest, null, null);

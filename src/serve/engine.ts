@@ -148,12 +148,23 @@ export class EngineCore {
   }
 }
 
-/** The text of token `id` (default: all[t]) at position t, decoded after the tokens before it, and its width. */
+/**
+ * The text of token `id` (default: all[t]) at position t, decoded after the tokens before it, and its width: what
+ * it adds to the decoded text. A character whose UTF-8 bytes are split over tokens belongs whole to the token that
+ * completes it; the tokens before that one add "" (width 0), so the widths lay the tokens end to end on the text.
+ */
 function tokenText(tok: Tokenizer, all: readonly number[], t: number, id = all[t]): { text: string; width: number } {
   const before = all.slice(Math.max(0, t - 8), t);
-  const text = decodeContinuation(tok, before, [id]);
-  return { text, width: decodeContinuation(tok, before, [id], { skipSpecial: true }).length };
+  const added = (skipSpecial: boolean) => {
+    const head = complete(tok.decode(before, { skipSpecial }));
+    const whole = complete(tok.decode([...before, id], { skipSpecial }));
+    return whole.startsWith(head) ? whole.slice(head.length) : complete(tok.decode([id], { skipSpecial }));
+  };
+  return { text: added(false), width: added(true).length };
 }
+
+/** `text` without the U+FFFD that stand for a character whose bytes have not all been decoded yet. */
+const complete = (text: string): string => text.replace(/\uFFFD+$/, "");
 
 /** The core in this thread: the event loop waits while a batch runs (fine for tests and for one user). */
 export class LocalEngine implements Engine {

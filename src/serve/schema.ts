@@ -116,9 +116,20 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const issue = r.error.issues[0];
   const param = paramName(issue.path);
   const at = lookup(body, issue.path);
-  if (issue.code === "invalid_type" && !at.present) throw badRequest(`you must provide '${param}'`, param, "missing_required_parameter");
+  if (!at.present) throw badRequest(`you must provide '${param}'`, param, "missing_required_parameter");
   if (issue.code === "invalid_type")
     throw badRequest(`invalid type for '${param}': expected ${issue.expected}, got ${jsonType(at.value)}`, param, "invalid_type");
+  // a value none of a union's types takes at all (not one of its forms with a bad element inside)
+  const expected =
+    issue.code === "invalid_union"
+      ? issue.errors.map((e) => (e[0]?.code === "invalid_type" && e[0].path.length === 0 ? e[0].expected : null))
+      : [];
+  if (expected.length && expected.every((x) => x !== null))
+    throw badRequest(
+      `invalid type for '${param}': expected ${[...new Set(expected)].join(" or ")}, got ${jsonType(at.value)}`,
+      param,
+      "invalid_type",
+    );
   throw badRequest(`invalid value for '${param ?? "body"}': ${issue.message}`, param, "invalid_value");
 }
 

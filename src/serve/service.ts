@@ -168,7 +168,7 @@ export class Service {
     for (const [i, p] of prompts.entries())
       if (p.ids.length > this.limits.maxPromptTokens) throw this.tooLong(`prompt ${i}`, p.ids.length, null, "prompt");
     this.checkCount(prompts.length, params.n);
-    const seedRng = params.seed === null ? null : new Rng(params.seed);
+    const seedRng = params.seed === null ? null : new Rng(`seed/${params.seed}`); // every integer its own stream (a number seed folds 64 bits into 32)
     const stop = [...params.stop, ...(opts.extraStop ?? [])];
     const rows: EngineRow[] = [];
     for (const p of prompts) {

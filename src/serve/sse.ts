@@ -4,6 +4,7 @@
  * how much of a growing completion is safe to send: never a character that a stop string may still cut off, nor
  * a trailing U+FFFD of a character whose bytes are not all generated yet.
  */
+import type { TokenInfo } from "./engine.ts";
 import { toApiError } from "./errors.ts";
 
 export class TextStream {
@@ -30,6 +31,20 @@ export class TextStream {
     this.sent = final;
     return delta;
   }
+}
+
+/**
+ * Each token with the piece of `text` it stands for, the tokens laid end to end by width from `offset` 0: the pieces
+ * add up to `text` (the last token takes whatever is left), and tokens past a stop string's cut get "".
+ */
+export function tokenPieces(tokens: readonly TokenInfo[], text: string): [TokenInfo & { offset: number }, string][] {
+  let offset = 0;
+  return tokens.map((t, i) => {
+    const end = i === tokens.length - 1 ? text.length : Math.min(text.length, offset + t.width);
+    const out: [TokenInfo & { offset: number }, string] = [{ ...t, offset }, text.slice(offset, end)];
+    offset += t.width;
+    return out;
+  });
 }
 
 /** Length of the prefix of `text` that no stop string can still cut and that ends on a whole character. */
