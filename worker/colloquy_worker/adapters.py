@@ -3,6 +3,7 @@ Adapters in and out, as plain PEFT-named float32 tensors (src/engine/adapter-sta
 initialisation from a seed), import_adapter (checked completely before anything is written), export_adapter.
 """
 from __future__ import annotations
+
 import torch
 
 from .errors import MAX_SEED, UserError, need, need_int

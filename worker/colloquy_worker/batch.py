@@ -4,6 +4,7 @@ Rows → padded batches. Rows are checked (integer ids inside the vocabulary), g
 adapter's rows are contiguous (lora.LoraBatch). Callers put results back by the rows' original indices.
 """
 from __future__ import annotations
+
 import torch
 
 from .errors import UserError

@@ -5,6 +5,7 @@ length, a JSON header {name: {dtype, shape, data_offsets}}, then raw little-endi
 private memory map; no safetensors package).
 """
 from __future__ import annotations
+
 import json
 import mmap
 import os

@@ -13,6 +13,7 @@ Every verb ends with the ranks agreeing on success: if any rank failed, every ra
 first real error), an `open` is undone everywhere, and a backward's gradients are left as they were before it.
 """
 from __future__ import annotations
+
 import datetime
 import os
 import socket

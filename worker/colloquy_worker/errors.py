@@ -1,6 +1,7 @@
 """The worker's two kinds of error: a UserError (bad input; the worker stays usable) and everything else (a bug, or
 a TornUpdate: state changed part-way, so the worker cannot go on)."""
 from __future__ import annotations
+
 from contextlib import contextmanager
 
 

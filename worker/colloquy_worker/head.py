@@ -7,6 +7,7 @@ rounded to float32 and scaled by 1/τ, then dL/dh = dL/dlogits · W_head. Logits
 time, so that no (P, V) matrix exists and nothing of the head is kept for autograd.
 """
 from __future__ import annotations
+
 import torch
 
 ELEMENTS_PER_CHUNK = 1 << 22  # float64 logits of one chunk: 32 MB

@@ -6,6 +6,7 @@ without reading anything more from that client. Off loopback a token is required
 Then the session is the protocol of PROTOCOL.md over the socket, hello first.
 """
 from __future__ import annotations
+
 import contextlib
 import hmac
 import ipaddress

@@ -7,6 +7,7 @@ A batch may mix rows of different adapters and of the base (adapter None): the c
 adapter's rows are contiguous, and LoraBatch adds one low-rank product per (segment, linear).
 """
 from __future__ import annotations
+
 from dataclasses import dataclass
 
 import torch

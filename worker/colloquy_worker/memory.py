@@ -11,6 +11,7 @@ memory limit when that is lower. Processes of one group on this machine (LOCAL_W
 so on the CPU each needs its share.
 """
 from __future__ import annotations
+
 import math
 import os
 

@@ -10,6 +10,7 @@ linear layer of a block goes through `Pass.lora` (lora.py), which adds the low-r
 adapters. Module names equal the checkpoint's tensor names (model.layers.0.self_attn.q_proj.weight, …).
 """
 from __future__ import annotations
+
 import math
 import struct
 from dataclasses import dataclass

@@ -6,6 +6,7 @@ rounded once per stored value, as the TS engine's loop does, so that both engine
 (torch.optim's float32 kernels — lerp, addcdiv — round differently in the last bit.)
 """
 from __future__ import annotations
+
 import math
 
 import torch

@@ -12,6 +12,7 @@ Decoded requests hold CPU torch tensors in place of these references;
 replies may hold torch tensors anywhere (any device), which `encode` lays out in the payload.
 """
 from __future__ import annotations
+
 import json
 import math
 import struct

@@ -13,6 +13,7 @@ draw u from the row's own torch.Generator (seeded with the row's seed) picks the
 cumulative probability exceeds u. `logprobs` are log p(id) at temperature 1 without truncation.
 """
 from __future__ import annotations
+
 import math
 
 import torch

@@ -3,6 +3,7 @@ The forward-only verbs: score (log-probs and entropies of given tokens), top_log
 position) and last_hidden (the final hidden state of each row's last token).
 """
 from __future__ import annotations
+
 import math
 
 import torch

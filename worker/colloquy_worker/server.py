@@ -5,6 +5,7 @@ one-line message; a UserError (or running out of memory) leaves the worker usabl
 is "internal".
 """
 from __future__ import annotations
+
 import argparse
 import os
 import platform

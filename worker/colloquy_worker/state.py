@@ -1,5 +1,6 @@
 """What an open worker holds: the frozen base model, its config, the named adapters and the token budget."""
 from __future__ import annotations
+
 import os
 import re
 import sys

@@ -6,6 +6,7 @@ carries it through the trunk into the LoRA tensors of the trainable adapters, wh
 zero_grad. Then zero_grad, clip_grad_norm and step over named adapters (optim.py).
 """
 from __future__ import annotations
+
 import math
 from contextlib import contextmanager
 
