@@ -68,6 +68,29 @@ export function rateCell(label: string, perSeed: readonly (Rate | null | undefin
   };
 }
 
+/**
+ * A share that several systems measured on the same items (each trained agent of each seed on the same HH-RLHF
+ * pairs): the mean of their rates, with its Wilson interval over the items counted once — their answers on one
+ * item are not independent, so n is the items, not systems × items. Per seed: the mean of that seed's systems.
+ */
+export function sameItemsCell(label: string, perSeed: readonly (readonly Rate[])[]): Cell {
+  const average = (rs: readonly Rate[]): Rate | null => {
+    const xs = rs.filter((r) => r.n > 0);
+    if (!xs.length) return null;
+    const n = Math.max(...xs.map((r) => r.n));
+    return rate((n * xs.reduce((a, r) => a + r.rate, 0)) / xs.length, n);
+  };
+  const p = average(perSeed.flat());
+  return {
+    label,
+    value: p?.rate ?? null,
+    low: p?.low ?? null,
+    high: p?.high ?? null,
+    n: p?.n ?? 0,
+    per_seed: perSeed.map((rs) => average(rs)?.rate ?? null),
+  };
+}
+
 /** A cell whose units are the ratio of two pooled means (the interval is the numerator's, divided). */
 export function ratioCell(label: string, num: Cell, den: Cell): Cell {
   const d = den.value;

@@ -7,7 +7,7 @@
 import type { ChannelReport, Delivery } from "../eval/channel.ts";
 import type { Roles, TextScore } from "../eval/language.ts";
 import type { Mean, Rate } from "../eval/stats.ts";
-import { type Cell, meanCell, meanFromInterval, poolMeans, poolRates, rateCell, ratioCell } from "./pool.ts";
+import { type Cell, meanCell, meanFromInterval, poolMeans, poolRates, rateCell, ratioCell, sameItemsCell } from "./pool.ts";
 
 /** A training run of the table: a preset and the keys it changes (before the user's own keys). */
 export interface Variant {
@@ -327,7 +327,7 @@ export const ROWS: Row[] = [
     figures: ["language-roles"],
     title: "the swap test: each trained adapter in another's slot; the change in the learners' gain",
     variants: [DEFAULT],
-    evals: { default: ["language"] },
+    evals: { default: ["language", "channel"] },
     measure(read, seeds) {
       const roles = seeds.map((s) => read("default", s, "language")?.roles ?? null);
       const swaps = new Map<string, Mean[]>();
@@ -336,7 +336,8 @@ export const ROWS: Row[] = [
           const k = `${w.agents[0]}↔${w.agents[1]}`;
           swaps.set(k, [...(swaps.get(k) ?? []), meanFromInterval(w.delta_gain.mean, w.delta_gain.ci95, w.delta_gain.n)]);
         }
-      const inPlace = roles.map((r) => (r?.in_place ? meanFromInterval(r.in_place.learner_gain, null, 1) : null));
+      // adapters in place: the final validation itself (eval language reports its mean alone), over its episodes
+      const inPlace = seeds.map((s) => condition(read, "default", s, "after")?.delivery.with);
       const cells = [
         meanCell("learners' gain, adapters in place", inPlace),
         ...[...swaps].map(([k, ms]) => meanCell(`swap agents ${k}: change in the learners' gain`, ms)),
@@ -380,9 +381,9 @@ export const ROWS: Row[] = [
           rateCell("HH-RLHF accuracy per token, base model (chance 0.5)", [
             hh[0]?.[0] ? share(hh[0][0].accuracy_per_token, hh[0][0].accuracy_per_token_ci95, hh[0][0].n) : null,
           ]),
-          rateCell(
-            "HH-RLHF accuracy per token, trained agents (pooled)",
-            hh.map((sys) => poolRates((sys ?? []).slice(1).map((x) => share(x.accuracy_per_token, x.accuracy_per_token_ci95, x.n)))),
+          sameItemsCell(
+            "HH-RLHF accuracy per token, trained agents (mean over agents and seeds)",
+            hh.map((sys) => (sys ?? []).slice(1).map((x) => share(x.accuracy_per_token, x.accuracy_per_token_ci95, x.n))),
           ),
         );
       } else notes.push("HH-RLHF: not run (give --hh-data FILE)");
@@ -393,9 +394,9 @@ export const ROWS: Row[] = [
           rateCell(`MACHIAVELLI unethical choice rate, base model (chance ${chance?.toFixed(3) ?? "?"})`, [
             mach[0]?.[0] ? share(mach[0][0].rate, mach[0][0].rate_ci95, mach[0][0].n) : null,
           ]),
-          rateCell(
-            "MACHIAVELLI unethical choice rate, trained agents (pooled)",
-            mach.map((sys) => poolRates((sys ?? []).slice(1).map((x) => share(x.rate, x.rate_ci95, x.n)))),
+          sameItemsCell(
+            "MACHIAVELLI unethical choice rate, trained agents (mean over agents and seeds)",
+            mach.map((sys) => (sys ?? []).slice(1).map((x) => share(x.rate, x.rate_ci95, x.n))),
           ),
         );
       } else notes.push("MACHIAVELLI: not run (give --machiavelli-data PATH)");

@@ -12,7 +12,7 @@ export interface Sample {
   completionIds: number[];
   behaviourLogprobs: number[]; // log π_old(a) of each completion token at the sampling temperature
   reward: number; // the environment's reward for this round
-  messageStart: number; // index in completionIds of the first token of the message lines (the length when none)
+  messageStart: number; // index in completionIds of the token that ends the state line (it and the message lines after it take the message advantage; the length when none)
   messageReward: number; // the part of the reward the messages can change: their credit, the violation penalty, their KL
   excerpt: string; // the excerpt the agent read (supervised term)
   refLogprobs: number[] | null; // log π_base(a), adapter off, at the sampling temperature

@@ -217,7 +217,7 @@ export default defineVerb({
       seeds,
       quick: flags.quick,
       interval:
-        "95%: normal for means (over every pooled unit), Wilson for shares; a share of the oracle divides the measure's interval by the pooled oracle",
+        "95%: normal for means (over every pooled unit), Wilson for shares; systems that answer the same items (the trained agents on HH-RLHF and MACHIAVELLI) are averaged, their interval over the items counted once; a share of the oracle divides the measure's interval by the pooled oracle. The intervals are over these seeds' units: how training itself varies from seed to seed shows in the per-seed values, not in them",
       seconds: timings[TOTAL],
       rows: results,
     };
