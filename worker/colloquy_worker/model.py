@@ -127,6 +127,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
         v = v[:, :, None].expand(B, KVH, NH // KVH, S, HS).reshape(B, NH, S, HS)
     if HAS_SDPA:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+    return attend_explicit(q, k, v, mask)
+
+
+def attend_explicit(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """attend without scaled_dot_product_attention (PyTorch 1.13), k and v with NH heads: scores in float32."""
+    T, S, HS = q.shape[2], k.shape[2], q.shape[3]
     scores = (q @ k.transpose(-2, -1)).float() * (1.0 / math.sqrt(HS))  # (B, NH, T, S)
     if mask is None:
         mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
