@@ -120,7 +120,7 @@ class Pass:
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """q (B, NH, T, HS), k v (B, KVH, S, HS); mask (B, 1, T, S) bool or None for causal (T = S) → (B, NH, T, HS)."""
-    B, NH, T, HS = q.shape
+    B, NH, _, HS = q.shape
     KVH, S = k.shape[1], k.shape[2]
     if NH != KVH:  # grouped-query: query head h reads key/value head h // (NH / KVH)
         k = k[:, :, None].expand(B, KVH, NH // KVH, S, HS).reshape(B, NH, S, HS)
