@@ -57,13 +57,17 @@ export function meanCell(label: string, perSeed: readonly (Mean | null | undefin
 }
 
 export function rateCell(label: string, perSeed: readonly (Rate | null | undefined)[]): Cell {
-  const p = poolRates(perSeed);
+  return shareCell(label, poolRates(perSeed), perSeed);
+}
+
+/** A cell of a share: `pooled` with its interval, and each seed's rate. */
+function shareCell(label: string, pooled: Rate | null, perSeed: readonly (Rate | null | undefined)[]): Cell {
   return {
     label,
-    value: p?.rate ?? null,
-    low: p?.low ?? null,
-    high: p?.high ?? null,
-    n: p?.n ?? 0,
+    value: pooled?.rate ?? null,
+    low: pooled?.low ?? null,
+    high: pooled?.high ?? null,
+    n: pooled?.n ?? 0,
     per_seed: perSeed.map((r) => (r?.n ? r.rate : null)),
   };
 }
@@ -80,15 +84,7 @@ export function sameItemsCell(label: string, perSeed: readonly (readonly Rate[])
     const n = Math.max(...xs.map((r) => r.n));
     return rate((n * xs.reduce((a, r) => a + r.rate, 0)) / xs.length, n);
   };
-  const p = average(perSeed.flat());
-  return {
-    label,
-    value: p?.rate ?? null,
-    low: p?.low ?? null,
-    high: p?.high ?? null,
-    n: p?.n ?? 0,
-    per_seed: perSeed.map((rs) => average(rs)?.rate ?? null),
-  };
+  return shareCell(label, average(perSeed.flat()), perSeed.map(average));
 }
 
 /** A cell whose units are the ratio of two pooled means (the interval is the numerator's, divided). */

@@ -155,10 +155,10 @@ export function checkTrainConfig(c: TrainConfig): TrainConfig {
       "lower --episodes or --group",
     );
   }
-  if (c.algorithm === "reinforce" && (c.baseline === "rloo" || c.baseline === "group") && c.group < 2) {
+  if (c.algorithm === "reinforce" && (c.baseline === "rloo" || c.baseline === "group") && c.group === 1) {
     throw new UserError(
       "E_BAD_VALUE",
-      `baseline ${c.baseline} compares the ${c.group === 1 ? "one sample" : "samples"} of a group with each other: with group ${c.group} every advantage is 0 and nothing trains`,
+      `baseline ${c.baseline} compares the one sample of a group with each other: with group 1 every advantage is 0 and nothing trains`,
       "give --group 2 or more, or --baseline batch|moving|none",
     );
   }

@@ -176,9 +176,10 @@ export class WorkerProcess implements WorkerLink {
     else if (!ch.started && /No module named '?colloquy_worker/.test(stderr)) e = noWorkerPackage(this.python, workerDir);
     else if (ch.closing && !ch.pending) e = new Error("the torch worker is closed");
     else if (partial && code === 0) e = new Error(`the torch worker's stdout ended in the middle of a frame (${partial})`);
-    else if (!ch.started && !signal)
-      e = workerExited("start-up", code, signal, this.stderrTail, `is ${this.python} a Python 3.8+ with PyTorch? ${INSTALL_HINT}`);
-    else e = workerExited(ch.inFlightOp ?? (ch.started ? "no call (it was idle)" : "start-up"), code, signal, this.stderrTail);
+    else {
+      const notPython = !ch.started && !signal ? `is ${this.python} a Python 3.8+ with PyTorch? ${INSTALL_HINT}` : undefined;
+      e = workerExited(ch.inFlightOp ?? (ch.started ? "no call (it was idle)" : "start-up"), code, signal, this.stderrTail, notPython);
+    }
     ch.fail(e); // no effect when it failed already (protocol, internal error)
   }
 

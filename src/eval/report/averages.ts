@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import { runPath } from "../../run/names.ts";
 import { UserError } from "../../util/errors.ts";
+import { mean } from "../../util/stats.ts";
 import { readJsonl } from "../language.ts";
 
 type Line = Record<string, unknown>;
@@ -39,7 +40,7 @@ export interface Averages {
   metrics: Record<string, MetricAverages>; // only metrics measured in some training iteration
 }
 
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+const meanOrNull = (xs: number[]) => (xs.length ? mean(xs) : null);
 const values = (lines: Line[], key: string) => lines.map((l) => l[key]).filter((v): v is number => typeof v === "number");
 
 /** metrics.jsonl's lines → the averages over the first and the last `n` training iterations (n ≥ 1). */
@@ -60,8 +61,8 @@ export function metricAverages(metrics: readonly Line[], n: number): Averages {
   for (const key of AVERAGED) {
     if (!values(training, key).length) continue;
     out.metrics[key] = {
-      first: mean(values(head, key)),
-      last: mean(values(tail, key)),
+      first: meanOrNull(values(head, key)),
+      last: meanOrNull(values(tail, key)),
       at_last: typeof end[key] === "number" ? end[key] : null,
     };
   }
